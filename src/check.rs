@@ -1,0 +1,161 @@
+//! `svcproxy check`: a Snapshot rendered as `kubectl get svc -A` plus an
+//! ENDPOINTS column, and notes on what is listed but not proxied.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::model::{Protocol, Resolved, ServiceType, Skip};
+use crate::table::{Snapshot, targets};
+
+/// Endpoints shown per row before `+ N more...`, as kubectl does.
+const SHOWN_ENDPOINTS: usize = 3;
+
+const HEADER: [&str; 7] = [
+    "NAMESPACE",
+    "NAME",
+    "TYPE",
+    "CLUSTER-IP",
+    "EXTERNAL-IP",
+    "PORT(S)",
+    "ENDPOINTS",
+];
+
+/// The Services table, one row per Service, columns aligned as kubectl's.
+pub fn render(snapshot: &Snapshot) -> String {
+    let rows: Vec<[String; 7]> = snapshot.services.iter().map(row).collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let header = HEADER.map(str::to_owned);
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}   ", w = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One line per thing that is valid but not (fully) proxied.
+pub fn notes(snapshot: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for resolved in &snapshot.services {
+        let id = &resolved.service.id;
+        if let Some(skip) = resolved.skip {
+            out.push(format!("{id}: not proxied: {}", skip_reason(skip)));
+            continue;
+        }
+        for (port, _) in resolved
+            .ports
+            .iter()
+            .filter(|(p, _)| p.protocol != Protocol::Tcp)
+        {
+            out.push(format!(
+                "{id}: port {}/{} is listed but not proxied: {} is not supported yet",
+                port.port, port.protocol, port.protocol
+            ));
+        }
+    }
+    out.extend(snapshot.conflicts.iter().cloned());
+    out
+}
+
+fn skip_reason(skip: Skip) -> &'static str {
+    match skip {
+        Skip::Headless => "headless (clusterIP: None)",
+        Skip::ExternalName => "type ExternalName is a DNS alias",
+        Skip::HeadlessLabel => "labelled service.kubernetes.io/headless",
+        Skip::OtherProxy => "service.kubernetes.io/service-proxy-name does not name this proxy",
+    }
+}
+
+fn row(resolved: &Resolved) -> [String; 7] {
+    let spec = &resolved.service;
+    [
+        spec.id.namespace.to_string(),
+        spec.id.name.to_string(),
+        type_name(spec.kind).to_owned(),
+        cluster_ip(resolved),
+        external_ip(resolved),
+        ports(resolved),
+        endpoints(resolved),
+    ]
+}
+
+fn type_name(kind: ServiceType) -> &'static str {
+    match kind {
+        ServiceType::ClusterIp => "ClusterIP",
+        ServiceType::NodePort => "NodePort",
+        ServiceType::LoadBalancer => "LoadBalancer",
+        ServiceType::ExternalName => "ExternalName",
+    }
+}
+
+fn cluster_ip(resolved: &Resolved) -> String {
+    match (resolved.service.kind, resolved.cluster_ips().first()) {
+        (ServiceType::ExternalName, _) => "<none>".to_owned(),
+        (_, Some(ip)) => ip.to_string(),
+        (_, None) => "None".to_owned(),
+    }
+}
+
+fn external_ip(resolved: &Resolved) -> String {
+    let spec = &resolved.service;
+    if let Some(name) = &spec.external_name {
+        return name.clone();
+    }
+    let ips: Vec<&IpAddr> = spec.ingress_ips.iter().chain(&spec.external_ips).collect();
+    match (ips.is_empty(), spec.kind) {
+        (true, ServiceType::LoadBalancer) => "<pending>".to_owned(),
+        (true, _) => "<none>".to_owned(),
+        (false, _) => join(ips.iter().map(ToString::to_string)),
+    }
+}
+
+fn ports(resolved: &Resolved) -> String {
+    if resolved.ports.is_empty() {
+        return "<none>".to_owned();
+    }
+    join(resolved.ports.iter().map(|(p, _)| match p.node_port {
+        Some(node_port) => format!("{}:{node_port}/{}", p.port, p.protocol),
+        None => format!("{}/{}", p.port, p.protocol),
+    }))
+}
+
+/// The usable endpoints of every port, as `kubectl get endpoints` lists them.
+fn endpoints(resolved: &Resolved) -> String {
+    let mut all: Vec<String> = Vec::new();
+    for (_, endpoints) in &resolved.ports {
+        // As the cluster sees them: the node filter of a `Local` traffic
+        // policy applies per node, at routing time.
+        for target in targets(endpoints, None) {
+            let text = target.addr.to_string();
+            if !all.contains(&text) {
+                all.push(text);
+            }
+        }
+    }
+    if all.is_empty() {
+        return "<none>".to_owned();
+    }
+    let more = all.len().saturating_sub(SHOWN_ENDPOINTS);
+    let mut text = join(all.into_iter().take(SHOWN_ENDPOINTS));
+    if more > 0 {
+        let _ = write!(text, " + {more} more...");
+    }
+    text
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,179 @@
+//! YAML documents to typed Kubernetes objects.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use super::node::Node;
+use super::path::FieldPath;
+use super::{Error, Object, Origin, Resource};
+
+/// Where one document sits, to name it in errors.
+pub(crate) struct Document<'a> {
+    pub(crate) file: &'a Arc<Path>,
+    /// 1-based position of the document in its file.
+    pub(crate) index: usize,
+}
+
+/// Decodes one document: an object, a `List` of objects, or nothing (an
+/// empty document or a kind svcproxy does not read).
+pub(crate) fn decode(doc: &Document<'_>, node: &Node, out: &mut Vec<Object>) -> Result<(), Error> {
+    decode_as(doc, node, None, out)
+}
+
+/// `implied` is the (apiVersion, kind) of items of a typed list such as
+/// `ServiceList`, whose items the API server writes without them.
+fn decode_as(
+    doc: &Document<'_>,
+    node: &Node,
+    implied: Option<(&str, &str)>,
+    out: &mut Vec<Object>,
+) -> Result<(), Error> {
+    let not_object = |detail: String| Error::NotObject {
+        file: doc.file.to_path_buf(),
+        line: node.line,
+        document: doc.index,
+        detail,
+    };
+    if !matches!(node.value, super::node::Value::Map(_)) {
+        return Err(not_object(format!(
+            "not a Kubernetes object: {}, expected a mapping",
+            node.shape()
+        )));
+    }
+    let (api_version, kind) = match (
+        node.get_str("apiVersion").or(implied.map(|i| i.0)),
+        node.get_str("kind").or(implied.map(|i| i.1)),
+    ) {
+        (Some(a), Some(k)) => (a, k),
+        (a, k) => {
+            let missing: Vec<&str> = [(a, "apiVersion not set"), (k, "kind not set")]
+                .into_iter()
+                .filter_map(|(v, msg)| v.is_none().then_some(msg))
+                .collect();
+            return Err(not_object(format!(
+                "not a Kubernetes object: {}",
+                missing.join(", ")
+            )));
+        }
+    };
+    if let Some(item_kind) = kind.strip_suffix("List") {
+        return decode_list(doc, node, (api_version, item_kind), out);
+    }
+    let (mut json, lines) = node.to_json();
+    if let (Some((api, kind)), Json::Object(map)) = (implied, &mut json) {
+        map.entry("apiVersion").or_insert_with(|| api.into());
+        map.entry("kind").or_insert_with(|| kind.into());
+    }
+    let origin = Origin {
+        file: doc.file.clone(),
+        lines: Arc::new(lines),
+    };
+    let resource = match (api_version, kind) {
+        ("v1", "Service") => Resource::Service(Box::new(typed::<Service>(json, &origin)?)),
+        ("v1", "Endpoints") => Resource::Endpoints(Box::new(typed::<Endpoints>(json, &origin)?)),
+        ("v1", "Pod") => Resource::Pod(Box::new(typed::<Pod>(json, &origin)?)),
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            Resource::EndpointSlice(Box::new(typed::<EndpointSlice>(json, &origin)?))
+        }
+        (_, "Service" | "Endpoints" | "Pod" | "EndpointSlice") => {
+            return Err(not_object(format!(
+                "no matches for kind \"{kind}\" in version \"{api_version}\""
+            )));
+        }
+        _ => {
+            tracing::debug!(file = %doc.file.display(), document = doc.index, %api_version, %kind, "skipping kind");
+            return Ok(());
+        }
+    };
+    out.push(Object { origin, resource });
+    Ok(())
+}
+
+/// `kind: List` (and `ServiceList`, `PodList`, ...) as `kubectl get -o yaml`
+/// writes them: each item is an object of its own.
+fn decode_list(
+    doc: &Document<'_>,
+    node: &Node,
+    (api_version, item_kind): (&str, &str),
+    out: &mut Vec<Object>,
+) -> Result<(), Error> {
+    // `kind: List` items name their own kind; a typed list implies it.
+    let implied = (!item_kind.is_empty()).then_some((api_version, item_kind));
+    let items = match node.get("items").map(|n| &n.value) {
+        Some(super::node::Value::Seq(items)) => items,
+        Some(super::node::Value::Null) | None => return Ok(()),
+        Some(_) => {
+            return Err(Error::NotObject {
+                file: doc.file.to_path_buf(),
+                line: node.line,
+                document: doc.index,
+                detail: "items: must be a sequence of objects".to_owned(),
+            });
+        }
+    };
+    let mut errors = Vec::new();
+    for item in items {
+        // One broken item must not hide the others.
+        if let Err(e) = decode_as(doc, item, implied, out) {
+            errors.push(e);
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Many(errors)),
+    }
+}
+
+fn typed<T: DeserializeOwned>(json: Json, origin: &Origin) -> Result<T, Error> {
+    let object = object_name(&json);
+    serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
+        let mut path = FieldPath::from(e.path());
+        let message = e.inner().to_string();
+        let detail = match missing_field(&message) {
+            Some(field) => {
+                path = path.field(field);
+                "Required value".to_owned()
+            }
+            None => message,
+        };
+        Error::Decode {
+            file: origin.file.to_path_buf(),
+            line: origin.lines.of(&path),
+            object,
+            path,
+            detail,
+        }
+    })
+}
+
+/// `namespace/name` read from raw metadata, for errors before typed decoding.
+fn object_name(json: &Json) -> String {
+    let meta = &json["metadata"];
+    let namespace = meta["namespace"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    let name = meta["name"].as_str().unwrap_or("<unnamed>");
+    format!("{namespace}/{name}")
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_missing_field_name_from_serde() {
+        assert_eq!(missing_field("missing field `port`"), Some("port"));
+        assert_eq!(missing_field("invalid type: string"), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! Field paths as the API server prints them: `spec.ports[1].port`.
+
+use std::fmt;
+
+/// One step into a Kubernetes object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// A mapping key.
+    Field(String),
+    /// A sequence index.
+    Index(usize),
+}
+
+/// A path from the root of one object to one of its fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FieldPath(Vec<Segment>);
+
+// === impl FieldPath ===
+
+impl FieldPath {
+    /// The path of the object itself.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// Parses a dotted literal such as `spec.sessionAffinityConfig` (no indices).
+    pub fn of(dotted: &str) -> Self {
+        Self(
+            dotted
+                .split('.')
+                .map(|f| Segment::Field(f.to_owned()))
+                .collect(),
+        )
+    }
+
+    /// This path extended by a field name.
+    pub fn field(&self, name: &str) -> Self {
+        self.with(Segment::Field(name.to_owned()))
+    }
+
+    /// This path extended by a sequence index.
+    pub fn index(&self, index: usize) -> Self {
+        self.with(Segment::Index(index))
+    }
+
+    /// This path extended by one segment.
+    pub fn with(&self, segment: Segment) -> Self {
+        let mut segments = self.0.clone();
+        segments.push(segment);
+        Self(segments)
+    }
+
+    /// The enclosing path, `None` at the root.
+    pub fn parent(&self) -> Option<Self> {
+        let (_, rest) = self.0.split_last()?;
+        Some(Self(rest.to_vec()))
+    }
+
+    /// True for the path of the object itself.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Field(name) if i == 0 => f.write_str(name)?,
+                Segment::Field(name) => write!(f, ".{name}")?,
+                Segment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<&serde_path_to_error::Path> for FieldPath {
+    fn from(path: &serde_path_to_error::Path) -> Self {
+        use serde_path_to_error::Segment as S;
+        let segments = path.iter().filter_map(|segment| match segment {
+            S::Seq { index } => Some(Segment::Index(*index)),
+            S::Map { key } => Some(Segment::Field(key.clone())),
+            S::Enum { variant } => Some(Segment::Field(variant.clone())),
+            S::Unknown => None,
+        });
+        Self(segments.collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_like_the_api_server() {
+        let path = FieldPath::of("spec.ports").index(1).field("port");
+        assert_eq!(path.to_string(), "spec.ports[1].port");
+        assert_eq!(
+            path.parent().map(|p| p.to_string()).as_deref(),
+            Some("spec.ports[1]")
+        );
+        assert_eq!(FieldPath::root().to_string(), "");
+    }
+}

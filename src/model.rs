@@ -1,0 +1,244 @@
+//! Stage 2, model: Kubernetes objects to validated, defaulted Services and
+//! the endpoints of each of their ports.
+//!
+//! Input: [`manifest::Object`]s. Output: a [`Model`]: every valid Service
+//! with its ClusterIP and NodePorts allocated and its endpoints resolved,
+//! plus one [`Error`] per invalid field. An invalid object is rejected
+//! alone; every other object is still used.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::manifest::{self, FieldPath, Resource};
+
+mod allocate;
+mod endpoints;
+mod field;
+mod resolve;
+mod service;
+
+#[cfg(test)]
+mod tests;
+
+pub use endpoints::{Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Subset};
+pub use resolve::{Catalog, Endpoint, usable};
+pub use service::{
+    ClusterIp, DEFAULT_AFFINITY_SECONDS, MAX_AFFINITY_SECONDS, NODE_PORTS, Service, ServicePort,
+    ServiceType, TargetPort,
+};
+
+/// Services carrying this label are served only by the proxy of that name.
+pub const PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
+/// Services carrying this label are headless for kube-proxy.
+pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+
+/// A Service's identity: `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+/// A port's transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// Settings of the node that shape the model.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Pool for Services without `spec.clusterIP`.
+    pub service_cidr: IpNet,
+    /// This node, for `trafficPolicy: Local`.
+    pub node_name: String,
+    /// `--service-proxy-name`.
+    pub service_proxy_name: Option<String>,
+}
+
+/// Why a valid Service gets no frontends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// `clusterIP: None`.
+    Headless,
+    /// `type: ExternalName` is a DNS alias.
+    ExternalName,
+    /// Labelled `service.kubernetes.io/headless`.
+    HeadlessLabel,
+    /// The `service.kubernetes.io/service-proxy-name` rule.
+    OtherProxy,
+}
+
+/// A valid Service with allocations made and endpoints resolved.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub service: Service,
+    pub skip: Option<Skip>,
+    /// The ServicePorts (NodePorts filled in) and all their endpoints, in
+    /// `spec.ports` order.
+    pub ports: Vec<(ServicePort, Vec<Endpoint>)>,
+}
+
+/// The validated state of every object.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Sorted by namespace/name.
+    pub services: Vec<Resolved>,
+    pub errors: Vec<Error>,
+}
+
+/// An invalid field of one object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}:{line}: {object}: {path}: {detail}", file.display())]
+    Field {
+        file: PathBuf,
+        line: u32,
+        object: String,
+        path: FieldPath,
+        detail: String,
+    },
+}
+
+// === impl Model ===
+
+impl Model {
+    /// Validates every object, allocates and resolves; never fails as a
+    /// whole.
+    pub fn build(objects: &[manifest::Object], options: &Options) -> Self {
+        let mut errors = Vec::new();
+        let mut services = Vec::new();
+        let mut catalog = Catalog::default();
+        for object in objects {
+            let origin = &object.origin;
+            let result = match &object.resource {
+                Resource::Service(raw) => service::validate(raw, origin).map(|s| services.push(s)),
+                Resource::Endpoints(raw) => {
+                    endpoints::endpoints(raw, origin).map(|e| catalog.add_endpoints(e))
+                }
+                Resource::EndpointSlice(raw) => endpoints::slice(raw, origin)
+                    .map(|s| s.into_iter().for_each(|s| catalog.add_slice(s))),
+                Resource::Pod(raw) => endpoints::pod(raw, origin).map(|p| catalog.add_pod(p)),
+            };
+            if let Err(e) = result {
+                errors.extend(e);
+            }
+        }
+        services.sort_by(|a, b| a.id.cmp(&b.id));
+        // Two objects of one name: the API server would hold only one.
+        services.dedup_by(|later, first| later.id == first.id);
+        let (services, allocation_errors) = allocate::allocate(services, options.service_cidr);
+        errors.extend(allocation_errors);
+        let services = services
+            .into_iter()
+            .map(|s| resolve(s, &catalog, options))
+            .collect();
+        Model { services, errors }
+    }
+
+    /// How many objects were rejected.
+    pub fn invalid_objects(&self) -> usize {
+        let mut objects: Vec<(&PathBuf, &str)> = self
+            .errors
+            .iter()
+            .map(|Error::Field { file, object, .. }| (file, object.as_str()))
+            .collect();
+        objects.sort();
+        objects.dedup();
+        objects.len()
+    }
+}
+
+fn resolve(service: Service, catalog: &Catalog, options: &Options) -> Resolved {
+    let skip = skip(&service, options);
+    let ports = service
+        .ports
+        .iter()
+        .map(|p| (p.clone(), catalog.resolve(&service, p)))
+        .collect();
+    Resolved {
+        service,
+        skip,
+        ports,
+    }
+}
+
+fn skip(service: &Service, options: &Options) -> Option<Skip> {
+    if service.kind == ServiceType::ExternalName {
+        return Some(Skip::ExternalName);
+    }
+    if service.cluster_ip == ClusterIp::Headless {
+        return Some(Skip::Headless);
+    }
+    if service.labels.contains_key(HEADLESS_LABEL) {
+        return Some(Skip::HeadlessLabel);
+    }
+    let label = service.labels.get(PROXY_NAME_LABEL);
+    (label != options.service_proxy_name.as_ref()).then_some(Skip::OtherProxy)
+}
+
+// === impl ServiceId ===
+
+impl ServiceId {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: Arc::from(namespace),
+            name: Arc::from(name),
+        }
+    }
+}
+
+impl fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+// === impl Protocol ===
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+
+    /// Parses `protocol`, defaulting to TCP; reports unsupported values.
+    pub(crate) fn parse(f: &mut field::Fields<'_>, path: FieldPath, raw: Option<&str>) -> Self {
+        match raw.unwrap_or("TCP") {
+            "TCP" | "" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            other => {
+                f.unsupported(path, other, &["SCTP", "TCP", "UDP"]);
+                Protocol::Tcp
+            }
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Resolved ===
+
+impl Resolved {
+    /// The Service's ClusterIPs (empty when headless or ExternalName).
+    pub fn cluster_ips(&self) -> &[IpAddr] {
+        match &self.service.cluster_ip {
+            ClusterIp::Set(ips) => ips,
+            _ => &[],
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Deterministic allocation of ClusterIPs and NodePorts.
+//!
+//! Every node computes the same answer from the same objects, with no
+//! coordination: allocation is a pure function of the set of Services.
+//!
+//! 1. Services are taken in sorted `namespace/name` order.
+//! 2. Explicit values are claimed first; a value already claimed by an
+//!    earlier Service rejects the later Service ("provided IP/port is
+//!    already allocated", as the API server says).
+//! 3. A missing value starts at a stable hash (FNV-1a 64) of
+//!    `namespace/name` (ClusterIP) or `namespace/name/port/protocol`
+//!    (NodePort) inside its range, and takes the first free slot at or
+//!    above it, wrapping around.
+//!
+//! A Service's value therefore moves only when another Service takes its
+//! slot first, never because files were read in another order.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::field::Fields;
+use super::service::{ClusterIp, NODE_PORTS, Service, ServiceType};
+use super::{Error, Protocol};
+use crate::manifest::FieldPath;
+
+/// Fills in missing ClusterIPs and NodePorts; returns the Services that keep
+/// a consistent allocation and the errors of those rejected. `services` must
+/// be sorted by id.
+pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Vec<Error>) {
+    let mut errors = Vec::new();
+    let services = claim_cluster_ips(services, &mut errors);
+    let services = claim_node_ports(services, &mut errors);
+    let mut taken: HashSet<IpAddr> = services.iter().flat_map(explicit_ips).collect();
+    let mut out = Vec::with_capacity(services.len());
+    for mut service in services {
+        if service.cluster_ip == ClusterIp::Allocate {
+            match free_ip(cidr, &service, &mut taken) {
+                Some(ip) => service.cluster_ip = ClusterIp::Set(vec![ip]),
+                None => {
+                    let mut f =
+                        Fields::new(&service.origin, &service.id.namespace, &service.id.name);
+                    let why = format!("no free address left in --service-cidr {cidr}");
+                    f.invalid_str(FieldPath::of("spec.clusterIP"), "", &why);
+                    errors.extend(f.errors);
+                    continue;
+                }
+            }
+        }
+        out.push(service);
+    }
+    let mut ports: HashSet<(u16, Protocol)> = out
+        .iter()
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .filter_map(|p| Some((p.node_port?, p.protocol)))
+        })
+        .collect();
+    for service in &mut out {
+        if needs_node_ports(service) {
+            let key = service.id.to_string();
+            for port in service.ports.iter_mut().filter(|p| p.node_port.is_none()) {
+                let port_key = if port.name.is_empty() {
+                    port.port.to_string()
+                } else {
+                    port.name.clone()
+                };
+                let start = fnv1a(&[&key, &port_key, port.protocol.as_str()]);
+                port.node_port = free_node_port(start, port.protocol, &mut ports);
+            }
+        }
+    }
+    (out, errors)
+}
+
+fn explicit_ips(service: &Service) -> Vec<IpAddr> {
+    match &service.cluster_ip {
+        ClusterIp::Set(ips) => ips.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn needs_node_ports(service: &Service) -> bool {
+    match service.kind {
+        ServiceType::NodePort => true,
+        ServiceType::LoadBalancer => service.allocate_node_ports,
+        _ => false,
+    }
+}
+
+/// Keeps the first Service (sorted order) that names each explicit ClusterIP.
+fn claim_cluster_ips(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Service> {
+    let mut taken = HashSet::new();
+    services
+        .into_iter()
+        .filter(|service| {
+            let ips = explicit_ips(service);
+            let clash: Vec<&IpAddr> = ips.iter().filter(|ip| taken.contains(*ip)).collect();
+            if let Some(ip) = clash.first() {
+                let mut f = Fields::new(&service.origin, &service.id.namespace, &service.id.name);
+                let why = "provided IP is already allocated";
+                f.invalid_str(FieldPath::of("spec.clusterIP"), &ip.to_string(), why);
+                errors.extend(f.errors);
+                return false;
+            }
+            taken.extend(ips);
+            true
+        })
+        .collect()
+}
+
+/// Keeps the first Service (sorted order) that names each explicit NodePort.
+fn claim_node_ports(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Service> {
+    let mut taken = HashSet::new();
+    services
+        .into_iter()
+        .filter(|service| {
+            let mut f = Fields::new(&service.origin, &service.id.namespace, &service.id.name);
+            let mut mine = Vec::new();
+            for (i, port) in service.ports.iter().enumerate() {
+                let Some(node_port) = port.node_port else {
+                    continue;
+                };
+                if taken.contains(&(node_port, port.protocol)) {
+                    let path = FieldPath::of("spec.ports").index(i).field("nodePort");
+                    f.invalid(path, node_port, "provided port is already allocated");
+                }
+                mine.push((node_port, port.protocol));
+            }
+            if !f.errors.is_empty() {
+                errors.extend(f.errors);
+                return false;
+            }
+            taken.extend(mine);
+            true
+        })
+        .collect()
+}
+
+fn free_ip(cidr: IpNet, service: &Service, taken: &mut HashSet<IpAddr>) -> Option<IpAddr> {
+    let key = service.id.to_string();
+    let (base, size) = host_range(cidr)?;
+    let start = u128::from(fnv1a(&[&key])) % size;
+    (0..size.min(1 << 24)).find_map(|step| {
+        let ip = add(cidr.network(), base + (start + step) % size);
+        taken.insert(ip).then_some(ip)
+    })
+}
+
+/// The first usable offset and how many usable addresses `cidr` has: the
+/// network address (and IPv4 broadcast) are never handed out.
+fn host_range(cidr: IpNet) -> Option<(u128, u128)> {
+    let bits = u32::from(cidr.max_prefix_len() - cidr.prefix_len()).min(64);
+    let total = 1u128 << bits;
+    let reserved = if cidr.network().is_ipv4() { 2 } else { 1 };
+    (total > reserved).then(|| (1, total - reserved))
+}
+
+fn add(ip: IpAddr, offset: u128) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => Ipv4Addr::from(u32::from(v4).wrapping_add(offset as u32)).into(),
+        IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6).wrapping_add(offset)).into(),
+    }
+}
+
+fn free_node_port(
+    hash: u64,
+    protocol: Protocol,
+    taken: &mut HashSet<(u16, Protocol)>,
+) -> Option<u16> {
+    let first = *NODE_PORTS.start();
+    let size = u64::from(NODE_PORTS.end() - first) + 1;
+    (0..size).find_map(|step| {
+        let port = first + ((hash + step) % size) as u16;
+        taken.insert((port, protocol)).then_some(port)
+    })
+}
+
+/// FNV-1a 64 over the parts joined by `/`: stable across versions and hosts.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        let sep: &[u8] = if i == 0 { b"" } else { b"/" };
+        for byte in sep.iter().chain(part.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! Validation of the objects that carry endpoints: `EndpointSlice`,
+//! `Endpoints` and `Pod`, each normalised to addresses and named ports.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+
+use super::field::{self, Fields};
+use super::{Error, Protocol, ServiceId};
+use crate::manifest::{FieldPath, Origin};
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One endpoint address with its conditions (EndpointSlice semantics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub ip: IpAddr,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    pub node_name: Option<String>,
+}
+
+/// A named port of an endpoint set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointPort {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// Addresses that all listen on the same ports: one EndpointSlice, or one
+/// subset of an Endpoints object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subset {
+    pub addresses: Vec<Address>,
+    pub ports: Vec<EndpointPort>,
+}
+
+/// A validated EndpointSlice or Endpoints object, keyed by its Service.
+#[derive(Clone, Debug)]
+pub struct EndpointSet {
+    pub service: ServiceId,
+    /// The slice's own name (the Service's name for an Endpoints object).
+    pub name: String,
+    pub subsets: Vec<Subset>,
+}
+
+/// A validated Pod: what selection and named-port resolution need.
+#[derive(Clone, Debug)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// `status.podIP`; a Pod without one is not an endpoint.
+    pub address: Option<Address>,
+    pub ports: Vec<EndpointPort>,
+}
+
+/// Validates an EndpointSlice; `None` when it belongs to no Service or
+/// carries FQDN addresses (not proxied).
+pub(crate) fn slice(
+    raw: &discovery::EndpointSlice,
+    origin: &Origin,
+) -> Result<Option<EndpointSet>, Vec<Error>> {
+    let (namespace, name) = names(&raw.metadata);
+    let mut f = Fields::new(origin, &namespace, &name);
+    let family = match raw.address_type.as_str() {
+        "IPv4" => Some(false),
+        "IPv6" => Some(true),
+        "FQDN" => None,
+        other => {
+            f.unsupported(
+                FieldPath::of("addressType"),
+                other,
+                &["FQDN", "IPv4", "IPv6"],
+            );
+            None
+        }
+    };
+    let service = raw
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL));
+    let mut subset = Subset::default();
+    for (i, port) in raw.ports.as_deref().unwrap_or_default().iter().enumerate() {
+        let at = FieldPath::of("ports").index(i);
+        // A nil port means "all ports" and cannot be proxied to.
+        let Some(number) = port.port else { continue };
+        let protocol = Protocol::parse(&mut f, at.field("protocol"), port.protocol.as_deref());
+        if let Some(number) = port_number(&mut f, at.field("port"), number) {
+            let name = port.name.clone().unwrap_or_default();
+            subset.ports.push(EndpointPort {
+                name,
+                port: number,
+                protocol,
+            });
+        }
+    }
+    for (i, endpoint) in raw.endpoints.iter().enumerate() {
+        let at = FieldPath::of("endpoints").index(i).field("addresses");
+        // kube-proxy uses the first address of each endpoint.
+        let Some(text) = endpoint.addresses.first() else {
+            f.required(at);
+            continue;
+        };
+        let Ok(ip) = text.parse::<IpAddr>() else {
+            f.invalid_str(at.index(0), text, field::IP_ADDRESS);
+            continue;
+        };
+        if family.is_some_and(|v6| v6 != ip.is_ipv6()) {
+            f.invalid_str(
+                at.index(0),
+                text,
+                &format!("must be an {} address", raw.address_type),
+            );
+            continue;
+        }
+        subset.addresses.push(slice_address(ip, endpoint));
+    }
+    let set = match (family, service) {
+        (Some(_), Some(service)) => Some(EndpointSet {
+            service: ServiceId::new(&namespace, service),
+            name,
+            subsets: vec![subset],
+        }),
+        _ => None,
+    };
+    f.finish(set)
+}
+
+fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint) -> Address {
+    let conditions = endpoint.conditions.as_ref();
+    // Unset `ready` means ready; unset `serving` follows `ready`.
+    let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+    let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
+    let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+    Address {
+        ip,
+        ready,
+        serving,
+        terminating,
+        node_name: endpoint.node_name.clone(),
+    }
+}
+
+/// Validates a `v1 Endpoints` object.
+pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<EndpointSet, Vec<Error>> {
+    let (namespace, name) = names(&raw.metadata);
+    let mut f = Fields::new(origin, &namespace, &name);
+    let mut subsets = Vec::new();
+    for (i, subset) in raw
+        .subsets
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let at = FieldPath::of("subsets").index(i);
+        let mut out = Subset::default();
+        for (ready, key, list) in [
+            (true, "addresses", &subset.addresses),
+            (false, "notReadyAddresses", &subset.not_ready_addresses),
+        ] {
+            for (j, address) in list.as_deref().unwrap_or_default().iter().enumerate() {
+                let path = at.field(key).index(j).field("ip");
+                match address.ip.parse() {
+                    Ok(ip) => out.addresses.push(Address {
+                        ip,
+                        ready,
+                        serving: ready,
+                        terminating: false,
+                        node_name: address.node_name.clone(),
+                    }),
+                    Err(_) => f.invalid_str(path, &address.ip, field::IP_ADDRESS),
+                }
+            }
+        }
+        for (j, port) in subset
+            .ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let path = at.field("ports").index(j);
+            let protocol =
+                Protocol::parse(&mut f, path.field("protocol"), port.protocol.as_deref());
+            if let Some(number) = required_port(&mut f, path.field("port"), port.port) {
+                let name = port.name.clone().unwrap_or_default();
+                out.ports.push(EndpointPort {
+                    name,
+                    port: number,
+                    protocol,
+                });
+            }
+        }
+        subsets.push(out);
+    }
+    let service = ServiceId::new(&namespace, &name);
+    f.finish(EndpointSet {
+        service,
+        name,
+        subsets,
+    })
+}
+
+/// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
+pub(crate) fn pod(raw: &core::Pod, origin: &Origin) -> Result<PodInfo, Vec<Error>> {
+    let (namespace, name) = names(&raw.metadata);
+    let mut f = Fields::new(origin, &namespace, &name);
+    if name.is_empty() {
+        f.required(FieldPath::of("metadata.name"));
+    }
+    let mut ports = Vec::new();
+    let containers = raw
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    for (i, container) in containers.iter().enumerate() {
+        for (j, port) in container
+            .ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let at = FieldPath::of("spec.containers")
+                .index(i)
+                .field("ports")
+                .index(j);
+            let protocol = Protocol::parse(&mut f, at.field("protocol"), port.protocol.as_deref());
+            if let Some(number) =
+                required_port(&mut f, at.field("containerPort"), port.container_port)
+            {
+                let name = port.name.clone().unwrap_or_default();
+                ports.push(EndpointPort {
+                    name,
+                    port: number,
+                    protocol,
+                });
+            }
+        }
+    }
+    let address = pod_address(&mut f, raw);
+    let labels = raw.metadata.labels.clone().unwrap_or_default();
+    f.finish(PodInfo {
+        namespace,
+        name,
+        labels,
+        address,
+        ports,
+    })
+}
+
+fn pod_address(f: &mut Fields<'_>, raw: &core::Pod) -> Option<Address> {
+    let status = raw.status.as_ref()?;
+    let text = status.pod_ip.as_deref().filter(|s| !s.is_empty())?;
+    let Ok(ip) = text.parse() else {
+        f.invalid_str(FieldPath::of("status.podIP"), text, field::IP_ADDRESS);
+        return None;
+    };
+    // Finished Pods are never endpoints, whatever their conditions say.
+    let phase = status.phase.as_deref().unwrap_or("");
+    if matches!(phase, "Succeeded" | "Failed") {
+        return None;
+    }
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let ready = match conditions.iter().find(|c| c.type_ == "Ready") {
+        Some(c) => c.status == "True",
+        None => conditions.is_empty() && phase == "Running",
+    };
+    let terminating = raw.metadata.deletion_timestamp.is_some();
+    Some(Address {
+        ip,
+        ready: ready && !terminating,
+        serving: ready,
+        terminating,
+        node_name: raw.spec.as_ref().and_then(|s| s.node_name.clone()),
+    })
+}
+
+fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    let namespace = meta
+        .namespace
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into());
+    (namespace, meta.name.clone().unwrap_or_default())
+}
+
+/// A port field k8s-openapi defaults to 0 when missing.
+fn required_port(f: &mut Fields<'_>, path: FieldPath, value: i32) -> Option<u16> {
+    if !f.present(&path) {
+        f.required(path);
+        return None;
+    }
+    port_number(f, path, value)
+}
+
+fn port_number(f: &mut Fields<'_>, path: FieldPath, value: i32) -> Option<u16> {
+    match u16::try_from(value) {
+        Ok(port) if port > 0 => Some(port),
+        _ => {
+            f.invalid(path, value, field::PORT_RANGE);
+            None
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Collecting field errors of one object, worded as the API server words them.
+
+use std::fmt::Display;
+
+use crate::manifest::{FieldPath, Origin};
+
+use super::Error;
+
+/// The errors of one object, each pointing at the line of its field.
+pub(crate) struct Fields<'a> {
+    origin: &'a Origin,
+    object: String,
+    pub(crate) errors: Vec<Error>,
+}
+
+// === impl Fields ===
+
+impl<'a> Fields<'a> {
+    pub(crate) fn new(origin: &'a Origin, namespace: &str, name: &str) -> Self {
+        Self {
+            origin,
+            object: format!("{namespace}/{name}"),
+            errors: Vec::new(),
+        }
+    }
+
+    /// True when the manifest spelled out `path`.
+    pub(crate) fn present(&self, path: &FieldPath) -> bool {
+        self.origin.lines.contains(path)
+    }
+
+    pub(crate) fn push(&mut self, path: FieldPath, detail: String) {
+        self.errors.push(Error::Field {
+            file: self.origin.file.to_path_buf(),
+            line: self.origin.lines.of(&path),
+            object: self.object.clone(),
+            path,
+            detail,
+        });
+    }
+
+    pub(crate) fn required(&mut self, path: FieldPath) {
+        self.push(path, "Required value".to_owned());
+    }
+
+    /// `Invalid value: 0: must be ...`; strings are quoted as Go's `%q` does.
+    pub(crate) fn invalid(&mut self, path: FieldPath, value: impl Display, why: &str) {
+        self.push(path, format!("Invalid value: {value}: {why}"));
+    }
+
+    pub(crate) fn invalid_str(&mut self, path: FieldPath, value: &str, why: &str) {
+        self.invalid(path, format_args!("{value:?}"), why);
+    }
+
+    pub(crate) fn unsupported(&mut self, path: FieldPath, value: &str, supported: &[&str]) {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        let detail = format!(
+            "Unsupported value: {value:?}: supported values: {}",
+            list.join(", ")
+        );
+        self.push(path, detail);
+    }
+
+    pub(crate) fn duplicate(&mut self, path: FieldPath, value: impl Display) {
+        self.push(path, format!("Duplicate value: {value}"));
+    }
+
+    pub(crate) fn forbidden(&mut self, path: FieldPath, why: &str) {
+        self.push(path, format!("Forbidden: {why}"));
+    }
+
+    /// The collected errors, or `Ok(value)` when there are none.
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, Vec<Error>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// A DNS-1123 label (port names, namespaces): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, ≤ 63.
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// A DNS-1035 label (Service names): a DNS-1123 label starting with a letter.
+pub(crate) fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// An IANA_SVC_NAME (named ports): 1–15 of `[a-z0-9-]`, at least one letter,
+/// no hyphen at either end and no two hyphens in a row.
+pub(crate) fn is_port_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 15
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().any(u8::is_ascii_lowercase)
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+pub(crate) const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case \
+    alphanumeric characters or '-', and must start and end with an alphanumeric character";
+pub(crate) const DNS1035_LABEL: &str = "a DNS-1035 label must consist of lower case \
+    alphanumeric characters or '-', start with an alphabetic character, and end with an \
+    alphanumeric character";
+pub(crate) const PORT_NAME: &str = "must be no more than 15 characters, contain only lowercase \
+    alphanumeric characters or '-', contain at least one letter, and not begin or end with '-' \
+    or contain '--'";
+pub(crate) const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
+pub(crate) const IP_ADDRESS: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_names_follow_iana_svc_name() {
+        for ok in ["http", "grpc-web", "h2c", "a1", "metrics-9090"] {
+            assert!(is_port_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "8080",
+            "-http",
+            "http-",
+            "a--b",
+            "Http",
+            "under_score",
+            "abcdefghijklmnop",
+        ] {
+            assert!(!is_port_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_names_are_dns1035_labels() {
+        assert!(is_dns1035_label("hello-svc"));
+        assert!(!is_dns1035_label("1hello"));
+        assert!(is_dns1123_label("1hello"));
+        assert!(!is_dns1123_label("Hello"));
+        assert!(!is_dns1123_label(&"a".repeat(64)));
+    }
+}

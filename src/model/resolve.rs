@@ -1,0 +1,152 @@
+//! Endpoints of each ServicePort, and which of them may take traffic.
+//!
+//! Source, first that exists for the Service: its EndpointSlices, else its
+//! Endpoints object, else the Pods its selector matches.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::ServiceId;
+use super::endpoints::{EndpointSet, PodInfo, Subset};
+use super::service::{Service, ServicePort, TargetPort};
+
+/// One pod ip:port a ServicePort may forward to, with its conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    pub node_name: Option<String>,
+}
+
+/// Every endpoint-carrying object, indexed for resolution.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    slices: HashMap<ServiceId, Vec<EndpointSet>>,
+    endpoints: HashMap<ServiceId, EndpointSet>,
+    pods: HashMap<String, Vec<PodInfo>>,
+}
+
+// === impl Catalog ===
+
+impl Catalog {
+    pub fn add_slice(&mut self, set: EndpointSet) {
+        self.slices
+            .entry(set.service.clone())
+            .or_default()
+            .push(set);
+    }
+
+    pub fn add_endpoints(&mut self, set: EndpointSet) {
+        self.endpoints.insert(set.service.clone(), set);
+    }
+
+    pub fn add_pod(&mut self, pod: PodInfo) {
+        self.pods
+            .entry(pod.namespace.clone())
+            .or_default()
+            .push(pod);
+    }
+
+    /// Every endpoint of `port`, sorted by address, duplicates merged.
+    pub fn resolve(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
+        let mut found = if let Some(slices) = self.slices.get(&service.id) {
+            subsets(slices.iter().flat_map(|s| &s.subsets), port)
+        } else if let Some(set) = self.endpoints.get(&service.id) {
+            subsets(set.subsets.iter(), port)
+        } else {
+            self.selected_pods(service, port)
+        };
+        found.sort_by_key(|e| e.addr);
+        found.dedup_by(|later, first| {
+            // Several slices may list one endpoint: it is ready if any says so.
+            let same = later.addr == first.addr;
+            if same {
+                first.ready |= later.ready;
+                first.serving |= later.serving;
+                first.terminating &= later.terminating;
+            }
+            same
+        });
+        found
+    }
+
+    fn selected_pods(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
+        let Some(selector) = &service.selector else {
+            return Vec::new();
+        };
+        let pods = self
+            .pods
+            .get(&*service.id.namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        pods.iter()
+            .filter(|pod| selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+            .filter_map(|pod| {
+                let address = pod.address.as_ref()?;
+                let number = match &port.target {
+                    TargetPort::Number(n) => *n,
+                    TargetPort::Name(name) => {
+                        let p = pod
+                            .ports
+                            .iter()
+                            .find(|p| &p.name == name && p.protocol == port.protocol)?;
+                        p.port
+                    }
+                };
+                Some(Endpoint {
+                    addr: SocketAddr::new(address.ip, number),
+                    // publishNotReadyAddresses: every pod with an IP serves.
+                    ready: address.ready || service.publish_not_ready,
+                    serving: address.serving || service.publish_not_ready,
+                    terminating: address.terminating,
+                    node_name: address.node_name.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Endpoints of subsets whose port name and protocol match the ServicePort.
+fn subsets<'a>(subsets: impl Iterator<Item = &'a Subset>, port: &ServicePort) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    for subset in subsets {
+        let Some(matched) = subset
+            .ports
+            .iter()
+            .find(|p| p.name == port.name && p.protocol == port.protocol)
+        else {
+            continue;
+        };
+        out.extend(subset.addresses.iter().map(|a| Endpoint {
+            addr: SocketAddr::new(a.ip, matched.port),
+            ready: a.ready,
+            serving: a.serving,
+            terminating: a.terminating,
+            node_name: a.node_name.clone(),
+        }));
+    }
+    out
+}
+
+/// The endpoints that take traffic, as kube-proxy picks them: with a
+/// `Local` policy only those on `node`; the ready ones; if none is ready,
+/// the serving and terminating ones.
+pub fn usable<'a>(endpoints: &'a [Endpoint], local_to: Option<&str>) -> Vec<&'a Endpoint> {
+    let candidates: Vec<&Endpoint> = endpoints
+        .iter()
+        .filter(|e| local_to.is_none_or(|node| e.node_name.as_deref() == Some(node)))
+        .collect();
+    let ready: Vec<&Endpoint> = candidates.iter().copied().filter(|e| e.ready).collect();
+    if !ready.is_empty() {
+        return ready;
+    }
+    candidates
+        .into_iter()
+        .filter(|e| e.serving && e.terminating)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,428 @@
+//! Validation and defaulting of one `v1 Service`, as the API server does them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::field::{self, Fields};
+use super::{Error, Protocol, ServiceId};
+use crate::manifest::{FieldPath, Origin};
+
+/// Default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
+pub const DEFAULT_AFFINITY_SECONDS: u32 = 10_800;
+/// Largest `timeoutSeconds` (1 day).
+pub const MAX_AFFINITY_SECONDS: u32 = 86_400;
+/// The API server's default NodePort range.
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30_000..=32_767;
+
+/// `spec.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+    ExternalName,
+}
+
+/// `spec.clusterIP` / `spec.clusterIPs` after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterIp {
+    /// Set in the manifest (dual-stack Services have two).
+    Set(Vec<IpAddr>),
+    /// Not set: allocated from `--service-cidr`.
+    Allocate,
+    /// `None`: a headless Service, not proxied.
+    Headless,
+}
+
+/// Where a ServicePort's traffic goes on the pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TargetPort {
+    Number(u16),
+    /// A named container port, resolved per pod or by endpoint port name.
+    Name(String),
+}
+
+/// One validated `spec.ports[i]`, defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    /// Empty only on single-port Services.
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub target: TargetPort,
+    /// As written; allocation fills missing ones later.
+    pub node_port: Option<u16>,
+    pub app_protocol: Option<String>,
+}
+
+/// A validated Service: what the proxy needs of it, defaults applied.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub id: ServiceId,
+    pub origin: Origin,
+    pub kind: ServiceType,
+    pub cluster_ip: ClusterIp,
+    pub ports: Vec<ServicePort>,
+    pub external_ips: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].ip`.
+    pub ingress_ips: Vec<IpAddr>,
+    pub external_name: Option<String>,
+    /// `None`: no selector, endpoints come from Endpoints/EndpointSlices only.
+    pub selector: Option<BTreeMap<String, String>>,
+    /// `sessionAffinity: ClientIP` and its timeout.
+    pub affinity: Option<Duration>,
+    pub internal_local: bool,
+    pub external_local: bool,
+    pub publish_not_ready: bool,
+    /// `spec.allocateLoadBalancerNodePorts` (LoadBalancer only; default true).
+    pub allocate_node_ports: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Validates one Service object; every field error is reported.
+pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Service, Vec<Error>> {
+    let meta = &service.metadata;
+    let namespace = meta
+        .namespace
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    let name = meta.name.as_deref().unwrap_or_default();
+    let mut f = Fields::new(origin, namespace, name);
+    validate_meta(&mut f, namespace, name);
+    let default_spec = k8s::ServiceSpec::default();
+    let spec = service.spec.as_ref().unwrap_or(&default_spec);
+    let kind = service_type(&mut f, spec);
+    let cluster_ip = cluster_ip(&mut f, spec, kind);
+    let ports = ports(&mut f, spec, kind, &cluster_ip);
+    let external_ips = ips(
+        &mut f,
+        FieldPath::of("spec.externalIPs"),
+        spec.external_ips.as_deref(),
+    );
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref());
+    let ingress_ips = ingress_ips(&mut f, ingress);
+    let affinity = affinity(&mut f, spec);
+    let internal_local = traffic_policy(
+        &mut f,
+        "spec.internalTrafficPolicy",
+        &spec.internal_traffic_policy,
+    );
+    let external_local = traffic_policy(
+        &mut f,
+        "spec.externalTrafficPolicy",
+        &spec.external_traffic_policy,
+    );
+    if kind == ServiceType::ExternalName && spec.external_name.as_deref().unwrap_or("").is_empty() {
+        f.required(FieldPath::of("spec.externalName"));
+    }
+    let selector = spec.selector.clone().filter(|s| !s.is_empty());
+    f.finish(Service {
+        id: ServiceId::new(namespace, name),
+        origin: origin.clone(),
+        kind,
+        cluster_ip,
+        ports,
+        external_ips,
+        ingress_ips,
+        external_name: spec
+            .external_name
+            .clone()
+            .filter(|_| kind == ServiceType::ExternalName),
+        selector,
+        affinity,
+        internal_local,
+        external_local: external_local
+            && matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer),
+        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        allocate_node_ports: spec.allocate_load_balancer_node_ports.unwrap_or(true),
+        labels: meta.labels.clone().unwrap_or_default(),
+    })
+}
+
+fn validate_meta(f: &mut Fields<'_>, namespace: &str, name: &str) {
+    if name.is_empty() {
+        f.required(FieldPath::of("metadata.name"));
+    } else if !field::is_dns1035_label(name) {
+        f.invalid_str(FieldPath::of("metadata.name"), name, field::DNS1035_LABEL);
+    }
+    if !field::is_dns1123_label(namespace) {
+        f.invalid_str(
+            FieldPath::of("metadata.namespace"),
+            namespace,
+            field::DNS1123_LABEL,
+        );
+    }
+}
+
+fn service_type(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) -> ServiceType {
+    match spec.type_.as_deref().unwrap_or("ClusterIP") {
+        "ClusterIP" | "" => ServiceType::ClusterIp,
+        "NodePort" => ServiceType::NodePort,
+        "LoadBalancer" => ServiceType::LoadBalancer,
+        "ExternalName" => ServiceType::ExternalName,
+        other => {
+            let supported = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+            f.unsupported(FieldPath::of("spec.type"), other, &supported);
+            ServiceType::ClusterIp
+        }
+    }
+}
+
+fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) -> ClusterIp {
+    if kind == ServiceType::ExternalName {
+        return ClusterIp::Headless;
+    }
+    let single = spec.cluster_ip.as_deref().filter(|s| !s.is_empty());
+    let listed = spec.cluster_ips.as_deref().unwrap_or_default();
+    if let (Some(one), Some(first)) = (single, listed.first()) {
+        if one != first {
+            let why = "must match the first value of `spec.clusterIPs`";
+            f.invalid_str(FieldPath::of("spec.clusterIP"), one, why);
+        }
+    }
+    match (single, listed) {
+        (Some("None"), _) => {
+            if matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
+                let why = "may not be set to 'None' for NodePort or LoadBalancer services";
+                f.invalid_str(FieldPath::of("spec.clusterIP"), "None", why);
+            }
+            ClusterIp::Headless
+        }
+        (Some(ip), []) => match ip.parse() {
+            Ok(ip) => ClusterIp::Set(vec![ip]),
+            Err(_) => {
+                f.invalid_str(FieldPath::of("spec.clusterIP"), ip, field::IP_ADDRESS);
+                ClusterIp::Allocate
+            }
+        },
+        (_, []) => ClusterIp::Allocate,
+        (_, [first, ..]) if first == "None" => ClusterIp::Headless,
+        (_, listed) => {
+            let ips = ips(f, FieldPath::of("spec.clusterIPs"), Some(listed));
+            if ips.is_empty() {
+                ClusterIp::Allocate
+            } else {
+                ClusterIp::Set(ips)
+            }
+        }
+    }
+}
+
+fn ports(
+    f: &mut Fields<'_>,
+    spec: &k8s::ServiceSpec,
+    kind: ServiceType,
+    cluster_ip: &ClusterIp,
+) -> Vec<ServicePort> {
+    let list = spec.ports.as_deref().unwrap_or_default();
+    let path = FieldPath::of("spec.ports");
+    if list.is_empty() && kind != ServiceType::ExternalName && *cluster_ip != ClusterIp::Headless {
+        f.required(path.clone());
+    }
+    let mut names = HashSet::new();
+    let mut seen = HashSet::new();
+    let mut node_ports = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        let at = path.index(i);
+        let port = service_port(f, &at, raw, list.len() > 1, kind, &mut names);
+        if !seen.insert((port.port, port.protocol)) {
+            let value = format!(
+                "{{\"protocol\":\"{}\",\"port\":{}}}",
+                port.protocol, port.port
+            );
+            f.duplicate(at.clone(), value);
+        }
+        if let Some(node_port) = port.node_port {
+            if !node_ports.insert((node_port, port.protocol)) {
+                f.duplicate(at.field("nodePort"), node_port);
+            }
+        }
+        out.push(port);
+    }
+    out
+}
+
+fn service_port(
+    f: &mut Fields<'_>,
+    at: &FieldPath,
+    raw: &k8s::ServicePort,
+    multi: bool,
+    kind: ServiceType,
+    names: &mut HashSet<String>,
+) -> ServicePort {
+    let name = raw.name.clone().unwrap_or_default();
+    if name.is_empty() && multi {
+        f.required(at.field("name"));
+    } else if !name.is_empty() {
+        if !field::is_dns1123_label(&name) {
+            f.invalid_str(at.field("name"), &name, field::DNS1123_LABEL);
+        }
+        if !names.insert(name.clone()) {
+            f.duplicate(at.field("name"), format_args!("{name:?}"));
+        }
+    }
+    let port = port_number(f, at.field("port"), raw.port);
+    let protocol = Protocol::parse(f, at.field("protocol"), raw.protocol.as_deref());
+    let target = target_port(f, at.field("targetPort"), raw.target_port.as_ref(), port);
+    let node_port = node_port(f, at.field("nodePort"), raw.node_port, kind);
+    let app_protocol = raw.app_protocol.clone().filter(|s| !s.is_empty());
+    ServicePort {
+        name,
+        port,
+        protocol,
+        target,
+        node_port,
+        app_protocol,
+    }
+}
+
+fn port_number(f: &mut Fields<'_>, path: FieldPath, value: i32) -> u16 {
+    if !f.present(&path) {
+        f.required(path);
+        return 0;
+    }
+    match u16::try_from(value) {
+        Ok(port) if port > 0 => port,
+        _ => {
+            f.invalid(path, value, field::PORT_RANGE);
+            0
+        }
+    }
+}
+
+fn target_port(
+    f: &mut Fields<'_>,
+    path: FieldPath,
+    raw: Option<&IntOrString>,
+    port: u16,
+) -> TargetPort {
+    match raw {
+        // The API server defaults an unset or zero targetPort to `port`.
+        None | Some(IntOrString::Int(0)) => TargetPort::Number(port),
+        Some(IntOrString::String(s)) if s.is_empty() => TargetPort::Number(port),
+        Some(IntOrString::Int(n)) => match u16::try_from(*n) {
+            Ok(n) => TargetPort::Number(n),
+            Err(_) => {
+                f.invalid(path, n, field::PORT_RANGE);
+                TargetPort::Number(port)
+            }
+        },
+        Some(IntOrString::String(s)) => {
+            if !field::is_port_name(s) {
+                f.invalid_str(path, s, field::PORT_NAME);
+            }
+            TargetPort::Name(s.clone())
+        }
+    }
+}
+
+fn node_port(
+    f: &mut Fields<'_>,
+    path: FieldPath,
+    raw: Option<i32>,
+    kind: ServiceType,
+) -> Option<u16> {
+    let value = raw.filter(|n| *n != 0)?;
+    if !matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
+        f.forbidden(path, "may not be used when `type` is 'ClusterIP'");
+        return None;
+    }
+    match u16::try_from(value).ok().filter(|n| NODE_PORTS.contains(n)) {
+        Some(n) => Some(n),
+        None => {
+            let why = format!(
+                "provided port is not in the valid range. The range of valid ports is {}-{}",
+                NODE_PORTS.start(),
+                NODE_PORTS.end()
+            );
+            f.invalid(path, value, &why);
+            None
+        }
+    }
+}
+
+fn ips(f: &mut Fields<'_>, path: FieldPath, raw: Option<&[String]>) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for (i, text) in raw.unwrap_or_default().iter().enumerate() {
+        match text.parse() {
+            Ok(ip) => out.push(ip),
+            Err(_) => f.invalid_str(path.index(i), text, field::IP_ADDRESS),
+        }
+    }
+    out
+}
+
+fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> Vec<IpAddr> {
+    let path = FieldPath::of("status.loadBalancer.ingress");
+    let mut out = Vec::new();
+    for (i, ingress) in status
+        .and_then(|s| s.ingress.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let Some(text) = ingress.ip.as_deref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        match text.parse() {
+            Ok(ip) => out.push(ip),
+            Err(_) => f.invalid_str(path.index(i).field("ip"), text, field::IP_ADDRESS),
+        }
+    }
+    out
+}
+
+fn affinity(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) -> Option<Duration> {
+    match spec.session_affinity.as_deref().unwrap_or("None") {
+        "None" | "" => None,
+        "ClientIP" => {
+            let path = FieldPath::of("spec.sessionAffinityConfig.clientIP.timeoutSeconds");
+            let config = spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref());
+            let seconds = config.and_then(|c| c.timeout_seconds);
+            let seconds = match seconds.map(u32::try_from) {
+                None => DEFAULT_AFFINITY_SECONDS,
+                Some(Ok(s)) if (1..=MAX_AFFINITY_SECONDS).contains(&s) => s,
+                Some(_) => {
+                    let why = format!(
+                        "must be greater than 0 and less than or equal to {MAX_AFFINITY_SECONDS}"
+                    );
+                    f.invalid(path, seconds.unwrap_or_default(), &why);
+                    DEFAULT_AFFINITY_SECONDS
+                }
+            };
+            Some(Duration::from_secs(u64::from(seconds)))
+        }
+        other => {
+            f.unsupported(
+                FieldPath::of("spec.sessionAffinity"),
+                other,
+                &["ClientIP", "None"],
+            );
+            None
+        }
+    }
+}
+
+/// True for `Local`.
+fn traffic_policy(f: &mut Fields<'_>, path: &str, raw: &Option<String>) -> bool {
+    match raw.as_deref().unwrap_or("Cluster") {
+        "Cluster" | "" => false,
+        "Local" => true,
+        other => {
+            f.unsupported(FieldPath::of(path), other, &["Cluster", "Local"]);
+            false
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Validation and defaulting, one rule per test, from YAML text.
+
+use std::path::Path;
+
+use super::*;
+use crate::manifest::Loaded;
+
+pub(crate) fn options() -> Options {
+    Options {
+        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        node_name: "node-a".to_owned(),
+        service_proxy_name: None,
+    }
+}
+
+pub(crate) fn model(text: &str) -> Model {
+    let mut loaded = Loaded::default();
+    loaded.add_text(Path::new("test.yaml"), text);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    Model::build(&loaded.objects, &options())
+}
+
+/// A Service without clusterIP (and without nodePort when `node_port`).
+pub(crate) fn service_yaml(name: &str, node_port: bool) -> String {
+    let kind = if node_port { "NodePort" } else { "ClusterIP" };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: {kind}\n  ports:\n  - port: 80\n"
+    )
+}
+
+fn errors(text: &str) -> Vec<String> {
+    model(text).errors.iter().map(ToString::to_string).collect()
+}
+
+fn svc(spec: &str) -> String {
+    format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: ns\nspec:\n{spec}")
+}
+
+#[test]
+fn defaults_protocol_target_port_and_type() {
+    let m = model(&svc("  ports:\n  - port: 80\n"));
+    let r = &m.services[0];
+    assert_eq!(r.service.kind, ServiceType::ClusterIp);
+    let port = &r.ports[0].0;
+    assert_eq!(
+        (port.protocol, port.target.clone()),
+        (Protocol::Tcp, TargetPort::Number(80))
+    );
+    assert_eq!(r.service.affinity, None);
+}
+
+#[test]
+fn a_missing_port_is_required_and_points_at_its_line() {
+    let e = errors(&svc(
+        "  ports:\n  - name: a\n    port: 80\n  - name: b\n    targetPort: 8000\n",
+    ));
+    assert_eq!(
+        e,
+        ["test.yaml:10: ns/s: spec.ports[1].port: Required value"]
+    );
+}
+
+#[test]
+fn ports_out_of_range_are_invalid() {
+    for bad in ["0", "70000", "-1"] {
+        let e = errors(&svc(&format!("  ports:\n  - port: {bad}\n")));
+        assert_eq!(
+            e,
+            [format!(
+                "test.yaml:8: ns/s: spec.ports[0].port: Invalid value: {bad}: must be between 1 and 65535, inclusive"
+            )]
+        );
+    }
+}
+
+#[test]
+fn multi_port_services_need_unique_names() {
+    let e = errors(&svc("  ports:\n  - port: 80\n  - port: 81\n"));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[1].ends_with("spec.ports[1].name: Required value"));
+    let e = errors(&svc(
+        "  ports:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n",
+    ));
+    assert_eq!(
+        e,
+        ["test.yaml:9: ns/s: spec.ports[1].name: Duplicate value: \"web\""]
+    );
+}
+
+#[test]
+fn node_ports_must_be_in_range_and_on_node_port_services() {
+    let e = errors(&svc(
+        "  type: NodePort\n  ports:\n  - {port: 80, nodePort: 80}\n",
+    ));
+    assert!(e[0].contains("spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"), "{e:?}");
+    let e = errors(&svc("  ports:\n  - {port: 80, nodePort: 30080}\n"));
+    assert!(e[0].contains("spec.ports[0].nodePort: Forbidden"), "{e:?}");
+}
+
+#[test]
+fn node_ports_are_unique_across_services() {
+    let a = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}\n";
+    let b = "apiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}\n";
+    let u = "apiVersion: v1\nkind: Service\nmetadata: {name: u}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080, protocol: UDP}]}\n";
+    let m = model(&format!("{b}---\n{a}---\n{u}"));
+    let names: Vec<&str> = m.services.iter().map(|r| &*r.service.id.name).collect();
+    assert_eq!(
+        names,
+        ["a", "u"],
+        "the first in sorted order keeps it; UDP does not clash"
+    );
+    assert!(m.errors[0].to_string().contains("default/b: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"));
+}
+
+#[test]
+fn session_affinity_timeout_defaults_and_is_bounded() {
+    let m = model(&svc("  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n"));
+    assert_eq!(
+        m.services[0].service.affinity,
+        Some(std::time::Duration::from_secs(10_800))
+    );
+    let e = errors(&svc(
+        "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 86401\n  ports: [{port: 80}]\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "test.yaml:10: ns/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than or equal to 86400"
+        ]
+    );
+    let e = errors(&svc("  sessionAffinity: Sticky\n  ports: [{port: 80}]\n"));
+    assert!(e[0].contains("spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\""));
+}
+
+#[test]
+fn protocols_and_target_port_names_are_checked() {
+    let e = errors(&svc("  ports:\n  - {port: 80, protocol: HTTP}\n"));
+    assert!(e[0].contains("spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""));
+    let e = errors(&svc("  ports:\n  - {port: 80, targetPort: Not_A_Name}\n"));
+    assert!(
+        e[0].contains("spec.ports[0].targetPort: Invalid value: \"Not_A_Name\""),
+        "{e:?}"
+    );
+    let m = model(&svc(
+        "  ports:\n  - {port: 53, protocol: UDP, targetPort: dns}\n",
+    ));
+    assert_eq!(
+        m.services[0].ports[0].0.target,
+        TargetPort::Name("dns".into())
+    );
+}
+
+#[test]
+fn ips_must_be_ips() {
+    let e = errors(&svc(
+        "  clusterIP: 10.0.0.300\n  externalIPs: [127.0.0.9, nope]\n  ports: [{port: 80}]\n",
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("spec.clusterIP: Invalid value: \"10.0.0.300\": must be a valid IP address")
+    );
+    assert!(e[1].contains("spec.externalIPs[1]: Invalid value: \"nope\""));
+}
+
+#[test]
+fn headless_external_name_and_labels_are_not_proxied() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: h}\nspec: {clusterIP: None, ports: [{port: 80}]}\n---\n\
+        apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {type: ExternalName, externalName: example.org}\n---\n\
+        apiVersion: v1\nkind: Service\nmetadata: {name: l, labels: {service.kubernetes.io/headless: ''}}\nspec: {ports: [{port: 80}]}\n---\n\
+        apiVersion: v1\nkind: Service\nmetadata: {name: p, labels: {service.kubernetes.io/service-proxy-name: other}}\nspec: {ports: [{port: 80}]}\n---\n\
+        apiVersion: v1\nkind: Service\nmetadata: {name: z}\nspec: {ports: [{port: 80}]}\n";
+    let m = model(text);
+    let skips: Vec<(&str, Option<Skip>)> = m
+        .services
+        .iter()
+        .map(|r| (&*r.service.id.name, r.skip))
+        .collect();
+    assert_eq!(
+        skips,
+        [
+            ("h", Some(Skip::Headless)),
+            ("l", Some(Skip::HeadlessLabel)),
+            ("p", Some(Skip::OtherProxy)),
+            ("x", Some(Skip::ExternalName)),
+            ("z", None)
+        ]
+    );
+    let mut loaded = Loaded::default();
+    loaded.add_text(Path::new("t.yaml"), text);
+    let named = Options {
+        service_proxy_name: Some("other".into()),
+        ..options()
+    };
+    let m = Model::build(&loaded.objects, &named);
+    let served: Vec<&str> = m
+        .services
+        .iter()
+        .filter(|r| r.skip.is_none())
+        .map(|r| &*r.service.id.name)
+        .collect();
+    assert_eq!(
+        served,
+        ["p"],
+        "with a proxy name only its Services are served"
+    );
+}
+
+#[test]
+fn an_invalid_object_does_not_hide_the_others() {
+    let text = format!(
+        "{}---\n{}",
+        svc("  ports: [{port: 0}]\n"),
+        service_yaml("fine", false)
+    );
+    let m = model(&text);
+    assert_eq!(m.errors.len(), 1);
+    assert_eq!(m.invalid_objects(), 1);
+    assert_eq!(&*m.services[0].service.id.name, "fine");
+}

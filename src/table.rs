@@ -1,0 +1,148 @@
+//! Stage 3, table: the model to an immutable routing [`Snapshot`].
+//!
+//! Input: a [`Model`]. Output: a Snapshot mapping every [`Frontend`] (an
+//! address svcproxy accepts on) to its [`Route`] (the endpoints that take
+//! its traffic and how to pick one). The data plane publishes Snapshots
+//! through one `ArcSwap` and never mutates one: a connection resolves its
+//! Route once and keeps the `Arc<Route>`, not the Snapshot.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort, usable};
+
+mod build;
+
+/// An address svcproxy accepts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frontend {
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+}
+
+/// Which field of the Service a Frontend comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontendKind {
+    ClusterIp,
+    ExternalIp,
+    LoadBalancer,
+    NodePort,
+}
+
+/// How traffic on a Route is forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// Byte stream, one endpoint per connection.
+    Tcp,
+    /// HTTP/1.1 or h2c, one endpoint per request.
+    Http,
+}
+
+/// One endpoint a Route may pick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Picked only because no endpoint is ready (kube-proxy's fallback).
+    pub terminating: bool,
+}
+
+/// A Frontend's endpoints and policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub service: ServiceId,
+    /// The ServicePort's name, or its number when unnamed (metric label).
+    pub port: Arc<str>,
+    pub kind: FrontendKind,
+    pub app: App,
+    /// Usable endpoints, sorted by address; empty means reject at once.
+    pub targets: Vec<Target>,
+    /// `sessionAffinity: ClientIP` timeout.
+    pub affinity: Option<Duration>,
+}
+
+/// Every Route at one generation. Immutable once built.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub generation: u64,
+    routes: HashMap<Frontend, Arc<Route>>,
+    /// The Services it was built from, sorted by namespace/name.
+    pub services: Vec<Resolved>,
+    /// Frontends claimed by two Services (the first in sorted order wins).
+    pub conflicts: Vec<String>,
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    /// Builds every Route of `model`. NodePorts are bound on `node_ips`
+    /// (`0.0.0.0` for every local address).
+    pub fn build(model: Model, generation: u64, node_ips: &[IpAddr], node_name: &str) -> Self {
+        build::build(model, generation, node_ips, node_name)
+    }
+
+    /// The Route of `frontend`.
+    pub fn route(&self, frontend: &Frontend) -> Option<&Arc<Route>> {
+        self.routes.get(frontend)
+    }
+
+    /// Every Frontend, sorted.
+    pub fn frontends(&self) -> Vec<Frontend> {
+        let mut all: Vec<Frontend> = self.routes.keys().copied().collect();
+        all.sort();
+        all
+    }
+
+    /// How many Frontends there are.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when nothing is routed.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+// === impl App ===
+
+impl App {
+    /// HTTP for appProtocol `http`, `h2c`, `kubernetes.io/h2c`, `grpc`, or a
+    /// port named `http`, `http-*`, `grpc`, `grpc-*`, `h2c`.
+    pub fn of(port: &ServicePort) -> Self {
+        let by_app = port.app_protocol.as_deref().is_some_and(|a| {
+            matches!(
+                a,
+                "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http"
+            )
+        });
+        let name = port.name.as_str();
+        let by_name = matches!(name, "http" | "grpc" | "h2c")
+            || name.starts_with("http-")
+            || name.starts_with("grpc-");
+        if by_app || by_name {
+            App::Http
+        } else {
+            App::Tcp
+        }
+    }
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.protocol)
+    }
+}
+
+/// The targets of a ServicePort's endpoints under a traffic policy.
+pub(crate) fn targets(endpoints: &[crate::model::Endpoint], local_to: Option<&str>) -> Vec<Target> {
+    usable(endpoints, local_to)
+        .into_iter()
+        .map(|e| Target {
+            addr: e.addr,
+            terminating: !e.ready,
+        })
+        .collect()
+}
