@@ -48,6 +48,9 @@ pub(crate) struct Entry {
 pub struct Lines {
     root: u32,
     fields: HashMap<FieldPath, u32>,
+    /// False for objects that did not come from YAML text (the API server,
+    /// benches): presence is then unknown and every field counts as written.
+    known: bool,
 }
 
 // === impl Node ===
@@ -86,6 +89,7 @@ impl Node {
         let mut lines = Lines {
             root: self.line,
             fields: HashMap::new(),
+            known: true,
         };
         let json = self.walk(&FieldPath::root(), &mut lines);
         (json, lines)
@@ -144,7 +148,7 @@ impl Lines {
     /// True when the manifest spelled out `path` (k8s-openapi defaults
     /// missing required fields to zero, so presence is read here).
     pub fn contains(&self, path: &FieldPath) -> bool {
-        self.fields.contains_key(path)
+        !self.known || self.fields.contains_key(path)
     }
 
     /// The line the object starts on.

@@ -182,11 +182,11 @@ fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) ->
     }
     let single = spec.cluster_ip.as_deref().filter(|s| !s.is_empty());
     let listed = spec.cluster_ips.as_deref().unwrap_or_default();
-    if let (Some(one), Some(first)) = (single, listed.first()) {
-        if one != first {
-            let why = "must match the first value of `spec.clusterIPs`";
-            f.invalid_str(FieldPath::of("spec.clusterIP"), one, why);
-        }
+    if let (Some(one), Some(first)) = (single, listed.first())
+        && one != first
+    {
+        let why = "must match the first value of `spec.clusterIPs`";
+        f.invalid_str(FieldPath::of("spec.clusterIP"), one, why);
     }
     match (single, listed) {
         (Some("None"), _) => {
@@ -241,10 +241,10 @@ fn ports(
             );
             f.duplicate(at.clone(), value);
         }
-        if let Some(node_port) = port.node_port {
-            if !node_ports.insert((node_port, port.protocol)) {
-                f.duplicate(at.field("nodePort"), node_port);
-            }
+        if let Some(node_port) = port.node_port
+            && !node_ports.insert((node_port, port.protocol))
+        {
+            f.duplicate(at.field("nodePort"), node_port);
         }
         out.push(port);
     }
