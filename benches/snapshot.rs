@@ -70,16 +70,9 @@ fn report_memory(objects: &[Object]) {
     let region = Region::new(GLOBAL);
     let built = snapshot(objects);
     let change = region.change();
-    let held = change
-        .bytes_allocated
-        .saturating_sub(change.bytes_deallocated);
+    let held = change.bytes_allocated.saturating_sub(change.bytes_deallocated);
     assert_eq!(built.len(), SERVICES * 2);
-    assert!(
-        built
-            .services
-            .iter()
-            .all(|s| s.ports.iter().all(|(_, e)| e.len() == 3))
-    );
+    assert!(built.services.iter().all(|s| s.endpoints.iter().all(|e| e.len() == 3)));
     println!(
         "snapshot of {SERVICES} Services x 2 ports x 3 endpoints: {} routes, {:.1} MiB held, {:.1} MiB allocated while building",
         built.len(),
@@ -94,15 +87,11 @@ fn bench(c: &mut Criterion) {
     report_memory(&objects);
     let mut group = c.benchmark_group("10k_services");
     group.sample_size(10);
-    group.bench_function("parse", |b| {
-        b.iter(|| black_box(self::objects(black_box(&text))))
-    });
+    group.bench_function("parse", |b| b.iter(|| black_box(self::objects(black_box(&text)))));
     group.bench_function("model", |b| {
         b.iter(|| black_box(Model::build(black_box(&objects), &options())))
     });
-    group.bench_function("snapshot", |b| {
-        b.iter(|| black_box(snapshot(black_box(&objects))))
-    });
+    group.bench_function("snapshot", |b| b.iter(|| black_box(snapshot(black_box(&objects)))));
     group.finish();
 }
 

@@ -10,15 +10,8 @@ use crate::table::{Snapshot, targets};
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
 
-const HEADER: [&str; 7] = [
-    "NAMESPACE",
-    "NAME",
-    "TYPE",
-    "CLUSTER-IP",
-    "EXTERNAL-IP",
-    "PORT(S)",
-    "ENDPOINTS",
-];
+const HEADER: [&str; 7] =
+    ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"];
 
 /// The Services table, one row per Service, columns aligned as kubectl's.
 pub fn render(snapshot: &Snapshot) -> String {
@@ -55,11 +48,7 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
             out.push(format!("{id}: not proxied: {}", skip_reason(skip)));
             continue;
         }
-        for (port, _) in resolved
-            .ports
-            .iter()
-            .filter(|(p, _)| p.protocol != Protocol::Tcp)
-        {
+        for port in resolved.service.ports.iter().filter(|p| p.protocol != Protocol::Tcp) {
             out.push(format!(
                 "{id}: port {}/{} is listed but not proxied: {} is not supported yet",
                 port.port, port.protocol, port.protocol
@@ -123,10 +112,10 @@ fn external_ip(resolved: &Resolved) -> String {
 }
 
 fn ports(resolved: &Resolved) -> String {
-    if resolved.ports.is_empty() {
+    if resolved.service.ports.is_empty() {
         return "<none>".to_owned();
     }
-    join(resolved.ports.iter().map(|(p, _)| match p.node_port {
+    join(resolved.service.ports.iter().map(|p| match p.node_port {
         Some(node_port) => format!("{}:{node_port}/{}", p.port, p.protocol),
         None => format!("{}/{}", p.port, p.protocol),
     }))
@@ -135,7 +124,7 @@ fn ports(resolved: &Resolved) -> String {
 /// The usable endpoints of every port, as `kubectl get endpoints` lists them.
 fn endpoints(resolved: &Resolved) -> String {
     let mut all: Vec<String> = Vec::new();
-    for (_, endpoints) in &resolved.ports {
+    for endpoints in &resolved.endpoints {
         // As the cluster sees them: the node filter of a `Local` traffic
         // policy applies per node, at routing time.
         for target in targets(endpoints, None) {

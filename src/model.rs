@@ -80,9 +80,8 @@ pub enum Skip {
 pub struct Resolved {
     pub service: Service,
     pub skip: Option<Skip>,
-    /// The ServicePorts (NodePorts filled in) and all their endpoints, in
-    /// `spec.ports` order.
-    pub ports: Vec<(ServicePort, Vec<Endpoint>)>,
+    /// All endpoints of each of `service.ports`, in the same order.
+    pub endpoints: Vec<Vec<Endpoint>>,
 }
 
 /// The validated state of every object.
@@ -97,13 +96,7 @@ pub struct Model {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}:{line}: {object}: {path}: {detail}", file.display())]
-    Field {
-        file: PathBuf,
-        line: u32,
-        object: String,
-        path: FieldPath,
-        detail: String,
-    },
+    Field { file: PathBuf, line: u32, object: String, path: FieldPath, detail: String },
 }
 
 // === impl Model ===
@@ -130,15 +123,10 @@ impl Model {
                 errors.extend(e);
             }
         }
-        services.sort_by(|a, b| a.id.cmp(&b.id));
-        // Two objects of one name: the API server would hold only one.
-        services.dedup_by(|later, first| later.id == first.id);
+        let services = sorted(services);
         let (services, allocation_errors) = allocate::allocate(services, options.service_cidr);
         errors.extend(allocation_errors);
-        let services = services
-            .into_iter()
-            .map(|s| resolve(s, &catalog, options))
-            .collect();
+        let services = services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
         Model { services, errors }
     }
 
@@ -155,18 +143,20 @@ impl Model {
     }
 }
 
+/// Sorted by id, one Service per id (the API server holds only one):
+/// sorting indices moves each large Service once, not log n times.
+fn sorted(services: Vec<Service>) -> Vec<Service> {
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    order.sort_by(|a, b| services[*a].id.cmp(&services[*b].id));
+    order.dedup_by(|later, first| services[*later].id == services[*first].id);
+    let mut slots: Vec<Option<Service>> = services.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 fn resolve(service: Service, catalog: &Catalog, options: &Options) -> Resolved {
     let skip = skip(&service, options);
-    let ports = service
-        .ports
-        .iter()
-        .map(|p| (p.clone(), catalog.resolve(&service, p)))
-        .collect();
-    Resolved {
-        service,
-        skip,
-        ports,
-    }
+    let endpoints = service.ports.iter().map(|p| catalog.resolve(&service, p)).collect();
+    Resolved { service, skip, endpoints }
 }
 
 fn skip(service: &Service, options: &Options) -> Option<Skip> {
@@ -183,14 +173,22 @@ fn skip(service: &Service, options: &Options) -> Option<Skip> {
     (label != options.service_proxy_name.as_ref()).then_some(Skip::OtherProxy)
 }
 
+// === impl Options ===
+
+impl Options {
+    /// kube-apiserver's default `--service-cluster-ip-range`.
+    pub const DEFAULT_SERVICE_CIDR: IpNet =
+        IpNet::V4(match ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12) {
+            Ok(net) => net,
+            Err(_) => panic!("a /12 is a valid prefix"),
+        });
+}
+
 // === impl ServiceId ===
 
 impl ServiceId {
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self {
-            namespace: Arc::from(namespace),
-            name: Arc::from(name),
-        }
+        Self { namespace: Arc::from(namespace), name: Arc::from(name) }
     }
 }
 
@@ -234,6 +232,11 @@ impl fmt::Display for Protocol {
 // === impl Resolved ===
 
 impl Resolved {
+    /// Each ServicePort (NodePorts filled in) with all its endpoints.
+    pub fn ports(&self) -> impl ExactSizeIterator<Item = (&ServicePort, &[Endpoint])> {
+        self.service.ports.iter().zip(self.endpoints.iter().map(Vec::as_slice))
+    }
+
     /// The Service's ClusterIPs (empty when headless or ExternalName).
     pub fn cluster_ips(&self) -> &[IpAddr] {
         match &self.service.cluster_ip {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort, usable};
@@ -61,7 +62,15 @@ pub struct Route {
     pub targets: Vec<Target>,
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
+    /// Round-robin position, shared by every Route of one ServicePort (its
+    /// ClusterIP, NodePort and external frontends); the only mutable part.
+    pub cursor: Arc<Cursor>,
 }
+
+/// A round-robin counter shared by every connection of one Route. A new
+/// Route (after a swap) starts again at zero; equality ignores it.
+#[derive(Debug, Default)]
+pub struct Cursor(AtomicUsize);
 
 /// Every Route at one generation. Immutable once built.
 #[derive(Debug, Default)]
@@ -106,6 +115,29 @@ impl Snapshot {
     }
 }
 
+// === impl Cursor ===
+
+impl Cursor {
+    /// The position for the next connection.
+    pub fn next(&self) -> usize {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl Clone for Cursor {
+    fn clone(&self) -> Self {
+        Self(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for Cursor {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Cursor {}
+
 // === impl App ===
 
 impl App {
@@ -113,20 +145,13 @@ impl App {
     /// port named `http`, `http-*`, `grpc`, `grpc-*`, `h2c`.
     pub fn of(port: &ServicePort) -> Self {
         let by_app = port.app_protocol.as_deref().is_some_and(|a| {
-            matches!(
-                a,
-                "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http"
-            )
+            matches!(a, "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http")
         });
         let name = port.name.as_str();
         let by_name = matches!(name, "http" | "grpc" | "h2c")
             || name.starts_with("http-")
             || name.starts_with("grpc-");
-        if by_app || by_name {
-            App::Http
-        } else {
-            App::Tcp
-        }
+        if by_app || by_name { App::Http } else { App::Tcp }
     }
 }
 
@@ -140,9 +165,6 @@ impl fmt::Display for Frontend {
 pub(crate) fn targets(endpoints: &[crate::model::Endpoint], local_to: Option<&str>) -> Vec<Target> {
     usable(endpoints, local_to)
         .into_iter()
-        .map(|e| Target {
-            addr: e.addr,
-            terminating: !e.ready,
-        })
+        .map(|e| Target { addr: e.addr, terminating: !e.ready })
         .collect()
 }

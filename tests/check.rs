@@ -20,29 +20,13 @@ use support::{CHECK_BUDGET, Endpoints, Output, Row, check, check_with_peak_rss, 
 #[test]
 fn every_valid_fixture_exits_zero_with_a_table_and_no_error() {
     let files = support::manifest_files(&support::root().join("tests/fixtures/valid"));
-    assert!(
-        files.len() >= 10,
-        "expected the valid fixtures, found {files:?}"
-    );
+    assert!(files.len() >= 10, "expected the valid fixtures, found {files:?}");
     for file in files {
         let out = check([&file]);
         out.assert_no_panic();
-        assert_eq!(
-            out.code(),
-            Some(0),
-            "{} should be valid\n{out}",
-            file.display()
-        );
-        assert!(
-            out.error_lines().is_empty(),
-            "{}: unexpected stderr\n{out}",
-            file.display()
-        );
-        assert!(
-            !out.table().rows.is_empty(),
-            "{}: empty table\n{out}",
-            file.display()
-        );
+        assert_eq!(out.code(), Some(0), "{} should be valid\n{out}", file.display());
+        assert!(out.error_lines().is_empty(), "{}: unexpected stderr\n{out}", file.display());
+        assert!(!out.table().rows.is_empty(), "{}: empty table\n{out}", file.display());
         out.assert_within(CHECK_BUDGET);
     }
 }
@@ -217,15 +201,9 @@ fn valid_fixtures_print_every_service_with_its_addresses_ports_and_endpoints() {
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(out.error_lines().is_empty(), "{out}");
     let table = out.table();
-    let expected: Vec<String> = VALID_TABLE
-        .iter()
-        .map(|e| format!("{}/{}", e.namespace, e.name))
-        .collect();
-    assert_eq!(
-        table.keys(),
-        expected,
-        "rows (sorted by namespace, name)\n{out}"
-    );
+    let expected: Vec<String> =
+        VALID_TABLE.iter().map(|e| format!("{}/{}", e.namespace, e.name)).collect();
+    assert_eq!(table.keys(), expected, "rows (sorted by namespace, name)\n{out}");
     let mut wrong = String::new();
     for e in VALID_TABLE {
         let row = table.row(e.namespace, e.name);
@@ -253,10 +231,7 @@ fn mismatches(e: &Expect, row: &Row) -> Vec<String> {
     }
     let external: BTreeSet<String> = e.external.iter().map(|s| s.to_string()).collect();
     if support::list_set(&row.external_ip) != external {
-        problems.push(format!(
-            "EXTERNAL-IP {:?}, expected {:?}",
-            row.external_ip, e.external
-        ));
+        problems.push(format!("EXTERNAL-IP {:?}, expected {:?}", row.external_ip, e.external));
     }
     if !ports_match(e.ports, &row.ports) {
         problems.push(format!("PORT(S) {:?}, expected {:?}", row.ports, e.ports));
@@ -264,10 +239,7 @@ fn mismatches(e: &Expect, row: &Row) -> Vec<String> {
     if let Some(endpoints) = e.endpoints
         && !Endpoints::parse(&row.endpoints).matches(endpoints)
     {
-        problems.push(format!(
-            "ENDPOINTS {:?}, expected {:?}",
-            row.endpoints, endpoints
-        ));
+        problems.push(format!("ENDPOINTS {:?}, expected {:?}", row.endpoints, endpoints));
     }
     problems
 }
@@ -288,17 +260,14 @@ fn ports_match(expected: &str, actual: &str) -> bool {
     let (want, got): (Vec<_>, Vec<_>) =
         (expected.split(',').collect(), actual.split(',').collect());
     want.len() == got.len()
-        && want
-            .iter()
-            .zip(&got)
-            .all(|(w, g)| match w.split_once(":*/") {
-                Some((port, proto)) => support::parse_port(g).is_some_and(|(p, node, pr)| {
-                    p.to_string() == port
-                        && pr == proto
-                        && node.is_some_and(|n| (30000..=32767).contains(&n))
-                }),
-                None => w == g,
-            })
+        && want.iter().zip(&got).all(|(w, g)| match w.split_once(":*/") {
+            Some((port, proto)) => support::parse_port(g).is_some_and(|(p, node, pr)| {
+                p.to_string() == port
+                    && pr == proto
+                    && node.is_some_and(|n| (30000..=32767).contains(&n))
+            }),
+            None => w == g,
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -539,17 +508,10 @@ fn assert_rejected(case: &Case) {
 
     // One broken object: one error line, naming the file (and line).
     let errors = out.error_lines();
-    assert_eq!(
-        errors.len(),
-        1,
-        "{shown}: expected exactly one error line\n{out}"
-    );
+    assert_eq!(errors.len(), 1, "{shown}: expected exactly one error line\n{out}");
     let error = errors[0];
     let prefix = format!("{shown}:");
-    assert!(
-        error.starts_with(&prefix),
-        "{shown}: error must start with {prefix:?}\n{out}"
-    );
+    assert!(error.starts_with(&prefix), "{shown}: error must start with {prefix:?}\n{out}");
     let line = error[prefix.len()..].split(':').next().unwrap_or_default();
     assert!(
         line.parse::<u32>().is_ok_and(|l| l > 0),
@@ -559,29 +521,20 @@ fn assert_rejected(case: &Case) {
         assert_eq!(line, want.to_string(), "{shown}: error line number\n{out}");
     }
     for needle in case.error {
-        assert!(
-            error.contains(needle),
-            "{shown}: error must contain {needle:?}\n{out}"
-        );
+        assert!(error.contains(needle), "{shown}: error must contain {needle:?}\n{out}");
     }
 
     // The valid objects beside it are still listed; the broken one is not.
     if !case.listed.is_empty() {
         let table = out.table();
         for name in case.listed {
-            assert!(
-                table.lists(name),
-                "{shown}: valid {name} must still be listed\n{out}"
-            );
+            assert!(table.lists(name), "{shown}: valid {name} must still be listed\n{out}");
         }
     }
     if let Some(name) = case.rejected {
         let table = support::Table::parse(&out.stdout);
         let listed = table.is_ok_and(|t| t.lists(name));
-        assert!(
-            !listed,
-            "{shown}: the invalid {name} must not be listed\n{out}"
-        );
+        assert!(!listed, "{shown}: the invalid {name} must not be listed\n{out}");
     }
 }
 
@@ -593,10 +546,7 @@ fn every_invalid_fixture_has_a_case() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     let cased: BTreeSet<String> = CASES.iter().map(|c| c.file.to_owned()).collect();
-    assert_eq!(
-        on_disk, cased,
-        "each invalid fixture needs exactly one case above"
-    );
+    assert_eq!(on_disk, cased, "each invalid fixture needs exactly one case above");
 }
 
 #[test]
@@ -618,20 +568,13 @@ fn a_node_port_claimed_twice_goes_to_the_same_service_whatever_the_file_order() 
             .into_iter()
             .filter(|r| r.name == "alpha" || r.name == "beta")
             .collect();
-        assert_eq!(
-            kept.len(),
-            1,
-            "exactly one of alpha, beta keeps nodePort 30200\n{out}"
-        );
+        assert_eq!(kept.len(), 1, "exactly one of alpha, beta keeps nodePort 30200\n{out}");
         assert_eq!(kept[0].ports, "80:30200/TCP", "{out}");
         kept[0].name.clone()
     };
     let as_written = kept(&check([fixture("invalid/nodeport-duplicate.yaml")]));
     let swapped = kept(&check([&swapped]));
-    assert_eq!(
-        as_written, swapped,
-        "the winner must not depend on the order in the file"
-    );
+    assert_eq!(as_written, swapped, "the winner must not depend on the order in the file");
 }
 
 #[test]
@@ -641,22 +584,15 @@ fn invalid_fixtures_checked_together_report_every_file() {
     assert_eq!(out.code(), Some(1), "{out}");
     out.assert_within(CHECK_BUDGET);
     for case in CASES {
-        let shown = fixture(&format!("invalid/{}", case.file))
-            .display()
-            .to_string();
+        let shown = fixture(&format!("invalid/{}", case.file)).display().to_string();
         assert!(
-            out.error_lines()
-                .iter()
-                .any(|l| l.starts_with(&format!("{shown}:"))),
+            out.error_lines().iter().any(|l| l.starts_with(&format!("{shown}:"))),
             "{shown} is not reported\n{out}"
         );
     }
     let table = out.table();
     for name in CASES.iter().flat_map(|c| c.listed) {
-        assert!(
-            table.lists(name),
-            "valid {name} must still be listed\n{out}"
-        );
+        assert!(table.lists(name), "valid {name} must still be listed\n{out}");
     }
 }
 
@@ -702,14 +638,8 @@ fn an_invalid_object_does_not_hide_valid_ones_in_the_same_file() {
     assert_eq!(out.code(), Some(1), "{out}");
     let errors = out.error_lines();
     assert_eq!(errors.len(), 1, "{out}");
-    assert!(
-        errors[0].contains("default/broken: spec.ports[0].port: Invalid value: 0"),
-        "{out}"
-    );
-    assert!(
-        errors[0].starts_with(&format!("{}:15:", file.display())),
-        "{out}"
-    );
+    assert!(errors[0].contains("default/broken: spec.ports[0].port: Invalid value: 0"), "{out}");
+    assert!(errors[0].starts_with(&format!("{}:15:", file.display())), "{out}");
     let table = out.table();
     assert_eq!(table.keys(), ["default/good-a", "default/good-b"], "{out}");
 }
@@ -737,15 +667,8 @@ fn an_invalid_item_of_a_list_does_not_hide_the_other_items() {
     assert_eq!(out.code(), Some(1), "{out}");
     let errors = out.error_lines();
     assert_eq!(errors.len(), 1, "{out}");
-    assert!(
-        errors[0].contains("default/broken: spec.ports[0].port: Invalid value: 0"),
-        "{out}"
-    );
-    assert_eq!(
-        out.table().keys(),
-        ["default/good-a", "default/good-b"],
-        "{out}"
-    );
+    assert!(errors[0].contains("default/broken: spec.ports[0].port: Invalid value: 0"), "{out}");
+    assert_eq!(out.table().keys(), ["default/good-a", "default/good-b"], "{out}");
 }
 
 // ---------------------------------------------------------------------------
@@ -785,11 +708,8 @@ fn rejects_a_64_mib_file_by_its_size_without_reading_it() {
     let (out, peak_kib) = check_with_peak_rss([&file]);
     out.assert_no_panic();
     assert_eq!(out.code(), Some(1), "{out}");
-    let want = format!(
-        "{}: file is {SIZE} bytes, over the limit of {} bytes",
-        file.display(),
-        16 << 20
-    );
+    let want =
+        format!("{}: file is {SIZE} bytes, over the limit of {} bytes", file.display(), 16 << 20);
     assert_eq!(out.error_lines(), [want.as_str()], "{out}");
     out.assert_within(CHECK_BUDGET);
     match peak_kib {
@@ -805,9 +725,7 @@ fn rejects_a_file_of_20000_documents_quickly() {
     let file = dir.path().join("storm.yaml");
     let mut writer = BufWriter::new(fs::File::create(&file).expect("create"));
     for i in 0..20_000 {
-        writer
-            .write_all(padded_document(i).as_bytes())
-            .expect("write");
+        writer.write_all(padded_document(i).as_bytes()).expect("write");
     }
     writer.flush().expect("flush");
     drop(writer);
@@ -816,19 +734,9 @@ fn rejects_a_file_of_20000_documents_quickly() {
     out.assert_no_panic();
     assert_eq!(out.code(), Some(1), "{out}");
     let errors = out.error_lines();
-    assert_eq!(
-        errors.len(),
-        1,
-        "one error for the file, not one per document\n{out}"
-    );
-    assert!(
-        errors[0].starts_with(&format!("{}:", file.display())),
-        "{out}"
-    );
-    assert!(
-        errors[0].contains("more than 10000 documents in one file"),
-        "{out}"
-    );
+    assert_eq!(errors.len(), 1, "one error for the file, not one per document\n{out}");
+    assert!(errors[0].starts_with(&format!("{}:", file.display())), "{out}");
+    assert!(errors[0].contains("more than 10000 documents in one file"), "{out}");
     out.assert_within(CHECK_BUDGET);
     match peak_kib {
         Some(kib) => assert!(kib < 128 * 1024, "peak RSS {kib} KiB\n{out}"),
@@ -851,9 +759,7 @@ fn seed_config_reports_its_two_broken_files_and_lists_the_good_services() {
     // as the API server would say: both ports unnamed, the second portless).
     for line in &errors {
         assert!(
-            BROKEN_CONFIG
-                .iter()
-                .any(|f| line.starts_with(&format!("{f}:"))),
+            BROKEN_CONFIG.iter().any(|f| line.starts_with(&format!("{f}:"))),
             "unexpected error {line:?}\n{out}"
         );
     }
@@ -865,10 +771,7 @@ fn seed_config_reports_its_two_broken_files_and_lists_the_good_services() {
         .find(|(_, detail)| detail.contains("spec.ports[1].port"))
         .unwrap_or_else(|| panic!("hello-service.yml spec.ports[1].port not reported\n{out}"));
     assert!(hello.0.parse::<u32>().is_ok(), "FILE:LINE expected\n{out}");
-    assert_eq!(
-        hello.1, "default/hello-svc: spec.ports[1].port: Required value",
-        "{out}"
-    );
+    assert_eq!(hello.1, "default/hello-svc: spec.ports[1].port: Required value", "{out}");
 
     let pods = errors
         .iter()
@@ -882,10 +785,7 @@ fn seed_config_reports_its_two_broken_files_and_lists_the_good_services() {
     assert_eq!(table.row("default", "svc-2").ports, "3306/TCP", "{out}");
     for row in &table.rows {
         assert_eq!(row.kind, "ClusterIP", "{out}");
-        assert!(
-            in_default_service_cidr(&row.cluster_ip),
-            "allocated CLUSTER-IP\n{out}"
-        );
+        assert!(in_default_service_cidr(&row.cluster_ip), "allocated CLUSTER-IP\n{out}");
         // The seed's Pods have no status.podIP.
         assert_eq!(row.endpoints, "<none>", "{out}");
     }
@@ -904,21 +804,12 @@ fn demo_config_lists_hello_svc_with_its_node_port_and_three_endpoints() {
         .iter()
         .find(|r| r.name == "hello-svc")
         .unwrap_or_else(|| panic!("hello-svc not listed\n{out}"));
-    assert!(
-        hello.ports.split(',').any(|p| p == "9000:30165/TCP"),
-        "{out}"
-    );
-    assert_eq!(
-        hello.endpoints, "127.0.1.1:8000,127.0.1.2:8000,127.0.1.3:8000",
-        "{out}"
-    );
+    assert!(hello.ports.split(',').any(|p| p == "9000:30165/TCP"), "{out}");
+    assert_eq!(hello.endpoints, "127.0.1.1:8000,127.0.1.2:8000,127.0.1.3:8000", "{out}");
 }
 
 /// The files of config/ known to be broken (the seed's own mistakes).
-const BROKEN_CONFIG: [&str; 2] = [
-    "config/seed/hello-service.yml",
-    "config/seed/labelled-pods.yml",
-];
+const BROKEN_CONFIG: [&str; 2] = ["config/seed/hello-service.yml", "config/seed/labelled-pods.yml"];
 
 #[test]
 fn every_manifest_under_config_checks_as_expected() {
@@ -930,20 +821,11 @@ fn every_manifest_under_config_checks_as_expected() {
         let out = check([rel]);
         out.assert_no_panic();
         out.assert_within(CHECK_BUDGET);
-        let want = if BROKEN_CONFIG.iter().any(|b| Path::new(b) == rel) {
-            1
-        } else {
-            0
-        };
+        let want = if BROKEN_CONFIG.iter().any(|b| Path::new(b) == rel) { 1 } else { 0 };
         if out.code() != Some(want) {
             let _ = writeln!(wrong, "{}: expected exit {want}\n{out}", rel.display());
         }
-        if want == 1
-            && !out
-                .error_lines()
-                .iter()
-                .all(|l| l.starts_with(&*rel.to_string_lossy()))
-        {
+        if want == 1 && !out.error_lines().iter().all(|l| l.starts_with(&*rel.to_string_lossy())) {
             let _ = writeln!(wrong, "{}: errors must name the file\n{out}", rel.display());
         }
     }
@@ -983,11 +865,7 @@ impl Generated {
     fn yaml(&self, item: bool) -> String {
         let mut doc = String::new();
         let _ = writeln!(doc, "apiVersion: v1\nkind: Service\nmetadata:");
-        let _ = writeln!(
-            doc,
-            "  name: {}\n  namespace: {}\nspec:",
-            self.name, self.namespace
-        );
+        let _ = writeln!(doc, "  name: {}\n  namespace: {}\nspec:", self.name, self.namespace);
         if self.node_port_type {
             let _ = writeln!(doc, "  type: NodePort");
         }
@@ -995,18 +873,13 @@ impl Generated {
             let _ = writeln!(doc, "  clusterIP: {ip}");
         }
         let _ = writeln!(doc, "  selector:\n    app: {}\n  ports:", self.name);
-        let node_port = self
-            .node_port
-            .map(|p| format!("\n      nodePort: {p}"))
-            .unwrap_or_default();
+        let node_port =
+            self.node_port.map(|p| format!("\n      nodePort: {p}")).unwrap_or_default();
         if self.index.is_multiple_of(2) {
             let _ = writeln!(doc, "    - port: 80{node_port}");
         } else {
             let _ = writeln!(doc, "    - name: http\n      port: 80{node_port}");
-            let _ = writeln!(
-                doc,
-                "    - name: https\n      port: 443\n      targetPort: 8443"
-            );
+            let _ = writeln!(doc, "    - name: https\n      port: 443\n      targetPort: 8443");
         }
         if !item {
             return doc;
@@ -1026,12 +899,7 @@ fn allocations(out: &Output) -> BTreeMap<String, (String, String)> {
     out.table()
         .rows
         .into_iter()
-        .map(|r| {
-            (
-                format!("{}/{}", r.namespace, r.name),
-                (r.cluster_ip, r.ports),
-            )
-        })
+        .map(|r| (format!("{}/{}", r.namespace, r.name), (r.cluster_ip, r.ports)))
         .collect()
 }
 
@@ -1055,20 +923,12 @@ fn allocation_does_not_depend_on_file_order_or_split() {
     }
     for (k, part) in parts {
         let text = match k {
-            0 => part
-                .iter()
-                .map(|s| s.yaml(false))
-                .collect::<Vec<_>>()
-                .join("---\n"),
+            0 => part.iter().map(|s| s.yaml(false)).collect::<Vec<_>>().join("---\n"),
             6 => format!(
                 "apiVersion: v1\nkind: List\nitems:\n{}",
                 part.iter().map(|s| s.yaml(true)).collect::<String>()
             ),
-            _ => part
-                .iter()
-                .map(|s| s.yaml(false))
-                .collect::<Vec<_>>()
-                .join("\n---\n"),
+            _ => part.iter().map(|s| s.yaml(false)).collect::<Vec<_>>().join("\n---\n"),
         };
         let path = if k == 0 {
             split.join("nested/z-part.yaml")
@@ -1099,45 +959,29 @@ fn allocation_does_not_depend_on_file_order_or_split() {
     for s in &services {
         let key = format!("{}/{}", s.namespace, s.name);
         let (ip, ports) = &one[&key];
-        assert!(
-            cluster_ips.insert(ip.clone()),
-            "{key}: CLUSTER-IP {ip} given twice"
-        );
+        assert!(cluster_ips.insert(ip.clone()), "{key}: CLUSTER-IP {ip} given twice");
         match &s.cluster_ip {
             Some(written) => assert_eq!(ip, written, "{key}: written clusterIP kept"),
-            None => assert!(
-                in_default_service_cidr(ip),
-                "{key}: {ip} not in 10.96.0.0/12"
-            ),
+            None => assert!(in_default_service_cidr(ip), "{key}: {ip} not in 10.96.0.0/12"),
         }
         let parsed: Vec<_> = ports
             .split(',')
             .map(|p| support::parse_port(p).unwrap_or_else(|| panic!("{key}: PORT(S) {ports}")))
             .collect();
         let want_ports: &[u16] = if s.index % 2 == 0 { &[80] } else { &[80, 443] };
-        assert_eq!(
-            parsed.iter().map(|p| p.0).collect::<Vec<_>>(),
-            want_ports,
-            "{key}: {ports}"
-        );
+        assert_eq!(parsed.iter().map(|p| p.0).collect::<Vec<_>>(), want_ports, "{key}: {ports}");
         for (i, (_, node, proto)) in parsed.iter().enumerate() {
             assert_eq!(proto, "TCP", "{key}: {ports}");
             match (s.node_port_type, node) {
                 (false, None) => {}
                 (true, Some(node)) => {
                     assert!((30000..=32767).contains(node), "{key}: {ports}");
-                    assert!(
-                        node_ports.insert(*node),
-                        "{key}: nodePort {node} given twice"
-                    );
+                    assert!(node_ports.insert(*node), "{key}: nodePort {node} given twice");
                     if let (0, Some(written)) = (i, s.node_port) {
                         assert_eq!(*node, written, "{key}: written nodePort kept");
                     }
                 }
-                _ => panic!(
-                    "{key}: PORT(S) {ports} for type NodePort={}",
-                    s.node_port_type
-                ),
+                _ => panic!("{key}: PORT(S) {ports} for type NodePort={}", s.node_port_type),
             }
         }
     }
@@ -1153,10 +997,7 @@ fn check_without_a_path_is_a_usage_error() {
     out.assert_no_panic();
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(out.stdout.is_empty(), "{out}");
-    assert!(
-        !out.stderr.is_empty(),
-        "usage is explained on stderr\n{out}"
-    );
+    assert!(!out.stderr.is_empty(), "usage is explained on stderr\n{out}");
 }
 
 #[test]
@@ -1176,17 +1017,11 @@ fn an_unknown_command_is_a_usage_error() {
 
 #[test]
 fn a_missing_path_is_reported_by_name_and_the_others_still_load() {
-    let out = check([
-        "tests/fixtures/no-such-file.yaml",
-        "tests/fixtures/valid/nodeport.yaml",
-    ]);
+    let out = check(["tests/fixtures/no-such-file.yaml", "tests/fixtures/valid/nodeport.yaml"]);
     out.assert_no_panic();
     assert_eq!(out.code(), Some(1), "{out}");
     let errors = out.error_lines();
     assert_eq!(errors.len(), 1, "{out}");
-    assert!(
-        errors[0].starts_with("tests/fixtures/no-such-file.yaml: "),
-        "{out}"
-    );
+    assert!(errors[0].starts_with("tests/fixtures/no-such-file.yaml: "), "{out}");
     assert_eq!(out.table().keys(), ["default/frontend"], "{out}");
 }

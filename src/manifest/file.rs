@@ -39,10 +39,7 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Error>) {
                     files.push(e.into_path())
                 }
                 Ok(_) => {}
-                Err(e) => errors.push(Error::Walk {
-                    file: path.clone(),
-                    detail: e.to_string(),
-                }),
+                Err(e) => errors.push(Error::Walk { file: path.clone(), detail: e.to_string() }),
             }
         }
     }
@@ -51,41 +48,25 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Error>) {
 
 /// Reads one file, refusing files over [`MAX_FILE_BYTES`] before reading them.
 pub fn read(path: &Path) -> Result<String, Error> {
-    let io = |source| Error::Read {
-        file: path.to_owned(),
-        source,
-    };
+    let io = |source| Error::Read { file: path.to_owned(), source };
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if size > MAX_FILE_BYTES {
-        return Err(Error::TooLarge {
-            file: path.to_owned(),
-            size,
-        });
+        return Err(Error::TooLarge { file: path.to_owned(), size });
     }
     let mut text = String::new();
     // The file may grow between stat and read: never read past the cap.
-    let read = file
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
+    let read = file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(io)?;
     if read as u64 > MAX_FILE_BYTES {
-        return Err(Error::TooLarge {
-            file: path.to_owned(),
-            size: read as u64,
-        });
+        return Err(Error::TooLarge { file: path.to_owned(), size: read as u64 });
     }
     Ok(text)
 }
 
 fn is_manifest(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.contains(&e))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e))
 }
 
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }

@@ -86,11 +86,7 @@ impl Node {
 
     /// Splits the tree into JSON and the line of every field path.
     pub(crate) fn to_json(&self) -> (Json, Lines) {
-        let mut lines = Lines {
-            root: self.line,
-            fields: HashMap::new(),
-            known: true,
-        };
+        let mut lines = Lines { root: self.line, fields: HashMap::new(), known: true };
         let json = self.walk(&FieldPath::root(), &mut lines);
         (json, lines)
     }
@@ -118,7 +114,7 @@ impl Node {
                 entries
                     .iter()
                     .map(|e| {
-                        let at = path.field(&e.key);
+                        let at = path.field(e.key.clone());
                         lines.fields.insert(at.clone(), e.line);
                         let value = e.node.walk(&at, lines);
                         (e.key.clone(), value)
@@ -163,10 +159,7 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
         let line = u32::try_from(spanned.referenced.line()).unwrap_or(u32::MAX);
-        Ok(Node {
-            line,
-            value: spanned.value,
-        })
+        Ok(Node { line, value: spanned.value })
     }
 }
 
@@ -234,11 +227,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(key) = map.next_key::<Spanned<Key>>()? {
             let line = u32::try_from(key.referenced.line()).unwrap_or(u32::MAX);
             let node = map.next_value::<Node>()?;
-            entries.push(Entry {
-                key: key.value.0,
-                line,
-                node,
-            });
+            entries.push(Entry { key: key.value.0, line, node });
         }
         Ok(Value::Map(entries))
     }

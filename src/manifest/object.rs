@@ -55,10 +55,7 @@ fn decode_as(
                 .into_iter()
                 .filter_map(|(v, msg)| v.is_none().then_some(msg))
                 .collect();
-            return Err(not_object(format!(
-                "not a Kubernetes object: {}",
-                missing.join(", ")
-            )));
+            return Err(not_object(format!("not a Kubernetes object: {}", missing.join(", "))));
         }
     };
     if let Some(item_kind) = kind.strip_suffix("List") {
@@ -69,10 +66,7 @@ fn decode_as(
         map.entry("apiVersion").or_insert_with(|| api.into());
         map.entry("kind").or_insert_with(|| kind.into());
     }
-    let origin = Origin {
-        file: doc.file.clone(),
-        lines: Arc::new(lines),
-    };
+    let origin = Origin { file: doc.file.clone(), lines: Arc::new(lines) };
     let resource = match (api_version, kind) {
         ("v1", "Service") => Resource::Service(Box::new(typed::<Service>(json, &origin)?)),
         ("v1", "Endpoints") => Resource::Endpoints(Box::new(typed::<Endpoints>(json, &origin)?)),
@@ -137,7 +131,7 @@ fn typed<T: DeserializeOwned>(json: Json, origin: &Origin) -> Result<T, Error> {
         let message = e.inner().to_string();
         let detail = match missing_field(&message) {
             Some(field) => {
-                path = path.field(field);
+                path = path.field(field.to_owned());
                 "Required value".to_owned()
             }
             None => message,
@@ -155,10 +149,7 @@ fn typed<T: DeserializeOwned>(json: Json, origin: &Origin) -> Result<T, Error> {
 /// `namespace/name` read from raw metadata, for errors before typed decoding.
 fn object_name(json: &Json) -> String {
     let meta = &json["metadata"];
-    let namespace = meta["namespace"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("default");
+    let namespace = meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or("default");
     let name = meta["name"].as_str().unwrap_or("<unnamed>");
     format!("{namespace}/{name}")
 }

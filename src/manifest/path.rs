@@ -1,12 +1,14 @@
 //! Field paths as the API server prints them: `spec.ports[1].port`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// One step into a Kubernetes object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Segment {
-    /// A mapping key.
-    Field(String),
+    /// A mapping key; the names svcproxy checks are static, so most paths
+    /// are built without allocating their names.
+    Field(Cow<'static, str>),
     /// A sequence index.
     Index(usize),
 }
@@ -24,18 +26,13 @@ impl FieldPath {
     }
 
     /// Parses a dotted literal such as `spec.sessionAffinityConfig` (no indices).
-    pub fn of(dotted: &str) -> Self {
-        Self(
-            dotted
-                .split('.')
-                .map(|f| Segment::Field(f.to_owned()))
-                .collect(),
-        )
+    pub fn of(dotted: &'static str) -> Self {
+        Self(dotted.split('.').map(|f| Segment::Field(Cow::Borrowed(f))).collect())
     }
 
     /// This path extended by a field name.
-    pub fn field(&self, name: &str) -> Self {
-        self.with(Segment::Field(name.to_owned()))
+    pub fn field(&self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.with(Segment::Field(name.into()))
     }
 
     /// This path extended by a sequence index.
@@ -80,8 +77,8 @@ impl From<&serde_path_to_error::Path> for FieldPath {
         use serde_path_to_error::Segment as S;
         let segments = path.iter().filter_map(|segment| match segment {
             S::Seq { index } => Some(Segment::Index(*index)),
-            S::Map { key } => Some(Segment::Field(key.clone())),
-            S::Enum { variant } => Some(Segment::Field(variant.clone())),
+            S::Map { key } => Some(Segment::Field(Cow::Owned(key.clone()))),
+            S::Enum { variant } => Some(Segment::Field(Cow::Owned(variant.clone()))),
             S::Unknown => None,
         });
         Self(segments.collect())
@@ -96,10 +93,7 @@ mod tests {
     fn displays_like_the_api_server() {
         let path = FieldPath::of("spec.ports").index(1).field("port");
         assert_eq!(path.to_string(), "spec.ports[1].port");
-        assert_eq!(
-            path.parent().map(|p| p.to_string()).as_deref(),
-            Some("spec.ports[1]")
-        );
+        assert_eq!(path.parent().map(|p| p.to_string()).as_deref(), Some("spec.ports[1]"));
         assert_eq!(FieldPath::root().to_string(), "");
     }
 }

@@ -52,21 +52,14 @@ pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Ve
     }
     let mut ports: HashSet<(u16, Protocol)> = out
         .iter()
-        .flat_map(|s| {
-            s.ports
-                .iter()
-                .filter_map(|p| Some((p.node_port?, p.protocol)))
-        })
+        .flat_map(|s| s.ports.iter().filter_map(|p| Some((p.node_port?, p.protocol))))
         .collect();
     for service in &mut out {
         if needs_node_ports(service) {
             let key = service.id.to_string();
             for port in service.ports.iter_mut().filter(|p| p.node_port.is_none()) {
-                let port_key = if port.name.is_empty() {
-                    port.port.to_string()
-                } else {
-                    port.name.clone()
-                };
+                let port_key =
+                    if port.name.is_empty() { port.port.to_string() } else { port.name.clone() };
                 let start = fnv1a(&[&key, &port_key, port.protocol.as_str()]);
                 port.node_port = free_node_port(start, port.protocol, &mut ports);
             }

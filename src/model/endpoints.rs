@@ -67,25 +67,17 @@ pub(crate) fn slice(
     origin: &Origin,
 ) -> Result<Option<EndpointSet>, Vec<Error>> {
     let (namespace, name) = names(&raw.metadata);
-    let mut f = Fields::new(origin, &namespace, &name);
+    let mut f = Fields::new(origin, namespace, name);
     let family = match raw.address_type.as_str() {
         "IPv4" => Some(false),
         "IPv6" => Some(true),
         "FQDN" => None,
         other => {
-            f.unsupported(
-                FieldPath::of("addressType"),
-                other,
-                &["FQDN", "IPv4", "IPv6"],
-            );
+            f.unsupported(FieldPath::of("addressType"), other, &["FQDN", "IPv4", "IPv6"]);
             None
         }
     };
-    let service = raw
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SERVICE_NAME_LABEL));
+    let service = raw.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
     let mut subset = Subset::default();
     for (i, port) in raw.ports.as_deref().unwrap_or_default().iter().enumerate() {
         let at = FieldPath::of("ports").index(i);
@@ -94,11 +86,7 @@ pub(crate) fn slice(
         let protocol = Protocol::parse(&mut f, at.field("protocol"), port.protocol.as_deref());
         if let Some(number) = port_number(&mut f, at.field("port"), number) {
             let name = port.name.clone().unwrap_or_default();
-            subset.ports.push(EndpointPort {
-                name,
-                port: number,
-                protocol,
-            });
+            subset.ports.push(EndpointPort { name, port: number, protocol });
         }
     }
     for (i, endpoint) in raw.endpoints.iter().enumerate() {
@@ -113,19 +101,15 @@ pub(crate) fn slice(
             continue;
         };
         if family.is_some_and(|v6| v6 != ip.is_ipv6()) {
-            f.invalid_str(
-                at.index(0),
-                text,
-                &format!("must be an {} address", raw.address_type),
-            );
+            f.invalid_str(at.index(0), text, &format!("must be an {} address", raw.address_type));
             continue;
         }
         subset.addresses.push(slice_address(ip, endpoint));
     }
     let set = match (family, service) {
         (Some(_), Some(service)) => Some(EndpointSet {
-            service: ServiceId::new(&namespace, service),
-            name,
+            service: ServiceId::new(namespace, service),
+            name: name.to_owned(),
             subsets: vec![subset],
         }),
         _ => None,
@@ -139,27 +123,15 @@ fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint) -> Address {
     let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
     let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-    Address {
-        ip,
-        ready,
-        serving,
-        terminating,
-        node_name: endpoint.node_name.clone(),
-    }
+    Address { ip, ready, serving, terminating, node_name: endpoint.node_name.clone() }
 }
 
 /// Validates a `v1 Endpoints` object.
 pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<EndpointSet, Vec<Error>> {
     let (namespace, name) = names(&raw.metadata);
-    let mut f = Fields::new(origin, &namespace, &name);
+    let mut f = Fields::new(origin, namespace, name);
     let mut subsets = Vec::new();
-    for (i, subset) in raw
-        .subsets
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, subset) in raw.subsets.as_deref().unwrap_or_default().iter().enumerate() {
         let at = FieldPath::of("subsets").index(i);
         let mut out = Subset::default();
         for (ready, key, list) in [
@@ -180,78 +152,47 @@ pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<Endpoi
                 }
             }
         }
-        for (j, port) in subset
-            .ports
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (j, port) in subset.ports.as_deref().unwrap_or_default().iter().enumerate() {
             let path = at.field("ports").index(j);
             let protocol =
                 Protocol::parse(&mut f, path.field("protocol"), port.protocol.as_deref());
             if let Some(number) = required_port(&mut f, path.field("port"), port.port) {
                 let name = port.name.clone().unwrap_or_default();
-                out.ports.push(EndpointPort {
-                    name,
-                    port: number,
-                    protocol,
-                });
+                out.ports.push(EndpointPort { name, port: number, protocol });
             }
         }
         subsets.push(out);
     }
-    let service = ServiceId::new(&namespace, &name);
-    f.finish(EndpointSet {
-        service,
-        name,
-        subsets,
-    })
+    let service = ServiceId::new(namespace, name);
+    f.finish(EndpointSet { service, name: name.to_owned(), subsets })
 }
 
 /// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
 pub(crate) fn pod(raw: &core::Pod, origin: &Origin) -> Result<PodInfo, Vec<Error>> {
     let (namespace, name) = names(&raw.metadata);
-    let mut f = Fields::new(origin, &namespace, &name);
+    let mut f = Fields::new(origin, namespace, name);
     if name.is_empty() {
         f.required(FieldPath::of("metadata.name"));
     }
     let mut ports = Vec::new();
-    let containers = raw
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
+    let containers = raw.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
     for (i, container) in containers.iter().enumerate() {
-        for (j, port) in container
-            .ports
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let at = FieldPath::of("spec.containers")
-                .index(i)
-                .field("ports")
-                .index(j);
+        for (j, port) in container.ports.as_deref().unwrap_or_default().iter().enumerate() {
+            let at = FieldPath::of("spec.containers").index(i).field("ports").index(j);
             let protocol = Protocol::parse(&mut f, at.field("protocol"), port.protocol.as_deref());
             if let Some(number) =
                 required_port(&mut f, at.field("containerPort"), port.container_port)
             {
                 let name = port.name.clone().unwrap_or_default();
-                ports.push(EndpointPort {
-                    name,
-                    port: number,
-                    protocol,
-                });
+                ports.push(EndpointPort { name, port: number, protocol });
             }
         }
     }
     let address = pod_address(&mut f, raw);
     let labels = raw.metadata.labels.clone().unwrap_or_default();
     f.finish(PodInfo {
-        namespace,
-        name,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
         labels,
         address,
         ports,
@@ -285,13 +226,9 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod) -> Option<Address> {
     })
 }
 
-fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
-    let namespace = meta
-        .namespace
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".into());
-    (namespace, meta.name.clone().unwrap_or_default())
+fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
+    let namespace = meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default");
+    (namespace, meta.name.as_deref().unwrap_or_default())
 }
 
 /// A port field k8s-openapi defaults to 0 when missing.

@@ -9,19 +9,16 @@ use super::Error;
 /// The errors of one object, each pointing at the line of its field.
 pub(crate) struct Fields<'a> {
     origin: &'a Origin,
-    object: String,
+    namespace: &'a str,
+    name: &'a str,
     pub(crate) errors: Vec<Error>,
 }
 
 // === impl Fields ===
 
 impl<'a> Fields<'a> {
-    pub(crate) fn new(origin: &'a Origin, namespace: &str, name: &str) -> Self {
-        Self {
-            origin,
-            object: format!("{namespace}/{name}"),
-            errors: Vec::new(),
-        }
+    pub(crate) fn new(origin: &'a Origin, namespace: &'a str, name: &'a str) -> Self {
+        Self { origin, namespace, name, errors: Vec::new() }
     }
 
     /// True when the manifest spelled out `path`.
@@ -33,7 +30,7 @@ impl<'a> Fields<'a> {
         self.errors.push(Error::Field {
             file: self.origin.file.to_path_buf(),
             line: self.origin.lines.of(&path),
-            object: self.object.clone(),
+            object: format!("{}/{}", self.namespace, self.name),
             path,
             detail,
         });
@@ -54,10 +51,7 @@ impl<'a> Fields<'a> {
 
     pub(crate) fn unsupported(&mut self, path: FieldPath, value: &str, supported: &[&str]) {
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-        let detail = format!(
-            "Unsupported value: {value:?}: supported values: {}",
-            list.join(", ")
-        );
+        let detail = format!("Unsupported value: {value:?}: supported values: {}", list.join(", "));
         self.push(path, detail);
     }
 
@@ -71,11 +65,7 @@ impl<'a> Fields<'a> {
 
     /// The collected errors, or `Ok(value)` when there are none.
     pub(crate) fn finish<T>(self, value: T) -> Result<T, Vec<Error>> {
-        if self.errors.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.errors)
-        }
+        if self.errors.is_empty() { Ok(value) } else { Err(self.errors) }
     }
 }
 
@@ -84,9 +74,7 @@ pub(crate) fn is_dns1123_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -102,9 +90,7 @@ pub(crate) fn is_port_name(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 15
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.iter().any(u8::is_ascii_lowercase)
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -131,16 +117,8 @@ mod tests {
         for ok in ["http", "grpc-web", "h2c", "a1", "metrics-9090"] {
             assert!(is_port_name(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "8080",
-            "-http",
-            "http-",
-            "a--b",
-            "Http",
-            "under_score",
-            "abcdefghijklmnop",
-        ] {
+        for bad in ["", "8080", "-http", "http-", "a--b", "Http", "under_score", "abcdefghijklmnop"]
+        {
             assert!(!is_port_name(bad), "{bad}");
         }
     }

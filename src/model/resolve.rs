@@ -32,10 +32,7 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn add_slice(&mut self, set: EndpointSet) {
-        self.slices
-            .entry(set.service.clone())
-            .or_default()
-            .push(set);
+        self.slices.entry(set.service.clone()).or_default().push(set);
     }
 
     pub fn add_endpoints(&mut self, set: EndpointSet) {
@@ -43,10 +40,7 @@ impl Catalog {
     }
 
     pub fn add_pod(&mut self, pod: PodInfo) {
-        self.pods
-            .entry(pod.namespace.clone())
-            .or_default()
-            .push(pod);
+        self.pods.entry(pod.namespace.clone()).or_default().push(pod);
     }
 
     /// Every endpoint of `port`, sorted by address, duplicates merged.
@@ -76,11 +70,7 @@ impl Catalog {
         let Some(selector) = &service.selector else {
             return Vec::new();
         };
-        let pods = self
-            .pods
-            .get(&*service.id.namespace)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let pods = self.pods.get(&*service.id.namespace).map(Vec::as_slice).unwrap_or_default();
         pods.iter()
             .filter(|pod| selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
             .filter_map(|pod| {
@@ -112,10 +102,8 @@ impl Catalog {
 fn subsets<'a>(subsets: impl Iterator<Item = &'a Subset>, port: &ServicePort) -> Vec<Endpoint> {
     let mut out = Vec::new();
     for subset in subsets {
-        let Some(matched) = subset
-            .ports
-            .iter()
-            .find(|p| p.name == port.name && p.protocol == port.protocol)
+        let Some(matched) =
+            subset.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol)
         else {
             continue;
         };
@@ -142,10 +130,7 @@ pub fn usable<'a>(endpoints: &'a [Endpoint], local_to: Option<&str>) -> Vec<&'a 
     if !ready.is_empty() {
         return ready;
     }
-    candidates
-        .into_iter()
-        .filter(|e| e.serving && e.terminating)
-        .collect()
+    candidates.into_iter().filter(|e| e.serving && e.terminating).collect()
 }
 
 #[cfg(test)]

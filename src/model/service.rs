@@ -86,11 +86,7 @@ pub struct Service {
 /// Validates one Service object; every field error is reported.
 pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Service, Vec<Error>> {
     let meta = &service.metadata;
-    let namespace = meta
-        .namespace
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("default");
+    let namespace = meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default");
     let name = meta.name.as_deref().unwrap_or_default();
     let mut f = Fields::new(origin, namespace, name);
     validate_meta(&mut f, namespace, name);
@@ -99,27 +95,14 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
     let kind = service_type(&mut f, spec);
     let cluster_ip = cluster_ip(&mut f, spec, kind);
     let ports = ports(&mut f, spec, kind, &cluster_ip);
-    let external_ips = ips(
-        &mut f,
-        FieldPath::of("spec.externalIPs"),
-        spec.external_ips.as_deref(),
-    );
-    let ingress = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref());
+    let external_ips = ips(&mut f, FieldPath::of("spec.externalIPs"), spec.external_ips.as_deref());
+    let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
     let ingress_ips = ingress_ips(&mut f, ingress);
     let affinity = affinity(&mut f, spec);
-    let internal_local = traffic_policy(
-        &mut f,
-        "spec.internalTrafficPolicy",
-        &spec.internal_traffic_policy,
-    );
-    let external_local = traffic_policy(
-        &mut f,
-        "spec.externalTrafficPolicy",
-        &spec.external_traffic_policy,
-    );
+    let internal_local =
+        traffic_policy(&mut f, "spec.internalTrafficPolicy", &spec.internal_traffic_policy);
+    let external_local =
+        traffic_policy(&mut f, "spec.externalTrafficPolicy", &spec.external_traffic_policy);
     if kind == ServiceType::ExternalName && spec.external_name.as_deref().unwrap_or("").is_empty() {
         f.required(FieldPath::of("spec.externalName"));
     }
@@ -132,10 +115,7 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
         ports,
         external_ips,
         ingress_ips,
-        external_name: spec
-            .external_name
-            .clone()
-            .filter(|_| kind == ServiceType::ExternalName),
+        external_name: spec.external_name.clone().filter(|_| kind == ServiceType::ExternalName),
         selector,
         affinity,
         internal_local,
@@ -154,11 +134,7 @@ fn validate_meta(f: &mut Fields<'_>, namespace: &str, name: &str) {
         f.invalid_str(FieldPath::of("metadata.name"), name, field::DNS1035_LABEL);
     }
     if !field::is_dns1123_label(namespace) {
-        f.invalid_str(
-            FieldPath::of("metadata.namespace"),
-            namespace,
-            field::DNS1123_LABEL,
-        );
+        f.invalid_str(FieldPath::of("metadata.namespace"), namespace, field::DNS1123_LABEL);
     }
 }
 
@@ -207,11 +183,7 @@ fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) ->
         (_, [first, ..]) if first == "None" => ClusterIp::Headless,
         (_, listed) => {
             let ips = ips(f, FieldPath::of("spec.clusterIPs"), Some(listed));
-            if ips.is_empty() {
-                ClusterIp::Allocate
-            } else {
-                ClusterIp::Set(ips)
-            }
+            if ips.is_empty() { ClusterIp::Allocate } else { ClusterIp::Set(ips) }
         }
     }
 }
@@ -235,10 +207,7 @@ fn ports(
         let at = path.index(i);
         let port = service_port(f, &at, raw, list.len() > 1, kind, &mut names);
         if !seen.insert((port.port, port.protocol)) {
-            let value = format!(
-                "{{\"protocol\":\"{}\",\"port\":{}}}",
-                port.protocol, port.port
-            );
+            let value = format!("{{\"protocol\":\"{}\",\"port\":{}}}", port.protocol, port.port);
             f.duplicate(at.clone(), value);
         }
         if let Some(node_port) = port.node_port
@@ -275,14 +244,7 @@ fn service_port(
     let target = target_port(f, at.field("targetPort"), raw.target_port.as_ref(), port);
     let node_port = node_port(f, at.field("nodePort"), raw.node_port, kind);
     let app_protocol = raw.app_protocol.clone().filter(|s| !s.is_empty());
-    ServicePort {
-        name,
-        port,
-        protocol,
-        target,
-        node_port,
-        app_protocol,
-    }
+    ServicePort { name, port, protocol, target, node_port, app_protocol }
 }
 
 fn port_number(f: &mut Fields<'_>, path: FieldPath, value: i32) -> u16 {
@@ -364,11 +326,8 @@ fn ips(f: &mut Fields<'_>, path: FieldPath, raw: Option<&[String]>) -> Vec<IpAdd
 fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> Vec<IpAddr> {
     let path = FieldPath::of("status.loadBalancer.ingress");
     let mut out = Vec::new();
-    for (i, ingress) in status
-        .and_then(|s| s.ingress.as_deref())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
+    for (i, ingress) in
+        status.and_then(|s| s.ingress.as_deref()).unwrap_or_default().iter().enumerate()
     {
         let Some(text) = ingress.ip.as_deref().filter(|s| !s.is_empty()) else {
             continue;
@@ -386,10 +345,7 @@ fn affinity(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) -> Option<Duration> {
         "None" | "" => None,
         "ClientIP" => {
             let path = FieldPath::of("spec.sessionAffinityConfig.clientIP.timeoutSeconds");
-            let config = spec
-                .session_affinity_config
-                .as_ref()
-                .and_then(|c| c.client_ip.as_ref());
+            let config = spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref());
             let seconds = config.and_then(|c| c.timeout_seconds);
             let seconds = match seconds.map(u32::try_from) {
                 None => DEFAULT_AFFINITY_SECONDS,
@@ -405,18 +361,14 @@ fn affinity(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) -> Option<Duration> {
             Some(Duration::from_secs(u64::from(seconds)))
         }
         other => {
-            f.unsupported(
-                FieldPath::of("spec.sessionAffinity"),
-                other,
-                &["ClientIP", "None"],
-            );
+            f.unsupported(FieldPath::of("spec.sessionAffinity"), other, &["ClientIP", "None"]);
             None
         }
     }
 }
 
 /// True for `Local`.
-fn traffic_policy(f: &mut Fields<'_>, path: &str, raw: &Option<String>) -> bool {
+fn traffic_policy(f: &mut Fields<'_>, path: &'static str, raw: &Option<String>) -> bool {
     match raw.as_deref().unwrap_or("Cluster") {
         "Cluster" | "" => false,
         "Local" => true,

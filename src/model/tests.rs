@@ -41,23 +41,16 @@ fn defaults_protocol_target_port_and_type() {
     let m = model(&svc("  ports:\n  - port: 80\n"));
     let r = &m.services[0];
     assert_eq!(r.service.kind, ServiceType::ClusterIp);
-    let port = &r.ports[0].0;
-    assert_eq!(
-        (port.protocol, port.target.clone()),
-        (Protocol::Tcp, TargetPort::Number(80))
-    );
+    let port = &r.service.ports[0];
+    assert_eq!((port.protocol, port.target.clone()), (Protocol::Tcp, TargetPort::Number(80)));
     assert_eq!(r.service.affinity, None);
 }
 
 #[test]
 fn a_missing_port_is_required_and_points_at_its_line() {
-    let e = errors(&svc(
-        "  ports:\n  - name: a\n    port: 80\n  - name: b\n    targetPort: 8000\n",
-    ));
-    assert_eq!(
-        e,
-        ["test.yaml:10: ns/s: spec.ports[1].port: Required value"]
-    );
+    let e =
+        errors(&svc("  ports:\n  - name: a\n    port: 80\n  - name: b\n    targetPort: 8000\n"));
+    assert_eq!(e, ["test.yaml:10: ns/s: spec.ports[1].port: Required value"]);
 }
 
 #[test]
@@ -78,20 +71,13 @@ fn multi_port_services_need_unique_names() {
     let e = errors(&svc("  ports:\n  - port: 80\n  - port: 81\n"));
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[1].ends_with("spec.ports[1].name: Required value"));
-    let e = errors(&svc(
-        "  ports:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n",
-    ));
-    assert_eq!(
-        e,
-        ["test.yaml:9: ns/s: spec.ports[1].name: Duplicate value: \"web\""]
-    );
+    let e = errors(&svc("  ports:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n"));
+    assert_eq!(e, ["test.yaml:9: ns/s: spec.ports[1].name: Duplicate value: \"web\""]);
 }
 
 #[test]
 fn node_ports_must_be_in_range_and_on_node_port_services() {
-    let e = errors(&svc(
-        "  type: NodePort\n  ports:\n  - {port: 80, nodePort: 80}\n",
-    ));
+    let e = errors(&svc("  type: NodePort\n  ports:\n  - {port: 80, nodePort: 80}\n"));
     assert!(e[0].contains("spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"), "{e:?}");
     let e = errors(&svc("  ports:\n  - {port: 80, nodePort: 30080}\n"));
     assert!(e[0].contains("spec.ports[0].nodePort: Forbidden"), "{e:?}");
@@ -104,21 +90,14 @@ fn node_ports_are_unique_across_services() {
     let u = "apiVersion: v1\nkind: Service\nmetadata: {name: u}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080, protocol: UDP}]}\n";
     let m = model(&format!("{b}---\n{a}---\n{u}"));
     let names: Vec<&str> = m.services.iter().map(|r| &*r.service.id.name).collect();
-    assert_eq!(
-        names,
-        ["a", "u"],
-        "the first in sorted order keeps it; UDP does not clash"
-    );
+    assert_eq!(names, ["a", "u"], "the first in sorted order keeps it; UDP does not clash");
     assert!(m.errors[0].to_string().contains("default/b: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"));
 }
 
 #[test]
 fn session_affinity_timeout_defaults_and_is_bounded() {
     let m = model(&svc("  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n"));
-    assert_eq!(
-        m.services[0].service.affinity,
-        Some(std::time::Duration::from_secs(10_800))
-    );
+    assert_eq!(m.services[0].service.affinity, Some(std::time::Duration::from_secs(10_800)));
     let e = errors(&svc(
         "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 86401\n  ports: [{port: 80}]\n",
     ));
@@ -137,17 +116,9 @@ fn protocols_and_target_port_names_are_checked() {
     let e = errors(&svc("  ports:\n  - {port: 80, protocol: HTTP}\n"));
     assert!(e[0].contains("spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""));
     let e = errors(&svc("  ports:\n  - {port: 80, targetPort: Not_A_Name}\n"));
-    assert!(
-        e[0].contains("spec.ports[0].targetPort: Invalid value: \"Not_A_Name\""),
-        "{e:?}"
-    );
-    let m = model(&svc(
-        "  ports:\n  - {port: 53, protocol: UDP, targetPort: dns}\n",
-    ));
-    assert_eq!(
-        m.services[0].ports[0].0.target,
-        TargetPort::Name("dns".into())
-    );
+    assert!(e[0].contains("spec.ports[0].targetPort: Invalid value: \"Not_A_Name\""), "{e:?}");
+    let m = model(&svc("  ports:\n  - {port: 53, protocol: UDP, targetPort: dns}\n"));
+    assert_eq!(m.services[0].service.ports[0].target, TargetPort::Name("dns".into()));
 }
 
 #[test]
@@ -170,11 +141,8 @@ fn headless_external_name_and_labels_are_not_proxied() {
         apiVersion: v1\nkind: Service\nmetadata: {name: p, labels: {service.kubernetes.io/service-proxy-name: other}}\nspec: {ports: [{port: 80}]}\n---\n\
         apiVersion: v1\nkind: Service\nmetadata: {name: z}\nspec: {ports: [{port: 80}]}\n";
     let m = model(text);
-    let skips: Vec<(&str, Option<Skip>)> = m
-        .services
-        .iter()
-        .map(|r| (&*r.service.id.name, r.skip))
-        .collect();
+    let skips: Vec<(&str, Option<Skip>)> =
+        m.services.iter().map(|r| (&*r.service.id.name, r.skip)).collect();
     assert_eq!(
         skips,
         [
@@ -187,31 +155,16 @@ fn headless_external_name_and_labels_are_not_proxied() {
     );
     let mut loaded = Loaded::default();
     loaded.add_text(Path::new("t.yaml"), text);
-    let named = Options {
-        service_proxy_name: Some("other".into()),
-        ..options()
-    };
+    let named = Options { service_proxy_name: Some("other".into()), ..options() };
     let m = Model::build(&loaded.objects, &named);
-    let served: Vec<&str> = m
-        .services
-        .iter()
-        .filter(|r| r.skip.is_none())
-        .map(|r| &*r.service.id.name)
-        .collect();
-    assert_eq!(
-        served,
-        ["p"],
-        "with a proxy name only its Services are served"
-    );
+    let served: Vec<&str> =
+        m.services.iter().filter(|r| r.skip.is_none()).map(|r| &*r.service.id.name).collect();
+    assert_eq!(served, ["p"], "with a proxy name only its Services are served");
 }
 
 #[test]
 fn an_invalid_object_does_not_hide_the_others() {
-    let text = format!(
-        "{}---\n{}",
-        svc("  ports: [{port: 0}]\n"),
-        service_yaml("fine", false)
-    );
+    let text = format!("{}---\n{}", svc("  ports: [{port: 0}]\n"), service_yaml("fine", false));
     let m = model(&text);
     assert_eq!(m.errors.len(), 1);
     assert_eq!(m.invalid_objects(), 1);

@@ -26,22 +26,12 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// svcproxy; there the 20,000-document file takes 0.7-1.1 s on a 2-core
 /// machine, so debug runs get a looser bound that still catches a parser
 /// that reads past its budgets.
-pub const CHECK_BUDGET: Duration = if cfg!(debug_assertions) {
-    Duration::from_millis(2500)
-} else {
-    Duration::from_secs(1)
-};
+pub const CHECK_BUDGET: Duration =
+    if cfg!(debug_assertions) { Duration::from_millis(2500) } else { Duration::from_secs(1) };
 
 /// The header of the `check` table, column by column.
-pub const HEADER: [&str; 7] = [
-    "NAMESPACE",
-    "NAME",
-    "TYPE",
-    "CLUSTER-IP",
-    "EXTERNAL-IP",
-    "PORT(S)",
-    "ENDPOINTS",
-];
+pub const HEADER: [&str; 7] =
+    ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"];
 
 /// The binary under test.
 pub fn bin() -> &'static Path {
@@ -78,18 +68,12 @@ impl Output {
 
     /// The non-empty stderr lines.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
+        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
     }
 
     /// The stderr lines that report errors (everything but `note:` lines).
     pub fn error_lines(&self) -> Vec<&str> {
-        self.stderr_lines()
-            .into_iter()
-            .filter(|l| !is_note(l))
-            .collect()
+        self.stderr_lines().into_iter().filter(|l| !is_note(l)).collect()
     }
 
     /// The stdout table; panics (showing the whole run) when it is not one.
@@ -100,30 +84,18 @@ impl Output {
     /// Fails unless the process neither panicked nor was killed by a signal.
     pub fn assert_no_panic(&self) {
         assert!(self.code().is_some(), "killed by a signal\n{self}");
-        assert!(
-            !self.stderr.contains("panicked"),
-            "the binary panicked\n{self}"
-        );
+        assert!(!self.stderr.contains("panicked"), "the binary panicked\n{self}");
     }
 
     /// Fails unless the run ended within `budget`.
     pub fn assert_within(&self, budget: Duration) {
-        assert!(
-            self.elapsed < budget,
-            "took {:?}, over {budget:?}\n{self}",
-            self.elapsed
-        );
+        assert!(self.elapsed < budget, "took {:?}, over {budget:?}\n{self}", self.elapsed);
     }
 }
 
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "--- exit: {:?} after {:?}",
-            self.status.code(),
-            self.elapsed
-        )?;
+        writeln!(f, "--- exit: {:?} after {:?}", self.status.code(), self.elapsed)?;
         writeln!(f, "--- stdout:\n{}", clip(&self.stdout))?;
         write!(f, "--- stderr:\n{}", clip(&self.stderr))
     }
@@ -150,9 +122,7 @@ fn clip(text: &str) -> &str {
 /// log level (a developer's `RUST_LOG` must not change what tests see).
 pub fn command() -> Command {
     let mut cmd = Command::new(bin());
-    cmd.current_dir(root())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
+    cmd.current_dir(root()).env_remove("RUST_LOG").stdin(Stdio::null());
     cmd
 }
 
@@ -183,9 +153,7 @@ where
 pub fn run_command(mut cmd: Command, deadline: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let status = wait_until(&mut child, start + deadline);
@@ -220,9 +188,7 @@ fn wait_until(child: &mut Child, until: Instant) -> Option<ExitStatus> {
 fn kill(child: &mut Child) -> ExitStatus {
     // Our own child, by its handle: nothing else is touched.
     let _ = child.kill();
-    child
-        .wait()
-        .unwrap_or_else(|e| panic!("reaping the killed child: {e}"))
+    child.wait().unwrap_or_else(|e| panic!("reaping the killed child: {e}"))
 }
 
 fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
@@ -236,9 +202,7 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
 }
 
 fn join(reader: JoinHandle<String>) -> String {
-    reader
-        .join()
-        .unwrap_or_else(|_| panic!("pipe reader thread panicked"))
+    reader.join().unwrap_or_else(|_| panic!("pipe reader thread panicked"))
 }
 
 /// Runs `svcproxy check ARGS...` under GNU time to read its peak resident
@@ -254,24 +218,13 @@ where
     }
     let report = tempfile::NamedTempFile::new().expect("temp file for /usr/bin/time");
     let mut cmd = Command::new(time);
-    cmd.current_dir(root())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    cmd.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(bin())
-        .arg("check")
-        .args(args);
+    cmd.current_dir(root()).env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd.arg("-f").arg("%M").arg("-o").arg(report.path()).arg(bin()).arg("check").args(args);
     let output = run_command(cmd, DEADLINE);
     let text = std::fs::read_to_string(report.path()).unwrap_or_default();
     // GNU time writes "Command exited with non-zero status N" before the
     // figure when the command fails: the figure is the last line.
-    let peak = text
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().parse::<u64>().ok());
+    let peak = text.lines().rev().find_map(|l| l.trim().parse::<u64>().ok());
     (output, peak)
 }
 
@@ -331,25 +284,9 @@ impl Table {
         }
         let rows = lines
             .map(|line| match <[String; 7]>::try_from(columns(line)) {
-                Ok(
-                    [
-                        namespace,
-                        name,
-                        kind,
-                        cluster_ip,
-                        external_ip,
-                        ports,
-                        endpoints,
-                    ],
-                ) => Ok(Row {
-                    namespace,
-                    name,
-                    kind,
-                    cluster_ip,
-                    external_ip,
-                    ports,
-                    endpoints,
-                }),
+                Ok([namespace, name, kind, cluster_ip, external_ip, ports, endpoints]) => {
+                    Ok(Row { namespace, name, kind, cluster_ip, external_ip, ports, endpoints })
+                }
                 Err(cells) => Err(format!("row {line:?} has {} columns, not 7", cells.len())),
             })
             .collect::<Result<_, _>>()?;
@@ -358,9 +295,7 @@ impl Table {
 
     /// The row of `namespace/name`, if listed.
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Row> {
-        self.rows
-            .iter()
-            .find(|r| r.namespace == namespace && r.name == name)
+        self.rows.iter().find(|r| r.namespace == namespace && r.name == name)
     }
 
     /// The row of `namespace/name`; panics with the table when missing.
@@ -371,10 +306,7 @@ impl Table {
 
     /// `namespace/name` of every row, in table order.
     pub fn keys(&self) -> Vec<String> {
-        self.rows
-            .iter()
-            .map(|r| format!("{}/{}", r.namespace, r.name))
-            .collect()
+        self.rows.iter().map(|r| format!("{}/{}", r.namespace, r.name)).collect()
     }
 
     /// True when some row is named `name` (in any namespace).
@@ -421,18 +353,12 @@ impl Endpoints {
     pub fn parse(cell: &str) -> Endpoints {
         let (list, more) = match cell.split_once(" + ") {
             Some((list, more)) => {
-                let count = more
-                    .trim_end_matches(" more...")
-                    .parse()
-                    .unwrap_or(usize::MAX);
+                let count = more.trim_end_matches(" more...").parse().unwrap_or(usize::MAX);
                 (list, count)
             }
             None => (cell, 0),
         };
-        Endpoints {
-            shown: list_set(list),
-            more,
-        }
+        Endpoints { shown: list_set(list), more }
     }
 
     /// True when the cell lists `expected`, all of them or (truncated) a

@@ -15,9 +15,8 @@ fn hash_is_fnv1a_64() {
 
 #[test]
 fn allocation_ignores_file_order() {
-    let docs: Vec<String> = (0..60)
-        .map(|i| service_yaml(&format!("svc-{i}"), i % 3 == 0))
-        .collect();
+    let docs: Vec<String> =
+        (0..60).map(|i| service_yaml(&format!("svc-{i}"), i % 3 == 0)).collect();
     let forward = model(&docs.join("---\n"));
     let mut reversed = docs.clone();
     reversed.reverse();
@@ -26,22 +25,14 @@ fn allocation_ignores_file_order() {
         m.services
             .iter()
             .map(|r| {
-                format!(
-                    "{} {:?} {:?}",
-                    r.service.id,
-                    r.cluster_ips(),
-                    r.ports[0].0.node_port
-                )
+                format!("{} {:?} {:?}", r.service.id, r.cluster_ips(), r.service.ports[0].node_port)
             })
             .collect()
     };
     assert!(forward.errors.is_empty(), "{:?}", forward.errors);
     assert_eq!(summary(&forward), summary(&backward));
-    let ips: HashSet<Vec<IpAddr>> = forward
-        .services
-        .iter()
-        .map(|r| r.cluster_ips().to_vec())
-        .collect();
+    let ips: HashSet<Vec<IpAddr>> =
+        forward.services.iter().map(|r| r.cluster_ips().to_vec()).collect();
     assert_eq!(ips.len(), 60, "every Service gets its own ClusterIP");
 }
 
@@ -51,13 +42,7 @@ fn allocated_addresses_stay_inside_the_cidr_and_skip_network_and_broadcast() {
     let (base, size) = host_range(small).unwrap();
     assert_eq!((base, size), (1, 2));
     let ips: Vec<IpAddr> = (0..size).map(|o| add(small.network(), base + o)).collect();
-    assert_eq!(
-        ips,
-        [
-            "10.0.0.1".parse::<IpAddr>().unwrap(),
-            "10.0.0.2".parse().unwrap()
-        ]
-    );
+    assert_eq!(ips, ["10.0.0.1".parse::<IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]);
     assert!(host_range("10.0.0.0/31".parse().unwrap()).is_none());
     assert_eq!(host_range("fd00::/120".parse().unwrap()), Some((1, 255)));
     assert!(host_range("10.0.0.1/32".parse().unwrap()).is_none());
@@ -70,7 +55,7 @@ fn allocated_addresses_stay_inside_the_cidr_and_skip_network_and_broadcast() {
 fn explicit_values_win_over_hashed_ones() {
     let auto = model(&service_yaml("first", true));
     let taken_ip = auto.services[0].cluster_ips()[0];
-    let taken_port = auto.services[0].ports[0].0.node_port.unwrap();
+    let taken_port = auto.services[0].service.ports[0].node_port.unwrap();
     // Another Service claims exactly those values explicitly.
     let explicit = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: zzz}}\nspec:\n  type: NodePort\n  \
@@ -81,9 +66,9 @@ fn explicit_values_win_over_hashed_ones() {
     let first = &both.services[0];
     let zzz = &both.services[1];
     assert_eq!(zzz.cluster_ips(), [taken_ip]);
-    assert_eq!(zzz.ports[0].0.node_port, Some(taken_port));
+    assert_eq!(zzz.service.ports[0].node_port, Some(taken_port));
     assert_ne!(first.cluster_ips(), [taken_ip]);
-    assert_ne!(first.ports[0].0.node_port, Some(taken_port));
+    assert_ne!(first.service.ports[0].node_port, Some(taken_port));
 }
 
 #[test]
@@ -111,8 +96,6 @@ fn node_ports_are_unique_per_protocol() {
 #[test]
 fn node_port_range_is_exhausted_cleanly() {
     let mut taken = HashSet::new();
-    let count = (0..3000)
-        .filter_map(|i| free_node_port(i, Protocol::Tcp, &mut taken))
-        .count();
+    let count = (0..3000).filter_map(|i| free_node_port(i, Protocol::Tcp, &mut taken)).count();
     assert_eq!(count, 2768);
 }

@@ -6,13 +6,10 @@ fn addrs(text: &str) -> Vec<Vec<String>> {
     let m = model(text);
     assert!(m.errors.is_empty(), "{:?}", m.errors);
     let r = &m.services[0];
-    r.ports
+    r.endpoints
         .iter()
-        .map(|(_, endpoints)| {
-            super::usable(endpoints, None)
-                .iter()
-                .map(|e| e.addr.to_string())
-                .collect()
+        .map(|endpoints| {
+            super::usable(endpoints, None).iter().map(|e| e.addr.to_string()).collect()
         })
         .collect()
 }
@@ -30,17 +27,11 @@ fn pod(name: &str, ip: &str, extra: &str) -> String {
 #[test]
 fn pods_matching_the_selector_resolve_named_target_ports_per_pod() {
     let other = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: db, labels: {app: db}}\nspec: {containers: [{name: c, image: x}]}\nstatus: {podIP: 127.0.9.9, phase: Running}\n";
-    let text = format!(
-        "{SERVICE}{}{}{other}",
-        pod("a", "127.0.1.2", ""),
-        pod("b", "127.0.1.1", "")
-    );
+    let text =
+        format!("{SERVICE}{}{}{other}", pod("a", "127.0.1.2", ""), pod("b", "127.0.1.1", ""));
     assert_eq!(
         addrs(&text),
-        [
-            vec!["127.0.1.1:8080", "127.0.1.2:8080"],
-            vec!["127.0.1.1:9000", "127.0.1.2:9000"]
-        ]
+        [vec!["127.0.1.1:8080", "127.0.1.2:8080"], vec!["127.0.1.1:9000", "127.0.1.2:9000"]]
     );
 }
 
@@ -73,15 +64,9 @@ fn endpoint_slices_win_over_endpoints_and_pods_and_are_merged() {
             "web-1",
             "- addresses: [127.0.1.1]\n- addresses: [127.0.1.2]\n  conditions: {ready: false}\n"
         ),
-        slice(
-            "web-2",
-            "- addresses: [127.0.1.3]\n- addresses: [127.0.1.2]\n"
-        ),
+        slice("web-2", "- addresses: [127.0.1.3]\n- addresses: [127.0.1.2]\n"),
     );
-    assert_eq!(
-        addrs(&text)[0],
-        ["127.0.1.1:8080", "127.0.1.2:8080", "127.0.1.3:8080"]
-    );
+    assert_eq!(addrs(&text)[0], ["127.0.1.1:8080", "127.0.1.2:8080", "127.0.1.3:8080"]);
 }
 
 #[test]
@@ -90,13 +75,7 @@ fn endpoints_objects_are_used_without_slices() {
         - addresses: [{ip: 127.0.5.5}]\n  notReadyAddresses: [{ip: 127.0.5.6}]\n  ports: [{name: http, port: 7000}, {name: admin, port: 7001}]\n\
         - addresses: [{ip: 127.0.5.7}]\n  ports: [{name: http, port: 7002}]\n";
     let text = format!("{SERVICE}{endpoints}");
-    assert_eq!(
-        addrs(&text),
-        [
-            vec!["127.0.5.5:7000", "127.0.5.7:7002"],
-            vec!["127.0.5.5:7001"]
-        ]
-    );
+    assert_eq!(addrs(&text), [vec!["127.0.5.5:7000", "127.0.5.7:7002"], vec!["127.0.5.5:7001"]]);
 }
 
 #[test]
@@ -110,15 +89,9 @@ fn terminating_serving_endpoints_are_a_fallback_only() {
              - addresses: [127.0.1.2]\n  conditions: {{ready: false, serving: false, terminating: true}}\n{conditions}"
         )
     };
-    assert_eq!(
-        addrs(&format!("{SERVICE}{}", slice("")))[0],
-        ["127.0.1.1:80"]
-    );
+    assert_eq!(addrs(&format!("{SERVICE}{}", slice("")))[0], ["127.0.1.1:80"]);
     let ready = "- addresses: [127.0.1.3]\n";
-    assert_eq!(
-        addrs(&format!("{SERVICE}{}", slice(ready)))[0],
-        ["127.0.1.3:80"]
-    );
+    assert_eq!(addrs(&format!("{SERVICE}{}", slice(ready)))[0], ["127.0.1.3:80"]);
 }
 
 #[test]
@@ -132,7 +105,7 @@ fn publish_not_ready_addresses_uses_not_ready_pods() {
 #[test]
 fn local_traffic_policy_keeps_this_nodes_endpoints() {
     let m = model(&format!("{SERVICE}{}", pod("a", "127.0.1.1", "")));
-    let endpoints = &m.services[0].ports[0].1;
+    let endpoints = &m.services[0].endpoints[0];
     assert_eq!(super::usable(endpoints, Some("node-a")).len(), 1);
     assert!(super::usable(endpoints, Some("node-b")).is_empty());
     let _: SocketAddr = endpoints[0].addr;
