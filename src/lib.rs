@@ -7,9 +7,23 @@
 //! - [`manifest`]: files on disk → Kubernetes objects, each with its file and field lines.
 //! - [`model`]: objects → validated, defaulted Services and their endpoints.
 //! - [`table`]: the model → an immutable [`table::Snapshot`] of Frontend → Route.
-//! - [`check`]: a Snapshot → the `svcproxy check` table.
+//! - [`control`]: sources → model → Snapshot, published through one `ArcSwap`.
+//! - [`listener`]: one bound socket per Frontend, reconciled with each Snapshot by diff.
+//! - [`balance`]: a Route and a client → the endpoints to try (round robin, affinity, ejection).
+//! - [`proxy`]: an accepted connection → its endpoint, both directions, half-close kept.
+//! - [`admin`]: `/healthz`, `/livez`, `/metrics`.
+//! - [`shutdown`]: live-connection tracking for the SIGTERM drain.
+//! - [`daemon`]: `svcproxy run`, the wiring and the signals; [`demo`] and [`check`] the other commands.
 
+pub mod admin;
+pub mod balance;
 pub mod check;
+pub mod control;
+pub mod daemon;
+pub mod demo;
+pub mod listener;
 pub mod manifest;
 pub mod model;
+pub mod proxy;
+pub mod shutdown;
 pub mod table;

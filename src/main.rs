@@ -1,12 +1,16 @@
-//! The `svcproxy` command line: argument parsing, logging, exit codes.
+//! The `svcproxy` command line: argument parsing, logging, exit codes
+//! (0 ok, 1 invalid input from `check`, 2 usage or startup error).
 
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+use svcproxy::daemon::{self, Config};
 use svcproxy::manifest;
 use svcproxy::model::{Model, Options};
 use svcproxy::table::Snapshot;
@@ -21,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve every Service of the manifests: listen on each ClusterIP:port,
+    /// NodePort and external IP, forward each connection to a ready endpoint.
+    Run(RunArgs),
     /// Validate manifests and print the Services table (exit 1 if any object is invalid).
     Check {
         /// Manifest files or directories (walked for *.yaml, *.yml, *.json).
@@ -29,6 +36,35 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Start three hello pods on 127.0.1.1-3:8000 and the proxy on config/demo.
+    Demo,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A manifest file or directory (repeatable; walked for *.yaml, *.yml, *.json).
+    #[arg(long = "manifests", value_name = "PATH", required = true)]
+    manifests: Vec<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// NodePorts listen on local addresses in these CIDRs [default: all addresses].
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    nodeport_addresses: Vec<IpNet>,
+    /// Where /metrics is served.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10249")]
+    metrics_bind_address: SocketAddr,
+    /// Where /healthz and /livez are served.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:10256")]
+    healthz_bind_address: SocketAddr,
+    /// Bound on each attempt to connect to an endpoint (250ms, 1s, ...).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// On SIGTERM, how long live connections may finish.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Log format; verbosity comes from RUST_LOG.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 /// Settings that change what the model computes.
@@ -45,21 +81,91 @@ struct NodeArgs {
     service_proxy_name: Option<String>,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
-        Command::Check { paths, node } => check(&paths, &node),
+        Command::Check { paths, node } => {
+            init_logging(LogFormat::Text, "warn");
+            check(&paths, &node)
+        }
+        Command::Run(args) => {
+            init_logging(args.log_format, "info");
+            exit(serve(args.config(), false))
+        }
+        Command::Demo => {
+            init_logging(LogFormat::Text, "warn");
+            exit(demo())
+        }
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("svcproxy: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the daemon on a runtime with one worker per CPU this process may
+/// use (`available_parallelism` honours the affinity mask).
+fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let (ready, started) = tokio::sync::oneshot::channel();
+        if demo {
+            svcproxy::demo::start_pods().await.context("cannot start the demo pods")?;
+            let (healthz, metrics) = (config.healthz_addr, config.metrics_addr);
+            tokio::spawn(async move {
+                if started.await.is_ok() {
+                    print!(
+                        "{}",
+                        svcproxy::demo::instructions(&healthz.to_string(), &metrics.to_string())
+                    );
+                    let _ = std::io::stdout().flush();
+                }
+            });
+        }
+        daemon::run(config, Some(ready)).await.map_err(anyhow::Error::from)
+    })
+}
+
+fn demo() -> anyhow::Result<()> {
+    let manifests = svcproxy::demo::manifests().context("cannot write the demo manifests")?;
+    let config = Config {
+        manifests: vec![manifests],
+        options: NodeArgs::defaults().options(),
+        // Loopback only: the demo is never reachable from another host.
+        nodeport_cidrs: vec!["127.0.0.0/8".parse()?],
+        metrics_addr: SocketAddr::from(([127, 0, 0, 1], 10249)),
+        healthz_addr: SocketAddr::from(([127, 0, 0, 1], 10256)),
+        connect_timeout: Duration::from_secs(1),
+        drain_timeout: Duration::from_secs(1),
+    };
+    serve(config, true)
 }
 
 /// Exit 0 when every object is valid, 1 when any is not (valid ones are
@@ -85,14 +191,32 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     for note in svcproxy::check::notes(&snapshot) {
         let _ = writeln!(stderr, "note: {note}");
     }
-    if errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+impl RunArgs {
+    fn config(&self) -> Config {
+        Config {
+            manifests: self.manifests.clone(),
+            options: self.node.options(),
+            nodeport_cidrs: self.nodeport_addresses.clone(),
+            metrics_addr: self.metrics_bind_address,
+            healthz_addr: self.healthz_bind_address,
+            connect_timeout: self.connect_timeout,
+            drain_timeout: self.drain_timeout,
+        }
     }
 }
 
 impl NodeArgs {
+    fn defaults() -> Self {
+        Self {
+            service_cidr: Options::DEFAULT_SERVICE_CIDR,
+            node_name: None,
+            service_proxy_name: None,
+        }
+    }
+
     fn options(&self) -> Options {
         Options {
             service_cidr: self.service_cidr,

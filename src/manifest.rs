@@ -61,33 +61,15 @@ pub enum Error {
     #[error("{}: {detail}", file.display())]
     Walk { file: PathBuf, detail: String },
     #[error("{}: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("{}: file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes", file.display())]
     TooLarge { file: PathBuf, size: u64 },
     #[error("{}:{}: {message}", file.display(), line.map_or(String::new(), |l| l.to_string()))]
-    Yaml {
-        file: PathBuf,
-        line: Option<u32>,
-        message: String,
-    },
+    Yaml { file: PathBuf, line: Option<u32>, message: String },
     #[error("{}:{line}: document {document}: {detail}", file.display())]
-    NotObject {
-        file: PathBuf,
-        line: u32,
-        document: usize,
-        detail: String,
-    },
+    NotObject { file: PathBuf, line: u32, document: usize, detail: String },
     #[error("{}:{line}: {object}: {path}: {detail}", file.display())]
-    Decode {
-        file: PathBuf,
-        line: u32,
-        object: String,
-        path: FieldPath,
-        detail: String,
-    },
+    Decode { file: PathBuf, line: u32, object: String, path: FieldPath, detail: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
 }
@@ -97,10 +79,7 @@ pub enum Error {
 /// Reads every manifest under `paths`.
 pub fn load(paths: &[PathBuf]) -> Loaded {
     let (files, errors) = discover(paths);
-    let mut loaded = Loaded {
-        objects: Vec::new(),
-        errors,
-    };
+    let mut loaded = Loaded { objects: Vec::new(), errors };
     for file in files {
         match read(&file) {
             Ok(text) => loaded.add_text(&file, &text),
@@ -117,20 +96,13 @@ impl Loaded {
             Ok(documents) => documents,
             Err(e) => {
                 let message = hint(&e.message);
-                self.errors.push(Error::Yaml {
-                    file: file.to_owned(),
-                    line: e.line,
-                    message,
-                });
+                self.errors.push(Error::Yaml { file: file.to_owned(), line: e.line, message });
                 return;
             }
         };
         let file: Arc<Path> = Arc::from(file);
         for (i, node) in documents.iter().enumerate() {
-            let doc = object::Document {
-                file: &file,
-                index: i + 1,
-            };
+            let doc = object::Document { file: &file, index: i + 1 };
             if let Err(e) = object::decode(&doc, node, &mut self.objects) {
                 self.errors.push(e);
             }

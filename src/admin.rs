@@ -1,0 +1,146 @@
+//! Stage 7, admin: `/healthz` and `/livez` (kube-proxy's semantics and
+//! body) on the health address; `/metrics` on the metrics address.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tracing::debug;
+
+use crate::proxy::Context;
+
+/// What `/healthz` reports.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// When the last Snapshot was published; `None` before the first.
+    updated: Mutex<Option<SystemTime>>,
+    /// Set on SIGTERM: the node is leaving, load balancers must stop
+    /// sending new connections.
+    draining: AtomicBool,
+}
+
+/// A startup failure of the admin servers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {flag} {addr}: {source}")]
+    Bind { flag: &'static str, addr: SocketAddr, source: io::Error },
+}
+
+/// Which endpoints a server answers.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    Health,
+    Metrics,
+}
+
+// === impl Health ===
+
+impl Health {
+    pub fn published(&self) {
+        *self.updated.lock() = Some(SystemTime::now());
+    }
+
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn answer(&self) -> (StatusCode, String) {
+        let now = SystemTime::now();
+        let updated = *self.updated.lock();
+        let healthy = updated.is_some() && !self.draining.load(Ordering::Relaxed);
+        let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let last = updated.map_or_else(String::new, rfc3339);
+        (status, format!("{{\"lastUpdated\": \"{last}\",\"currentTime\": \"{}\"}}", rfc3339(now)))
+    }
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// Binds the health and metrics addresses now (so a taken port is a startup
+/// error) and serves them in the background.
+pub async fn start(
+    health_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    health: Arc<Health>,
+    ctx: Arc<Context>,
+) -> Result<(SocketAddr, SocketAddr), Error> {
+    let health_listener = bind("--healthz-bind-address", health_addr).await?;
+    let metrics_listener = bind("--metrics-bind-address", metrics_addr).await?;
+    let local = |l: &TcpListener, addr| l.local_addr().unwrap_or(addr);
+    let bound = (local(&health_listener, health_addr), local(&metrics_listener, metrics_addr));
+    tokio::spawn(serve(health_listener, Role::Health, health.clone(), ctx.clone()));
+    tokio::spawn(serve(metrics_listener, Role::Metrics, health, ctx));
+    Ok(bound)
+}
+
+async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind { flag, addr, source })
+}
+
+async fn serve(listener: TcpListener, role: Role, health: Arc<Health>, ctx: Arc<Context>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (health, ctx) = (health.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let response = respond(&req, role, &health, &ctx);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                debug!(error = %e, "admin connection");
+            }
+        });
+    }
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    role: Role,
+    health: &Health,
+    ctx: &Context,
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (role, req.uri().path()) {
+        (Role::Health, "/healthz" | "/livez") => {
+            let (status, body) = health.answer();
+            (status, "application/json", body)
+        }
+        (Role::Metrics, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", metrics(ctx)),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "404 page not found\n".to_owned()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// The routing gauges; traffic metrics come with the metrics module.
+fn metrics(ctx: &Context) -> String {
+    let snapshot = ctx.table.load();
+    let endpoints: usize = snapshot.services.iter().flat_map(|s| &s.endpoints).map(Vec::len).sum();
+    format!(
+        "# HELP svcproxy_routing_generation Generation of the published routing Snapshot.\n\
+         # TYPE svcproxy_routing_generation gauge\nsvcproxy_routing_generation {}\n\
+         # HELP svcproxy_services Services in the published Snapshot.\n\
+         # TYPE svcproxy_services gauge\nsvcproxy_services {}\n\
+         # HELP svcproxy_endpoints Endpoints of every ServicePort in the published Snapshot.\n\
+         # TYPE svcproxy_endpoints gauge\nsvcproxy_endpoints {}\n",
+        snapshot.generation,
+        snapshot.services.len(),
+        endpoints
+    )
+}

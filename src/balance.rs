@@ -1,0 +1,175 @@
+//! Stage 5, balance: which endpoints a new connection tries, in order.
+//!
+//! Input: a Route and the client's IP. Output: a [`Plan`] of at most
+//! [`MAX_ATTEMPTS`] endpoints. Round robin over the Route's targets, a
+//! ClientIP-affinity pin first when the Service asks for one, endpoints that
+//! just failed skipped for a short backoff (passive ejection). State that
+//! must outlive a Snapshot (ejections, pins) lives here, not in the Route.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::model::ServiceId;
+use crate::table::Route;
+
+/// Endpoints tried per connection before the client is reset.
+pub const MAX_ATTEMPTS: usize = 4;
+/// Affinity pins kept across all Services; beyond this new clients are not
+/// pinned until old pins expire, so many source addresses cannot grow memory.
+pub const MAX_PINS: usize = 100_000;
+/// The first ejection of a failing endpoint; doubled per failure in a row.
+const FIRST_EJECTION: Duration = Duration::from_millis(500);
+const MAX_EJECTION: Duration = Duration::from_secs(30);
+
+/// The endpoints to try, best first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    addrs: [Option<SocketAddr>; MAX_ATTEMPTS],
+    len: usize,
+}
+
+/// Balancing state shared by every connection and every Snapshot.
+#[derive(Debug, Default)]
+pub struct Balancer {
+    ejected: DashMap<SocketAddr, Ejection>,
+    /// `ejected.len()` kept apart so the common case (nothing ejected)
+    /// costs one atomic load per connection, not one map lookup per target.
+    ejected_count: AtomicUsize,
+    pins: DashMap<PinKey, Pin>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Ejection {
+    until: Instant,
+    failures: u32,
+}
+
+/// A client IP of one ServicePort.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PinKey {
+    service: ServiceId,
+    port: std::sync::Arc<str>,
+    client: IpAddr,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pin {
+    endpoint: SocketAddr,
+    expires: Instant,
+}
+
+// === impl Plan ===
+
+impl Plan {
+    fn push(&mut self, addr: SocketAddr) -> bool {
+        if self.len == MAX_ATTEMPTS || self.contains(addr) {
+            return self.len < MAX_ATTEMPTS;
+        }
+        self.addrs[self.len] = Some(addr);
+        self.len += 1;
+        self.len < MAX_ATTEMPTS
+    }
+
+    fn contains(&self, addr: SocketAddr) -> bool {
+        self.iter().any(|a| a == addr)
+    }
+
+    /// The endpoints in the order to try them.
+    pub fn iter(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.addrs[..self.len].iter().flatten().copied()
+    }
+
+    /// True when there is nothing to try: reject the client.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+// === impl Balancer ===
+
+impl Balancer {
+    /// The endpoints a new connection from `client` tries, in order.
+    pub fn plan(&self, route: &Route, client: IpAddr, now: Instant) -> Plan {
+        let mut plan = Plan::default();
+        let targets = &route.targets;
+        if targets.is_empty() {
+            return plan;
+        }
+        if route.affinity.is_some()
+            && let Some(pin) = self.pins.get(&pin_key(route, client))
+            && pin.expires > now
+            && targets.iter().any(|t| t.addr == pin.endpoint)
+            && !self.is_ejected(pin.endpoint, now)
+        {
+            plan.push(pin.endpoint);
+        }
+        let start = route.cursor.next();
+        let n = targets.len();
+        let rotation = (0..n).map(|i| targets[(start + i) % n].addr);
+        for addr in rotation.clone().filter(|a| !self.is_ejected(*a, now)) {
+            if !plan.push(addr) {
+                return plan;
+            }
+        }
+        // Every endpoint is ejected: trying them beats refusing outright.
+        for addr in rotation {
+            if !plan.push(addr) {
+                break;
+            }
+        }
+        plan
+    }
+
+    /// `endpoint` accepted a connection from `client`: clear its ejection
+    /// and (re)pin the client when the Route has affinity.
+    pub fn connected(&self, route: &Route, client: IpAddr, endpoint: SocketAddr, now: Instant) {
+        if self.ejected_count.load(Ordering::Relaxed) > 0
+            && self.ejected.remove(&endpoint).is_some()
+        {
+            self.ejected_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        let Some(timeout) = route.affinity else { return };
+        let pin = Pin { endpoint, expires: now + timeout };
+        let key = pin_key(route, client);
+        if self.pins.len() >= MAX_PINS && !self.pins.contains_key(&key) {
+            self.pins.retain(|_, p| p.expires > now);
+            if self.pins.len() >= MAX_PINS {
+                return;
+            }
+        }
+        self.pins.insert(key, pin);
+    }
+
+    /// A connect to `endpoint` was refused or timed out: skip it for a
+    /// while, longer each time it fails in a row.
+    pub fn failed(&self, endpoint: SocketAddr, now: Instant) {
+        let mut entry = self.ejected.entry(endpoint).or_insert_with(|| {
+            self.ejected_count.fetch_add(1, Ordering::Relaxed);
+            Ejection { until: now, failures: 0 }
+        });
+        let failures = entry.failures.saturating_add(1);
+        let backoff = FIRST_EJECTION.saturating_mul(1 << (failures - 1).min(6)).min(MAX_EJECTION);
+        *entry = Ejection { until: now + backoff, failures };
+    }
+
+    /// True while `endpoint` is skipped after a failure.
+    pub fn is_ejected(&self, endpoint: SocketAddr, now: Instant) -> bool {
+        self.ejected_count.load(Ordering::Relaxed) > 0
+            && self.ejected.get(&endpoint).is_some_and(|e| e.until > now)
+    }
+
+    /// How many client pins are held.
+    pub fn pins(&self) -> usize {
+        self.pins.len()
+    }
+}
+
+fn pin_key(route: &Route, client: IpAddr) -> PinKey {
+    PinKey { service: route.service.clone(), port: route.port.clone(), client }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! `svcproxy run`: wires the stages together and handles signals.
+//!
+//! Startup: bind the admin addresses (a taken port is fatal), build and
+//! publish the first Snapshot, bind its frontends. Then: SIGHUP re-reads
+//! every source; SIGTERM drains; a second SIGTERM or SIGINT exits at once.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::admin::{self, Health};
+use crate::control::Control;
+use crate::listener::{self, supervisor::Supervisor};
+use crate::model::Options;
+use crate::proxy::Context;
+
+/// Everything `svcproxy run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub manifests: Vec<PathBuf>,
+    pub options: Options,
+    /// `--nodeport-addresses`; empty means every local address.
+    pub nodeport_cidrs: Vec<IpNet>,
+    pub metrics_addr: SocketAddr,
+    pub healthz_addr: SocketAddr,
+    pub connect_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Admin(#[from] admin::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(io::Error),
+    #[error("cannot list local addresses for --nodeport-addresses: {0}")]
+    Interfaces(io::Error),
+}
+
+/// Runs until SIGTERM (after the drain) or SIGINT. `ready` is told once the
+/// first Snapshot is published and its listeners spawned.
+pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
+    listener::raise_fd_limit();
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(Error::Signals)?;
+    let ctx = Arc::new(Context::new(config.connect_timeout));
+    let health = Arc::new(Health::default());
+    let (healthz, metrics) =
+        admin::start(config.healthz_addr, config.metrics_addr, health.clone(), ctx.clone()).await?;
+    info!(%healthz, %metrics, "admin endpoints");
+    let node_ips = node_ips(&config.nodeport_cidrs)?;
+    let mut control = Control::new(config.manifests.clone(), config.options.clone(), node_ips);
+    let mut listeners = Supervisor::default();
+    let publish = |control: &mut Control, listeners: &mut Supervisor| {
+        let outcome = control.rebuild(&ctx);
+        listeners.reconcile(&outcome.snapshot, &ctx);
+        health.published();
+    };
+    publish(&mut control, &mut listeners);
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                info!("SIGHUP: re-reading every source");
+                publish(&mut control, &mut listeners);
+            }
+            _ = int.recv() => {
+                info!("SIGINT: exiting");
+                return Ok(());
+            }
+            _ = term.recv() => break,
+        }
+    }
+    listeners.close();
+    health.drain();
+    info!(live = ctx.tracker.live(), timeout = ?config.drain_timeout, "SIGTERM: draining");
+    tokio::select! {
+        left = ctx.tracker.drain(config.drain_timeout) => {
+            if left > 0 {
+                warn!(left, "drain timeout: closing the remaining connections");
+            }
+        }
+        _ = term.recv() => info!("second SIGTERM: exiting"),
+        _ = int.recv() => info!("SIGINT: exiting"),
+    }
+    Ok(())
+}
+
+/// The addresses NodePorts are bound on: `0.0.0.0` without CIDRs; else
+/// every local interface address inside them, plus any single-address CIDR
+/// (`/32`, `/128`), taken as given.
+pub fn node_ips(cidrs: &[IpNet]) -> Result<Vec<IpAddr>, Error> {
+    if cidrs.is_empty() {
+        return Ok(vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
+    }
+    let interfaces = if_addrs::get_if_addrs().map_err(Error::Interfaces)?;
+    let mut ips: Vec<IpAddr> = interfaces
+        .iter()
+        .map(|i| i.ip())
+        .filter(|ip| cidrs.iter().any(|c| c.contains(ip)))
+        .chain(cidrs.iter().filter(|c| c.prefix_len() == c.max_prefix_len()).map(|c| c.addr()))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        warn!(?cidrs, "no local address inside --nodeport-addresses: NodePorts are not served");
+    }
+    Ok(ips)
+}

@@ -1,0 +1,42 @@
+//! Stage 6, proxy: one accepted connection to one endpoint.
+//!
+//! Input: an accepted client socket and the Route its frontend had at
+//! accept time. Output: bytes copied both ways until both peers are done.
+//! HTTP per-request forwarding and UDP come later; every Route is served as
+//! TCP today.
+
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::balance::Balancer;
+use crate::shutdown::Tracker;
+use crate::table::Snapshot;
+
+pub mod tcp;
+
+/// What every connection shares: the routing table, balancing state, and
+/// the settings of the data plane.
+#[derive(Debug)]
+pub struct Context {
+    /// The one published Snapshot; a connection reads it once, at accept.
+    pub table: ArcSwap<Snapshot>,
+    pub balancer: Balancer,
+    /// Bound on each attempt to connect to an endpoint.
+    pub connect_timeout: Duration,
+    /// Live connections, for the drain on SIGTERM.
+    pub tracker: Tracker,
+}
+
+// === impl Context ===
+
+impl Context {
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self {
+            table: ArcSwap::from_pointee(Snapshot::default()),
+            balancer: Balancer::default(),
+            connect_timeout,
+            tracker: Tracker::default(),
+        }
+    }
+}
