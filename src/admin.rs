@@ -31,8 +31,8 @@ pub struct Health {
 /// A startup failure of the admin servers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot listen on {flag} {addr}: {source}")]
-    Bind { flag: &'static str, addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {flag} {addr}: {error}")]
+    Bind { flag: &'static str, addr: SocketAddr, error: io::Error },
 }
 
 /// Which endpoints a server answers.
@@ -85,7 +85,7 @@ pub async fn start(
 }
 
 async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind { flag, addr, source })
+    TcpListener::bind(addr).await.map_err(|error| Error::Bind { flag, addr, error })
 }
 
 async fn serve(listener: TcpListener, role: Role, health: Arc<Health>, ctx: Arc<Context>) {

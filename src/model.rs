@@ -209,14 +209,19 @@ impl Protocol {
         }
     }
 
-    /// Parses `protocol`, defaulting to TCP; reports unsupported values.
-    pub(crate) fn parse(f: &mut field::Fields<'_>, path: FieldPath, raw: Option<&str>) -> Self {
+    /// Parses `protocol`, defaulting to TCP; reports unsupported values at
+    /// the path `at` builds (only then).
+    pub(crate) fn parse(
+        f: &mut field::Fields<'_>,
+        raw: Option<&str>,
+        at: impl FnOnce() -> FieldPath,
+    ) -> Self {
         match raw.unwrap_or("TCP") {
             "TCP" | "" => Protocol::Tcp,
             "UDP" => Protocol::Udp,
             "SCTP" => Protocol::Sctp,
             other => {
-                f.unsupported(path, other, &["SCTP", "TCP", "UDP"]);
+                f.unsupported(at(), other, &["SCTP", "TCP", "UDP"]);
                 Protocol::Tcp
             }
         }

@@ -163,8 +163,5 @@ impl fmt::Display for Frontend {
 
 /// The targets of a ServicePort's endpoints under a traffic policy.
 pub(crate) fn targets(endpoints: &[crate::model::Endpoint], local_to: Option<&str>) -> Vec<Target> {
-    usable(endpoints, local_to)
-        .into_iter()
-        .map(|e| Target { addr: e.addr, terminating: !e.ready })
-        .collect()
+    usable(endpoints, local_to).map(|e| Target { addr: e.addr, terminating: !e.ready }).collect()
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 
 use super::field::{self, Fields};
+use super::service::port_number;
 use super::{Error, Protocol, ServiceId};
 use crate::manifest::{FieldPath, Origin};
 
@@ -78,30 +79,35 @@ pub(crate) fn slice(
         }
     };
     let service = raw.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
-    let mut subset = Subset::default();
-    for (i, port) in raw.ports.as_deref().unwrap_or_default().iter().enumerate() {
-        let at = FieldPath::of("ports").index(i);
+    let raw_ports = raw.ports.as_deref().unwrap_or_default();
+    let mut subset = Subset {
+        addresses: Vec::with_capacity(raw.endpoints.len()),
+        ports: Vec::with_capacity(raw_ports.len()),
+    };
+    for (i, port) in raw_ports.iter().enumerate() {
         // A nil port means "all ports" and cannot be proxied to.
         let Some(number) = port.port else { continue };
-        let protocol = Protocol::parse(&mut f, at.field("protocol"), port.protocol.as_deref());
-        if let Some(number) = port_number(&mut f, at.field("port"), number) {
+        let at = || FieldPath::of("ports").index(i);
+        let protocol = Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
+        if let Some(number) = port_number(&mut f, &at(), "port", number) {
             let name = port.name.clone().unwrap_or_default();
             subset.ports.push(EndpointPort { name, port: number, protocol });
         }
     }
     for (i, endpoint) in raw.endpoints.iter().enumerate() {
-        let at = FieldPath::of("endpoints").index(i).field("addresses");
+        let at = || FieldPath::of("endpoints").index(i).field("addresses");
         // kube-proxy uses the first address of each endpoint.
         let Some(text) = endpoint.addresses.first() else {
-            f.required(at);
+            f.required(at());
             continue;
         };
         let Ok(ip) = text.parse::<IpAddr>() else {
-            f.invalid_str(at.index(0), text, field::IP_ADDRESS);
+            f.invalid_str(at().index(0), text, field::IP_ADDRESS);
             continue;
         };
         if family.is_some_and(|v6| v6 != ip.is_ipv6()) {
-            f.invalid_str(at.index(0), text, &format!("must be an {} address", raw.address_type));
+            let why = format!("must be an {} address", raw.address_type);
+            f.invalid_str(at().index(0), text, &why);
             continue;
         }
         subset.addresses.push(slice_address(ip, endpoint));
@@ -139,7 +145,7 @@ pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<Endpoi
             (false, "notReadyAddresses", &subset.not_ready_addresses),
         ] {
             for (j, address) in list.as_deref().unwrap_or_default().iter().enumerate() {
-                let path = at.field(key).index(j).field("ip");
+                let path = || at.field(key).index(j).field("ip");
                 match address.ip.parse() {
                     Ok(ip) => out.addresses.push(Address {
                         ip,
@@ -148,15 +154,15 @@ pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<Endpoi
                         terminating: false,
                         node_name: address.node_name.clone(),
                     }),
-                    Err(_) => f.invalid_str(path, &address.ip, field::IP_ADDRESS),
+                    Err(_) => f.invalid_str(path(), &address.ip, field::IP_ADDRESS),
                 }
             }
         }
         for (j, port) in subset.ports.as_deref().unwrap_or_default().iter().enumerate() {
             let path = at.field("ports").index(j);
             let protocol =
-                Protocol::parse(&mut f, path.field("protocol"), port.protocol.as_deref());
-            if let Some(number) = required_port(&mut f, path.field("port"), port.port) {
+                Protocol::parse(&mut f, port.protocol.as_deref(), || path.field("protocol"));
+            if let Some(number) = port_number(&mut f, &path, "port", port.port) {
                 let name = port.name.clone().unwrap_or_default();
                 out.ports.push(EndpointPort { name, port: number, protocol });
             }
@@ -179,10 +185,9 @@ pub(crate) fn pod(raw: &core::Pod, origin: &Origin) -> Result<PodInfo, Vec<Error
     for (i, container) in containers.iter().enumerate() {
         for (j, port) in container.ports.as_deref().unwrap_or_default().iter().enumerate() {
             let at = FieldPath::of("spec.containers").index(i).field("ports").index(j);
-            let protocol = Protocol::parse(&mut f, at.field("protocol"), port.protocol.as_deref());
-            if let Some(number) =
-                required_port(&mut f, at.field("containerPort"), port.container_port)
-            {
+            let protocol =
+                Protocol::parse(&mut f, port.protocol.as_deref(), || at.field("protocol"));
+            if let Some(number) = port_number(&mut f, &at, "containerPort", port.container_port) {
                 let name = port.name.clone().unwrap_or_default();
                 ports.push(EndpointPort { name, port: number, protocol });
             }
@@ -229,23 +234,4 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod) -> Option<Address> {
 fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
     let namespace = meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default");
     (namespace, meta.name.as_deref().unwrap_or_default())
-}
-
-/// A port field k8s-openapi defaults to 0 when missing.
-fn required_port(f: &mut Fields<'_>, path: FieldPath, value: i32) -> Option<u16> {
-    if !f.present(&path) {
-        f.required(path);
-        return None;
-    }
-    port_number(f, path, value)
-}
-
-fn port_number(f: &mut Fields<'_>, path: FieldPath, value: i32) -> Option<u16> {
-    match u16::try_from(value) {
-        Ok(port) if port > 0 => Some(port),
-        _ => {
-            f.invalid(path, value, field::PORT_RANGE);
-            None
-        }
-    }
 }

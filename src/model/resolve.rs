@@ -121,16 +121,17 @@ fn subsets<'a>(subsets: impl Iterator<Item = &'a Subset>, port: &ServicePort) ->
 /// The endpoints that take traffic, as kube-proxy picks them: with a
 /// `Local` policy only those on `node`; the ready ones; if none is ready,
 /// the serving and terminating ones.
-pub fn usable<'a>(endpoints: &'a [Endpoint], local_to: Option<&str>) -> Vec<&'a Endpoint> {
-    let candidates: Vec<&Endpoint> = endpoints
+pub fn usable<'a>(
+    endpoints: &'a [Endpoint],
+    local_to: Option<&'a str>,
+) -> impl Iterator<Item = &'a Endpoint> {
+    let here =
+        move |e: &&Endpoint| local_to.is_none_or(|node| e.node_name.as_deref() == Some(node));
+    let any_ready = endpoints.iter().filter(here).any(|e| e.ready);
+    endpoints
         .iter()
-        .filter(|e| local_to.is_none_or(|node| e.node_name.as_deref() == Some(node)))
-        .collect();
-    let ready: Vec<&Endpoint> = candidates.iter().copied().filter(|e| e.ready).collect();
-    if !ready.is_empty() {
-        return ready;
-    }
-    candidates.into_iter().filter(|e| e.serving && e.terminating).collect()
+        .filter(here)
+        .filter(move |e| if any_ready { e.ready } else { e.serving && e.terminating })
 }
 
 #[cfg(test)]

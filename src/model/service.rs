@@ -1,6 +1,6 @@
 //! Validation and defaulting of one `v1 Service`, as the API server does them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -199,66 +199,69 @@ fn ports(
     if list.is_empty() && kind != ServiceType::ExternalName && *cluster_ip != ClusterIp::Headless {
         f.required(path.clone());
     }
-    let mut names = HashSet::new();
-    let mut seen = HashSet::new();
-    let mut node_ports = HashSet::new();
-    let mut out = Vec::with_capacity(list.len());
+    // Services have a handful of ports: linear scans beat hashing here.
+    let mut out: Vec<ServicePort> = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
         let at = path.index(i);
-        let port = service_port(f, &at, raw, list.len() > 1, kind, &mut names);
-        if !seen.insert((port.port, port.protocol)) {
+        let port = service_port(f, &at, raw, list.len() > 1, kind);
+        if !port.name.is_empty() && out.iter().any(|p| p.name == port.name) {
+            f.duplicate(at.field("name"), format_args!("{:?}", port.name));
+        }
+        if out.iter().any(|p| (p.port, p.protocol) == (port.port, port.protocol)) {
             let value = format!("{{\"protocol\":\"{}\",\"port\":{}}}", port.protocol, port.port);
             f.duplicate(at.clone(), value);
         }
-        if let Some(node_port) = port.node_port
-            && !node_ports.insert((node_port, port.protocol))
+        if port.node_port.is_some()
+            && out.iter().any(|p| (p.node_port, p.protocol) == (port.node_port, port.protocol))
         {
-            f.duplicate(at.field("nodePort"), node_port);
+            f.duplicate(at.field("nodePort"), port.node_port.unwrap_or_default());
         }
         out.push(port);
     }
     out
 }
 
+/// One `spec.ports[i]`; `at` is its path. Child paths are built only for
+/// errors: this runs for every port of every Service on each rebuild.
 fn service_port(
     f: &mut Fields<'_>,
     at: &FieldPath,
     raw: &k8s::ServicePort,
     multi: bool,
     kind: ServiceType,
-    names: &mut HashSet<String>,
 ) -> ServicePort {
     let name = raw.name.clone().unwrap_or_default();
     if name.is_empty() && multi {
         f.required(at.field("name"));
-    } else if !name.is_empty() {
-        if !field::is_dns1123_label(&name) {
-            f.invalid_str(at.field("name"), &name, field::DNS1123_LABEL);
-        }
-        if !names.insert(name.clone()) {
-            f.duplicate(at.field("name"), format_args!("{name:?}"));
-        }
+    } else if !name.is_empty() && !field::is_dns1123_label(&name) {
+        f.invalid_str(at.field("name"), &name, field::DNS1123_LABEL);
     }
-    let port = port_number(f, at.field("port"), raw.port);
-    let protocol = Protocol::parse(f, at.field("protocol"), raw.protocol.as_deref());
+    let port = port_number(f, at, "port", raw.port).unwrap_or(0);
+    let protocol = Protocol::parse(f, raw.protocol.as_deref(), || at.field("protocol"));
     let target = target_port(f, at.field("targetPort"), raw.target_port.as_ref(), port);
     let node_port = node_port(f, at.field("nodePort"), raw.node_port, kind);
     let app_protocol = raw.app_protocol.clone().filter(|s| !s.is_empty());
     ServicePort { name, port, protocol, target, node_port, app_protocol }
 }
 
-fn port_number(f: &mut Fields<'_>, path: FieldPath, value: i32) -> u16 {
-    if !f.present(&path) {
-        f.required(path);
-        return 0;
+/// A required port field `at.child`; k8s-openapi decodes a missing one as 0,
+/// so a 0 is told apart from a missing field by the manifest's own lines.
+pub(crate) fn port_number(
+    f: &mut Fields<'_>,
+    at: &FieldPath,
+    child: &'static str,
+    value: i32,
+) -> Option<u16> {
+    if let Some(port) = u16::try_from(value).ok().filter(|p| *p > 0) {
+        return Some(port);
     }
-    match u16::try_from(value) {
-        Ok(port) if port > 0 => port,
-        _ => {
-            f.invalid(path, value, field::PORT_RANGE);
-            0
-        }
+    let path = at.field(child);
+    if f.present(&path) {
+        f.invalid(path, value, field::PORT_RANGE)
+    } else {
+        f.required(path)
     }
+    None
 }
 
 fn target_port(

@@ -387,3 +387,6 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
     };
     Some((port, node, proto.to_owned()))
 }
+pub mod endpoint;
+pub mod net;
+pub mod proxy;

@@ -1,0 +1,289 @@
+//! `svcproxy run` as a test fixture, and the manifests the `run` tests
+//! feed it.
+//!
+//! A [`Proxy`] owns a temporary manifests directory and the child process;
+//! the child's stdout and stderr go to a log file in that directory, shown
+//! when the test fails (from `Drop`, while the test panics) or on demand.
+//! Dropping the guard kills the child: no test leaves a proxy behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a proxy may take to serve its first frontend.
+pub const READY: Duration = Duration::from_secs(10);
+
+/// A running `svcproxy run`; killed when dropped.
+pub struct Proxy {
+    child: Child,
+    dir: TempDir,
+    log: PathBuf,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// Starts `svcproxy run --manifests DIR` with `manifests` as DIR's only
+    /// file, the admin servers on ephemeral ports, and `extra` flags.
+    pub fn start(manifests: &str, extra: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut cmd, log) = command(dir.path(), manifests, extra);
+        cmd.args([
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--healthz-bind-address",
+            "127.0.0.1:0",
+        ]);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proxy { child, dir, log }
+    }
+
+    /// Starts the proxy and waits until `probe` succeeds (see [`Self::wait_ready`]).
+    pub fn serving<T>(
+        manifests: &str,
+        extra: &[&str],
+        probe: impl FnMut() -> io::Result<T>,
+    ) -> (Proxy, T) {
+        let mut proxy = Proxy::start(manifests, extra);
+        let value = proxy.wait_ready(probe);
+        (proxy, value)
+    }
+
+    /// Retries `probe` (a full exchange through a frontend) until it
+    /// succeeds, within [`READY`]; panics with the proxy's log if the
+    /// deadline passes or the proxy exits.
+    pub fn wait_ready<T>(&mut self, mut probe: impl FnMut() -> io::Result<T>) -> T {
+        let until = Instant::now() + READY;
+        loop {
+            self.assert_running();
+            match probe() {
+                Ok(value) => return value,
+                Err(e) if Instant::now() >= until => {
+                    panic!("proxy not serving after {READY:?}: {e}\n{}", self.log())
+                }
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Panics, with the log, if the proxy has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("svcproxy run exited ({status})\n{}", self.log());
+        }
+    }
+
+    /// Everything the proxy wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        let text = read_log(&self.log);
+        format!("--- svcproxy run log ({}):\n{text}", self.log.display())
+    }
+
+    /// The manifests directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("{}", self.log());
+        }
+    }
+}
+
+/// `svcproxy run --manifests DIR/manifests extra...`, its output going to
+/// a log file in `dir` (returned); DIR/manifests holds `manifests`.
+pub fn command(dir: &Path, manifests: &str, extra: &[&str]) -> (Command, PathBuf) {
+    let manifests_dir = dir.join("manifests");
+    std::fs::create_dir_all(&manifests_dir).expect("manifests dir");
+    std::fs::write(manifests_dir.join("services.yaml"), manifests).expect("write manifests");
+    let log = dir.join("svcproxy.log");
+    let out = File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let mut cmd = super::command();
+    if let Ok(level) = std::env::var("SVCPROXY_TEST_RUST_LOG") {
+        cmd.env("RUST_LOG", level);
+    }
+    cmd.arg("run").arg("--manifests").arg(&manifests_dir).args(extra);
+    cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    (cmd, log)
+}
+
+/// Runs `svcproxy run` with exactly `args` after `--manifests DIR`, to its
+/// exit within `deadline`; its status and log. Kills it and fails past the
+/// deadline.
+pub fn run_to_exit(manifests: &str, args: &[&str], deadline: Duration) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut cmd, log) = command(dir.path(), manifests, args);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let until = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = read_log(&log);
+            panic!("svcproxy run still running after {deadline:?}; log:\n{text}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    (status, read_log(&log))
+}
+
+/// The log file's text without terminal colour codes (`ESC [ ... letter`),
+/// which a log written to a file may still carry.
+fn read_log(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip the parameters up to the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+// --- manifests ---
+
+/// One ServicePort: `name`, `port`, `targetPort` (a number or a name) and
+/// an explicit `nodePort`, if any.
+#[derive(Clone, Copy)]
+pub struct Port<'a> {
+    pub name: &'a str,
+    pub port: u16,
+    pub target: &'a str,
+    pub node_port: Option<u16>,
+}
+
+// === impl Port ===
+
+impl<'a> Port<'a> {
+    pub fn new(name: &'a str, port: u16, target: &'a str) -> Port<'a> {
+        Port { name, port, target, node_port: None }
+    }
+
+    /// The port named `tcp` to the target port named `tcp`.
+    pub fn tcp(port: u16) -> Port<'static> {
+        Port::new("tcp", port, "tcp")
+    }
+
+    pub fn with_node_port(self, node_port: u16) -> Port<'a> {
+        Port { node_port: Some(node_port), ..self }
+    }
+}
+
+/// A `v1 Service` in `default`. `extra_spec` is more YAML under `spec:`
+/// (indented two spaces, e.g. `  type: NodePort\n`); `selector` is the
+/// `app` label to select, if any.
+pub fn service(
+    name: &str,
+    cluster_ip: Ipv4Addr,
+    selector: Option<&str>,
+    ports: &[Port<'_>],
+    extra_spec: &str,
+) -> String {
+    let mut yaml = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n\
+         spec:\n  clusterIP: {cluster_ip}\n"
+    );
+    if let Some(app) = selector {
+        let _ = writeln!(yaml, "  selector:\n    app: {app}");
+    }
+    yaml.push_str("  ports:\n");
+    for p in ports {
+        let _ = writeln!(
+            yaml,
+            "    - name: {}\n      protocol: TCP\n      port: {}\n      targetPort: {}",
+            p.name, p.port, p.target
+        );
+        if let Some(node_port) = p.node_port {
+            let _ = writeln!(yaml, "      nodePort: {node_port}");
+        }
+    }
+    yaml.push_str(extra_spec);
+    yaml
+}
+
+/// A single-port Service `name`, port `port` named `tcp` to the target port
+/// named `tcp`: the container port of Pods labelled `app: NAME` (with
+/// `selector`), or the EndpointSlice port named `tcp` (without).
+pub fn simple_service(name: &str, cluster_ip: Ipv4Addr, port: u16, selector: bool) -> String {
+    let sel = selector.then_some(name);
+    service(name, cluster_ip, sel, &[Port::tcp(port)], "")
+}
+
+/// A Ready, Running `v1 Pod` labelled `app: APP` at `ip`, with one
+/// container exposing `ports` as `(name, containerPort)`.
+pub fn pod(name: &str, app: &str, ip: Ipv4Addr, ports: &[(&str, u16)]) -> String {
+    let mut yaml = format!(
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n\
+         \x20 labels:\n    app: {app}\nspec:\n  containers:\n    - name: main\n      image: test\n\
+         \x20     ports:\n"
+    );
+    for (port_name, port) in ports {
+        let _ = writeln!(yaml, "        - name: {port_name}\n          containerPort: {port}");
+    }
+    let _ = write!(
+        yaml,
+        "status:\n  phase: Running\n  podIP: {ip}\n  conditions:\n    - type: Ready\n      \
+         status: \"True\"\n"
+    );
+    yaml
+}
+
+/// The Pod of a one-port endpoint: `(name, containerPort)` = `("tcp", port)`.
+pub fn pod_at(name: &str, app: &str, addr: SocketAddr) -> String {
+    pod(name, app, ipv4(addr), &[("tcp", addr.port())])
+}
+
+/// A `discovery.k8s.io/v1 EndpointSlice` of Service `service` with one
+/// port named `port_name` = `port` and ready endpoints at `ips`.
+pub fn endpoint_slice(
+    name: &str,
+    service: &str,
+    port_name: &str,
+    port: u16,
+    ips: &[Ipv4Addr],
+) -> String {
+    let mut yaml = format!(
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n\
+         \x20 namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\n\
+         addressType: IPv4\nports:\n  - name: {port_name}\n    protocol: TCP\n    port: {port}\n\
+         endpoints:\n"
+    );
+    for ip in ips {
+        let _ = writeln!(yaml, "  - addresses:\n      - {ip}\n    conditions:\n      ready: true");
+    }
+    yaml
+}
+
+/// The IPv4 address of `addr` (every test address is IPv4).
+pub fn ipv4(addr: SocketAddr) -> Ipv4Addr {
+    match addr {
+        SocketAddr::V4(v4) => *v4.ip(),
+        SocketAddr::V6(v6) => panic!("{v6}: the tests use IPv4 only"),
+    }
+}
