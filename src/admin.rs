@@ -117,7 +117,9 @@ fn respond(
             let (status, body) = health.answer();
             (status, "application/json", body)
         }
-        (Role::Metrics, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", metrics(ctx)),
+        (Role::Metrics, "/metrics") => {
+            (StatusCode::OK, "text/plain; version=0.0.4", ctx.metrics.render())
+        }
         _ => (StatusCode::NOT_FOUND, "text/plain", "404 page not found\n".to_owned()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -126,21 +128,4 @@ fn respond(
         response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
     }
     response
-}
-
-/// The routing gauges; traffic metrics come with the metrics module.
-fn metrics(ctx: &Context) -> String {
-    let snapshot = ctx.table.load();
-    let endpoints: usize = snapshot.services.iter().flat_map(|s| &s.endpoints).map(Vec::len).sum();
-    format!(
-        "# HELP svcproxy_routing_generation Generation of the published routing Snapshot.\n\
-         # TYPE svcproxy_routing_generation gauge\nsvcproxy_routing_generation {}\n\
-         # HELP svcproxy_services Services in the published Snapshot.\n\
-         # TYPE svcproxy_services gauge\nsvcproxy_services {}\n\
-         # HELP svcproxy_endpoints Endpoints of every ServicePort in the published Snapshot.\n\
-         # TYPE svcproxy_endpoints gauge\nsvcproxy_endpoints {}\n",
-        snapshot.generation,
-        snapshot.services.len(),
-        endpoints
-    )
 }

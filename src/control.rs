@@ -1,17 +1,27 @@
 //! The control loop's rebuild: sources → model → Snapshot, published with
 //! one atomic store. The only writer of the routing table.
+//!
+//! Keep last good: a file that no longer parses keeps the objects it had;
+//! an object that turns invalid keeps its last valid version in service; an
+//! explicitly named file that vanishes keeps its objects (a deleted file
+//! inside a watched directory removes them). Every such fault is logged
+//! with its file, object and field, and counted as a failed reload.
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use crate::manifest;
+use crate::manifest::{self, Loaded, Object, ObjectKey};
+use crate::metrics::Metrics;
 use crate::model::{Model, Options};
 use crate::proxy::Context;
 use crate::table::Snapshot;
+
+pub mod watch;
 
 /// Rebuilds and publishes Snapshots from the manifest paths.
 #[derive(Debug)]
@@ -21,6 +31,10 @@ pub struct Control {
     /// Addresses NodePorts are bound on.
     node_ips: Vec<IpAddr>,
     generation: u64,
+    /// The objects each file yielded when it last parsed.
+    files: HashMap<PathBuf, Vec<Object>>,
+    /// The last valid version of every object in service.
+    good: HashMap<ObjectKey, Object>,
 }
 
 /// What one rebuild found.
@@ -35,24 +49,49 @@ pub struct Outcome {
 
 impl Control {
     pub fn new(paths: Vec<PathBuf>, options: Options, node_ips: Vec<IpAddr>) -> Self {
-        Self { paths, options, node_ips, generation: 0 }
+        Self {
+            paths,
+            options,
+            node_ips,
+            generation: 0,
+            files: HashMap::new(),
+            good: HashMap::new(),
+        }
     }
 
     /// Reads every source, builds a whole new Snapshot off the data path and
     /// publishes it in `ctx` with one store.
-    pub fn rebuild(&mut self, ctx: &Context) -> Outcome {
+    pub fn rebuild(&mut self, ctx: &Context, metrics: &Metrics) -> Outcome {
         let started = Instant::now();
-        let loaded = manifest::load(&self.paths);
-        let model = Model::build(&loaded.objects, &self.options);
-        let mut errors: Vec<String> = loaded
+        let errors = self.read();
+        let mut model = Model::build(self.files.values().flatten(), &self.options);
+        let rejected: HashSet<ObjectKey> = model
             .errors
-            .into_iter()
-            .flat_map(manifest::Error::flatten)
-            .map(|e| e.to_string())
+            .iter()
+            .map(|e| e.key().clone())
+            .chain(errors.iter().filter_map(|e| e.key().cloned()))
             .collect();
-        errors.extend(model.errors.iter().map(ToString::to_string));
-        for error in &errors {
-            warn!("{error}");
+        let fallback: Vec<&Object> = rejected.iter().filter_map(|k| self.good.get(k)).collect();
+        if !fallback.is_empty() {
+            for object in &fallback {
+                let (file, key) = (object.origin.file.display(), object.key());
+                warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
+            }
+            let current = self.files.values().flatten().filter(|o| !rejected.contains(&o.key()));
+            let retry = Model::build(current.chain(fallback.iter().copied()), &self.options);
+            let good = valid(self.files.values().flatten().chain(fallback), &retry);
+            model = merge(model, retry);
+            self.good = good;
+        } else {
+            self.good = valid(self.files.values().flatten(), &model);
+        }
+        let errors: Vec<manifest::Error> =
+            errors.into_iter().flat_map(manifest::Error::flatten).collect();
+        let invalid = errors.len() + model.invalid_objects();
+        let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        messages.extend(model.errors.iter().map(ToString::to_string));
+        for message in &messages {
+            warn!("{message}");
         }
         self.generation += 1;
         let snapshot = Arc::new(Snapshot::build(
@@ -65,14 +104,79 @@ impl Control {
             warn!("{conflict}");
         }
         ctx.table.store(snapshot.clone());
+        record(metrics, &snapshot, invalid, started);
         info!(
             generation = self.generation,
             services = snapshot.services.len(),
             frontends = snapshot.len(),
-            invalid = errors.len(),
+            invalid,
             took = ?started.elapsed(),
             "routing table published"
         );
-        Outcome { snapshot, errors }
+        Outcome { snapshot, errors: messages }
     }
+
+    /// Reads every file; a file that cannot be read or parsed as a whole
+    /// keeps the objects it had. Returns the errors found.
+    fn read(&mut self) -> Vec<manifest::Error> {
+        let (files, mut errors) = manifest::discover(&self.paths);
+        let mut fresh: HashMap<PathBuf, Vec<Object>> = HashMap::with_capacity(files.len());
+        for file in files {
+            let mut loaded = Loaded::default();
+            let parsed = match manifest::read(&file) {
+                Ok(text) => loaded.add_text(&file, &text),
+                Err(e) => {
+                    loaded.errors.push(e);
+                    false
+                }
+            };
+            errors.append(&mut loaded.errors);
+            let objects =
+                if parsed { loaded.objects } else { self.files.remove(&file).unwrap_or_default() };
+            fresh.insert(file, objects);
+        }
+        for error in &errors {
+            if let manifest::Error::Missing { file } = error
+                && let Some(objects) = self.files.remove(file)
+            {
+                fresh.insert(file.clone(), objects);
+            }
+        }
+        self.files = fresh;
+        errors
+    }
+}
+
+/// Every object of `objects` that `model` did not reject, by key.
+fn valid<'a>(
+    objects: impl Iterator<Item = &'a Object>,
+    model: &Model,
+) -> HashMap<ObjectKey, Object> {
+    let rejected: HashSet<&ObjectKey> = model.errors.iter().map(|e| e.key()).collect();
+    objects.filter(|o| !rejected.contains(&o.key())).map(|o| (o.key(), o.clone())).collect()
+}
+
+/// The retry's Services with the first build's errors (they point at the
+/// files as written), plus any new error of the retry.
+fn merge(first: Model, retry: Model) -> Model {
+    let mut errors = first.errors;
+    for e in retry.errors {
+        if !errors.iter().any(|f| f.to_string() == e.to_string()) {
+            errors.push(e);
+        }
+    }
+    Model { services: retry.services, errors }
+}
+
+fn record(metrics: &Metrics, snapshot: &Snapshot, invalid: usize, started: Instant) {
+    let result = if invalid == 0 { "success" } else { "failure" };
+    metrics.config_reloads.with_label_values(&[result]).inc();
+    metrics.config_invalid_objects.set(i64::try_from(invalid).unwrap_or(i64::MAX));
+    metrics.routing_generation.set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
+    metrics.services.set(i64::try_from(snapshot.services.len()).unwrap_or(i64::MAX));
+    let endpoints: usize = snapshot.services.iter().flat_map(|s| &s.endpoints).map(Vec::len).sum();
+    metrics.endpoints.set(i64::try_from(endpoints).unwrap_or(i64::MAX));
+    metrics.sync_duration.observe(started.elapsed().as_secs_f64());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    metrics.sync_last_timestamp.set(now);
 }

@@ -1,8 +1,9 @@
 //! `svcproxy run`: wires the stages together and handles signals.
 //!
 //! Startup: bind the admin addresses (a taken port is fatal), build and
-//! publish the first Snapshot, bind its frontends. Then: SIGHUP re-reads
-//! every source; SIGTERM drains; a second SIGTERM or SIGINT exits at once.
+//! publish the first Snapshot, bind its frontends. Then: a change to the
+//! manifests, or SIGHUP, re-reads every source; SIGTERM drains; a second
+//! SIGTERM or SIGINT exits at once.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,7 +18,9 @@ use tracing::{info, warn};
 
 use crate::admin::{self, Health};
 use crate::control::Control;
+use crate::control::watch::{self, Watch};
 use crate::listener::{self, supervisor::Supervisor};
+use crate::metrics;
 use crate::model::Options;
 use crate::proxy::Context;
 
@@ -43,6 +46,12 @@ pub enum Error {
     Signals(io::Error),
     #[error("cannot list local addresses for --nodeport-addresses: {0}")]
     Interfaces(io::Error),
+    #[error(transparent)]
+    Watch(#[from] watch::Error),
+    #[error(transparent)]
+    Metrics(#[from] metrics::Error),
+    #[error("routing table rebuild failed: {0}")]
+    Rebuild(String),
 }
 
 /// Runs until SIGTERM (after the drain) or SIGINT. `ready` is told once the
@@ -52,28 +61,31 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(Error::Signals)?;
-    let ctx = Arc::new(Context::new(config.connect_timeout));
+    let ctx = Arc::new(Context::new(config.connect_timeout)?);
     let health = Arc::new(Health::default());
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, health.clone(), ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");
     let node_ips = node_ips(&config.nodeport_cidrs)?;
-    let mut control = Control::new(config.manifests.clone(), config.options.clone(), node_ips);
-    let mut listeners = Supervisor::default();
-    let publish = |control: &mut Control, listeners: &mut Supervisor| {
-        let outcome = control.rebuild(&ctx);
-        listeners.reconcile(&outcome.snapshot, &ctx);
-        health.published();
-    };
-    publish(&mut control, &mut listeners);
+    let mut watch = Watch::new(&config.manifests)?;
+    let control = Control::new(config.manifests.clone(), config.options.clone(), node_ips);
+    let mut plane =
+        Plane { control: Some(control), listeners: Supervisor::default(), ctx: ctx.clone() };
+    plane.publish().await?;
+    health.published();
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
     loop {
         tokio::select! {
+            () = watch.changed() => {
+                plane.publish().await?;
+                health.published();
+            }
             _ = hup.recv() => {
                 info!("SIGHUP: re-reading every source");
-                publish(&mut control, &mut listeners);
+                plane.publish().await?;
+                health.published();
             }
             _ = int.recv() => {
                 info!("SIGINT: exiting");
@@ -82,7 +94,7 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
             _ = term.recv() => break,
         }
     }
-    listeners.close();
+    plane.listeners.close();
     health.drain();
     info!(live = ctx.tracker.live(), timeout = ?config.drain_timeout, "SIGTERM: draining");
     tokio::select! {
@@ -95,6 +107,33 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
         _ = int.recv() => info!("SIGINT: exiting"),
     }
     Ok(())
+}
+
+/// The control plane's state between rebuilds.
+struct Plane {
+    /// `None` only while a rebuild runs on the blocking pool.
+    control: Option<Control>,
+    listeners: Supervisor,
+    ctx: Arc<Context>,
+}
+
+impl Plane {
+    /// Rebuilds on the blocking pool (parsing a large manifest set must not
+    /// stall a runtime worker that carries connections), then reconciles
+    /// the listeners with the published Snapshot.
+    async fn publish(&mut self) -> Result<(), Error> {
+        let Some(mut control) = self.control.take() else { return Ok(()) };
+        let ctx = self.ctx.clone();
+        let (control, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = control.rebuild(&ctx, &ctx.metrics);
+            (control, outcome)
+        })
+        .await
+        .map_err(|e| Error::Rebuild(e.to_string()))?;
+        self.control = Some(control);
+        self.listeners.reconcile(&outcome.snapshot, &self.ctx);
+        Ok(())
+    }
 }
 
 /// The addresses NodePorts are bound on: `0.0.0.0` without CIDRs; else

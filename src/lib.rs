@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod demo;
 pub mod listener;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod shutdown;

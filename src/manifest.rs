@@ -38,6 +38,23 @@ pub enum Resource {
     Pod(Box<Pod>),
 }
 
+/// Which kind an object is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Service,
+    Endpoints,
+    EndpointSlice,
+    Pod,
+}
+
+/// An object's identity across reloads: kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
 /// Where an object came from: its file and the line of each of its fields.
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -68,11 +85,41 @@ pub enum Error {
     Yaml { file: PathBuf, line: Option<u32>, message: String },
     #[error("{}:{line}: document {document}: {detail}", file.display())]
     NotObject { file: PathBuf, line: u32, document: usize, detail: String },
-    #[error("{}:{line}: {object}: {path}: {detail}", file.display())]
-    Decode { file: PathBuf, line: u32, object: String, path: FieldPath, detail: String },
+    #[error("{}:{line}: {}/{}: {path}: {detail}", file.display(), key.namespace, key.name)]
+    Decode { file: PathBuf, line: u32, key: Box<ObjectKey>, path: FieldPath, detail: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
 }
+
+// === impl Object ===
+
+impl Object {
+    /// The object's kind, namespace (defaulted) and name.
+    pub fn key(&self) -> ObjectKey {
+        let (kind, meta) = match &self.resource {
+            Resource::Service(o) => (Kind::Service, &o.metadata),
+            Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata),
+            Resource::EndpointSlice(o) => (Kind::EndpointSlice, &o.metadata),
+            Resource::Pod(o) => (Kind::Pod, &o.metadata),
+        };
+        let namespace =
+            meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE);
+        ObjectKey {
+            kind,
+            namespace: namespace.to_owned(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The namespace of an object that names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
 
 // === impl Loaded ===
 
@@ -82,7 +129,9 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded { objects: Vec::new(), errors };
     for file in files {
         match read(&file) {
-            Ok(text) => loaded.add_text(&file, &text),
+            Ok(text) => {
+                loaded.add_text(&file, &text);
+            }
             Err(e) => loaded.errors.push(e),
         }
     }
@@ -90,14 +139,15 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
 }
 
 impl Loaded {
-    /// Adds the objects of one file's text (already read).
-    pub fn add_text(&mut self, file: &Path, text: &str) {
+    /// Adds the objects of one file's text (already read). False when the
+    /// file as a whole is not YAML (no object of it could be read).
+    pub fn add_text(&mut self, file: &Path, text: &str) -> bool {
         let documents = match yaml::documents(text) {
             Ok(documents) => documents,
             Err(e) => {
                 let message = hint(&e.message);
                 self.errors.push(Error::Yaml { file: file.to_owned(), line: e.line, message });
-                return;
+                return false;
             }
         };
         let file: Arc<Path> = Arc::from(file);
@@ -107,6 +157,7 @@ impl Loaded {
                 self.errors.push(e);
             }
         }
+        true
     }
 }
 
@@ -128,6 +179,14 @@ fn hint(message: &str) -> String {
 // === impl Error ===
 
 impl Error {
+    /// The object a decode error is about.
+    pub fn key(&self) -> Option<&ObjectKey> {
+        match self {
+            Error::Decode { key, .. } => Some(&**key),
+            _ => None,
+        }
+    }
+
     /// Every single error, with `Many` flattened.
     pub fn flatten(self) -> Vec<Error> {
         match self {

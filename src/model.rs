@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::manifest::{self, FieldPath, Resource};
+use crate::manifest::{self, FieldPath, ObjectKey, Resource};
 
 mod allocate;
 mod endpoints;
@@ -95,8 +95,8 @@ pub struct Model {
 /// An invalid field of one object.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}:{line}: {object}: {path}: {detail}", file.display())]
-    Field { file: PathBuf, line: u32, object: String, path: FieldPath, detail: String },
+    #[error("{}:{line}: {}/{}: {path}: {detail}", file.display(), key.namespace, key.name)]
+    Field { file: PathBuf, line: u32, key: ObjectKey, path: FieldPath, detail: String },
 }
 
 // === impl Model ===
@@ -104,9 +104,13 @@ pub enum Error {
 impl Model {
     /// Validates every object, allocates and resolves; never fails as a
     /// whole.
-    pub fn build(objects: &[manifest::Object], options: &Options) -> Self {
+    pub fn build<'a>(
+        objects: impl IntoIterator<Item = &'a manifest::Object>,
+        options: &Options,
+    ) -> Self {
         let mut errors = Vec::new();
-        let mut services = Vec::new();
+        let objects = objects.into_iter();
+        let mut services = Vec::with_capacity(objects.size_hint().0);
         let mut catalog = Catalog::default();
         for object in objects {
             let origin = &object.origin;
@@ -132,14 +136,10 @@ impl Model {
 
     /// How many objects were rejected.
     pub fn invalid_objects(&self) -> usize {
-        let mut objects: Vec<(&PathBuf, &str)> = self
-            .errors
-            .iter()
-            .map(|Error::Field { file, object, .. }| (file, object.as_str()))
-            .collect();
-        objects.sort();
-        objects.dedup();
-        objects.len()
+        let mut keys: Vec<&ObjectKey> = self.errors.iter().map(Error::key).collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
     }
 }
 
@@ -166,11 +166,10 @@ fn skip(service: &Service, options: &Options) -> Option<Skip> {
     if service.cluster_ip == ClusterIp::Headless {
         return Some(Skip::Headless);
     }
-    if service.labels.contains_key(HEADLESS_LABEL) {
+    if service.headless_label {
         return Some(Skip::HeadlessLabel);
     }
-    let label = service.labels.get(PROXY_NAME_LABEL);
-    (label != options.service_proxy_name.as_ref()).then_some(Skip::OtherProxy)
+    (service.proxy_name != options.service_proxy_name).then_some(Skip::OtherProxy)
 }
 
 // === impl Options ===
@@ -182,6 +181,17 @@ impl Options {
             Ok(net) => net,
             Err(_) => panic!("a /12 is a valid prefix"),
         });
+}
+
+// === impl Error ===
+
+impl Error {
+    /// The object this error rejects.
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            Error::Field { key, .. } => key,
+        }
+    }
 }
 
 // === impl ServiceId ===

@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::balance::Balancer;
+use crate::metrics::{self, Metrics};
 use crate::shutdown::Tracker;
 use crate::table::Snapshot;
 
@@ -26,17 +27,19 @@ pub struct Context {
     pub connect_timeout: Duration,
     /// Live connections, for the drain on SIGTERM.
     pub tracker: Tracker,
+    pub metrics: Metrics,
 }
 
 // === impl Context ===
 
 impl Context {
-    pub fn new(connect_timeout: Duration) -> Self {
-        Self {
+    pub fn new(connect_timeout: Duration) -> Result<Self, metrics::Error> {
+        Ok(Self {
             table: ArcSwap::from_pointee(Snapshot::default()),
             balancer: Balancer::default(),
             connect_timeout,
             tracker: Tracker::default(),
-        }
+            metrics: Metrics::new()?,
+        })
     }
 }

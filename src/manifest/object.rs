@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::node::Node;
 use super::path::FieldPath;
-use super::{Error, Object, Origin, Resource};
+use super::{DEFAULT_NAMESPACE, Error, Kind, Object, ObjectKey, Origin, Resource};
 
 /// Where one document sits, to name it in errors.
 pub(crate) struct Document<'a> {
@@ -68,11 +68,19 @@ fn decode_as(
     }
     let origin = Origin { file: doc.file.clone(), lines: Arc::new(lines) };
     let resource = match (api_version, kind) {
-        ("v1", "Service") => Resource::Service(Box::new(typed::<Service>(json, &origin)?)),
-        ("v1", "Endpoints") => Resource::Endpoints(Box::new(typed::<Endpoints>(json, &origin)?)),
-        ("v1", "Pod") => Resource::Pod(Box::new(typed::<Pod>(json, &origin)?)),
+        ("v1", "Service") => {
+            Resource::Service(Box::new(typed::<Service>(json, &origin, Kind::Service)?))
+        }
+        ("v1", "Endpoints") => {
+            Resource::Endpoints(Box::new(typed::<Endpoints>(json, &origin, Kind::Endpoints)?))
+        }
+        ("v1", "Pod") => Resource::Pod(Box::new(typed::<Pod>(json, &origin, Kind::Pod)?)),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
-            Resource::EndpointSlice(Box::new(typed::<EndpointSlice>(json, &origin)?))
+            Resource::EndpointSlice(Box::new(typed::<EndpointSlice>(
+                json,
+                &origin,
+                Kind::EndpointSlice,
+            )?))
         }
         (_, "Service" | "Endpoints" | "Pod" | "EndpointSlice") => {
             return Err(not_object(format!(
@@ -124,8 +132,8 @@ fn decode_list(
     }
 }
 
-fn typed<T: DeserializeOwned>(json: Json, origin: &Origin) -> Result<T, Error> {
-    let object = object_name(&json);
+fn typed<T: DeserializeOwned>(json: Json, origin: &Origin, kind: Kind) -> Result<T, Error> {
+    let key = Box::new(object_key(&json, kind));
     serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
         let mut path = FieldPath::from(e.path());
         let message = e.inner().to_string();
@@ -139,19 +147,20 @@ fn typed<T: DeserializeOwned>(json: Json, origin: &Origin) -> Result<T, Error> {
         Error::Decode {
             file: origin.file.to_path_buf(),
             line: origin.lines.of(&path),
-            object,
+            key,
             path,
             detail,
         }
     })
 }
 
-/// `namespace/name` read from raw metadata, for errors before typed decoding.
-fn object_name(json: &Json) -> String {
+/// The key read from raw metadata, for errors before typed decoding.
+fn object_key(json: &Json, kind: Kind) -> ObjectKey {
     let meta = &json["metadata"];
-    let namespace = meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or("default");
-    let name = meta["name"].as_str().unwrap_or("<unnamed>");
-    format!("{namespace}/{name}")
+    let namespace =
+        meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE);
+    let name = meta["name"].as_str().unwrap_or_default();
+    ObjectKey { kind, namespace: namespace.to_owned(), name: name.to_owned() }
 }
 
 fn missing_field(message: &str) -> Option<&str> {

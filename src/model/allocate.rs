@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use super::field::Fields;
 use super::service::{ClusterIp, NODE_PORTS, Service, ServiceType};
 use super::{Error, Protocol};
-use crate::manifest::FieldPath;
+use crate::manifest::{FieldPath, Kind};
 
 /// Fills in missing ClusterIPs and NodePorts; returns the Services that keep
 /// a consistent allocation and the errors of those rejected. `services` must
@@ -39,8 +39,12 @@ pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Ve
             match free_ip(cidr, &service, &mut taken) {
                 Some(ip) => service.cluster_ip = ClusterIp::Set(vec![ip]),
                 None => {
-                    let mut f =
-                        Fields::new(&service.origin, &service.id.namespace, &service.id.name);
+                    let mut f = Fields::new(
+                        &service.origin,
+                        Kind::Service,
+                        &service.id.namespace,
+                        &service.id.name,
+                    );
                     let why = format!("no free address left in --service-cidr {cidr}");
                     f.invalid_str(FieldPath::of("spec.clusterIP"), "", &why);
                     errors.extend(f.errors);
@@ -92,7 +96,12 @@ fn claim_cluster_ips(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Ser
             let ips = explicit_ips(service);
             let clash: Vec<&IpAddr> = ips.iter().filter(|ip| taken.contains(*ip)).collect();
             if let Some(ip) = clash.first() {
-                let mut f = Fields::new(&service.origin, &service.id.namespace, &service.id.name);
+                let mut f = Fields::new(
+                    &service.origin,
+                    Kind::Service,
+                    &service.id.namespace,
+                    &service.id.name,
+                );
                 let why = "provided IP is already allocated";
                 f.invalid_str(FieldPath::of("spec.clusterIP"), &ip.to_string(), why);
                 errors.extend(f.errors);
@@ -110,7 +119,12 @@ fn claim_node_ports(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Serv
     services
         .into_iter()
         .filter(|service| {
-            let mut f = Fields::new(&service.origin, &service.id.namespace, &service.id.name);
+            let mut f = Fields::new(
+                &service.origin,
+                Kind::Service,
+                &service.id.namespace,
+                &service.id.name,
+            );
             let mut mine = Vec::new();
             for (i, port) in service.ports.iter().enumerate() {
                 let Some(node_port) = port.node_port else {

@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use super::field::{self, Fields};
 use super::service::port_number;
 use super::{Error, Protocol, ServiceId};
-use crate::manifest::{FieldPath, Origin};
+use crate::manifest::{FieldPath, Kind, Origin};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -68,7 +68,7 @@ pub(crate) fn slice(
     origin: &Origin,
 ) -> Result<Option<EndpointSet>, Vec<Error>> {
     let (namespace, name) = names(&raw.metadata);
-    let mut f = Fields::new(origin, namespace, name);
+    let mut f = Fields::new(origin, Kind::EndpointSlice, namespace, name);
     let family = match raw.address_type.as_str() {
         "IPv4" => Some(false),
         "IPv6" => Some(true),
@@ -135,7 +135,7 @@ fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint) -> Address {
 /// Validates a `v1 Endpoints` object.
 pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<EndpointSet, Vec<Error>> {
     let (namespace, name) = names(&raw.metadata);
-    let mut f = Fields::new(origin, namespace, name);
+    let mut f = Fields::new(origin, Kind::Endpoints, namespace, name);
     let mut subsets = Vec::new();
     for (i, subset) in raw.subsets.as_deref().unwrap_or_default().iter().enumerate() {
         let at = FieldPath::of("subsets").index(i);
@@ -176,7 +176,7 @@ pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<Endpoi
 /// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
 pub(crate) fn pod(raw: &core::Pod, origin: &Origin) -> Result<PodInfo, Vec<Error>> {
     let (namespace, name) = names(&raw.metadata);
-    let mut f = Fields::new(origin, namespace, name);
+    let mut f = Fields::new(origin, Kind::Pod, namespace, name);
     if name.is_empty() {
         f.required(FieldPath::of("metadata.name"));
     }

@@ -2,13 +2,14 @@
 
 use std::fmt::Display;
 
-use crate::manifest::{FieldPath, Origin};
+use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
 
 use super::Error;
 
 /// The errors of one object, each pointing at the line of its field.
 pub(crate) struct Fields<'a> {
     origin: &'a Origin,
+    kind: Kind,
     namespace: &'a str,
     name: &'a str,
     pub(crate) errors: Vec<Error>,
@@ -17,8 +18,8 @@ pub(crate) struct Fields<'a> {
 // === impl Fields ===
 
 impl<'a> Fields<'a> {
-    pub(crate) fn new(origin: &'a Origin, namespace: &'a str, name: &'a str) -> Self {
-        Self { origin, namespace, name, errors: Vec::new() }
+    pub(crate) fn new(origin: &'a Origin, kind: Kind, namespace: &'a str, name: &'a str) -> Self {
+        Self { origin, kind, namespace, name, errors: Vec::new() }
     }
 
     /// True when the manifest spelled out `path`.
@@ -30,7 +31,11 @@ impl<'a> Fields<'a> {
         self.errors.push(Error::Field {
             file: self.origin.file.to_path_buf(),
             line: self.origin.lines.of(&path),
-            object: format!("{}/{}", self.namespace, self.name),
+            key: ObjectKey {
+                kind: self.kind,
+                namespace: self.namespace.to_owned(),
+                name: self.name.to_owned(),
+            },
             path,
             detail,
         });

@@ -5,11 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::field::{self, Fields};
 use super::{Error, Protocol, ServiceId};
-use crate::manifest::{FieldPath, Origin};
+use crate::manifest::{FieldPath, Kind, Origin};
 
 /// Default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
 pub const DEFAULT_AFFINITY_SECONDS: u32 = 10_800;
@@ -80,7 +81,10 @@ pub struct Service {
     pub publish_not_ready: bool,
     /// `spec.allocateLoadBalancerNodePorts` (LoadBalancer only; default true).
     pub allocate_node_ports: bool,
-    pub labels: BTreeMap<String, String>,
+    /// Labelled `service.kubernetes.io/headless`.
+    pub headless_label: bool,
+    /// The `service.kubernetes.io/service-proxy-name` label.
+    pub proxy_name: Option<String>,
 }
 
 /// Validates one Service object; every field error is reported.
@@ -88,7 +92,7 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
     let meta = &service.metadata;
     let namespace = meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default");
     let name = meta.name.as_deref().unwrap_or_default();
-    let mut f = Fields::new(origin, namespace, name);
+    let mut f = Fields::new(origin, Kind::Service, namespace, name);
     validate_meta(&mut f, namespace, name);
     let default_spec = k8s::ServiceSpec::default();
     let spec = service.spec.as_ref().unwrap_or(&default_spec);
@@ -123,8 +127,13 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
             && matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         allocate_node_ports: spec.allocate_load_balancer_node_ports.unwrap_or(true),
-        labels: meta.labels.clone().unwrap_or_default(),
+        headless_label: label(meta, super::HEADLESS_LABEL).is_some(),
+        proxy_name: label(meta, super::PROXY_NAME_LABEL).map(str::to_owned),
     })
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 fn validate_meta(f: &mut Fields<'_>, namespace: &str, name: &str) {
@@ -238,8 +247,8 @@ fn service_port(
     }
     let port = port_number(f, at, "port", raw.port).unwrap_or(0);
     let protocol = Protocol::parse(f, raw.protocol.as_deref(), || at.field("protocol"));
-    let target = target_port(f, at.field("targetPort"), raw.target_port.as_ref(), port);
-    let node_port = node_port(f, at.field("nodePort"), raw.node_port, kind);
+    let target = target_port(f, at, raw.target_port.as_ref(), port);
+    let node_port = node_port(f, at, raw.node_port, kind);
     let app_protocol = raw.app_protocol.clone().filter(|s| !s.is_empty());
     ServicePort { name, port, protocol, target, node_port, app_protocol }
 }
@@ -266,7 +275,7 @@ pub(crate) fn port_number(
 
 fn target_port(
     f: &mut Fields<'_>,
-    path: FieldPath,
+    at: &FieldPath,
     raw: Option<&IntOrString>,
     port: u16,
 ) -> TargetPort {
@@ -277,13 +286,13 @@ fn target_port(
         Some(IntOrString::Int(n)) => match u16::try_from(*n) {
             Ok(n) => TargetPort::Number(n),
             Err(_) => {
-                f.invalid(path, n, field::PORT_RANGE);
+                f.invalid(at.field("targetPort"), n, field::PORT_RANGE);
                 TargetPort::Number(port)
             }
         },
         Some(IntOrString::String(s)) => {
             if !field::is_port_name(s) {
-                f.invalid_str(path, s, field::PORT_NAME);
+                f.invalid_str(at.field("targetPort"), s, field::PORT_NAME);
             }
             TargetPort::Name(s.clone())
         }
@@ -292,13 +301,13 @@ fn target_port(
 
 fn node_port(
     f: &mut Fields<'_>,
-    path: FieldPath,
+    at: &FieldPath,
     raw: Option<i32>,
     kind: ServiceType,
 ) -> Option<u16> {
     let value = raw.filter(|n| *n != 0)?;
     if !matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
-        f.forbidden(path, "may not be used when `type` is 'ClusterIP'");
+        f.forbidden(at.field("nodePort"), "may not be used when `type` is 'ClusterIP'");
         return None;
     }
     match u16::try_from(value).ok().filter(|n| NODE_PORTS.contains(n)) {
@@ -309,7 +318,7 @@ fn node_port(
                 NODE_PORTS.start(),
                 NODE_PORTS.end()
             );
-            f.invalid(path, value, &why);
+            f.invalid(at.field("nodePort"), value, &why);
             None
         }
     }
