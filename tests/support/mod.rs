@@ -387,6 +387,8 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
     };
     Some((port, node, proto.to_owned()))
 }
+pub mod admin;
 pub mod endpoint;
 pub mod net;
 pub mod proxy;
+pub mod tagged;

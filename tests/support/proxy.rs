@@ -7,6 +7,7 @@
 //! Dropping the guard kills the child: no test leaves a proxy behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::OnceCell;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::admin::Admin;
+
 /// How long a proxy may take to serve its first frontend.
 pub const READY: Duration = Duration::from_secs(10);
 
@@ -26,6 +29,8 @@ pub struct Proxy {
     child: Child,
     dir: TempDir,
     log: PathBuf,
+    /// The admin addresses, once read from the log.
+    admin: OnceCell<Admin>,
 }
 
 // === impl Proxy ===
@@ -35,7 +40,19 @@ impl Proxy {
     /// file, the admin servers on ephemeral ports, and `extra` flags.
     pub fn start(manifests: &str, extra: &[&str]) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut cmd, log) = command(dir.path(), manifests, extra);
+        let (cmd, log) = command(dir.path(), manifests, extra);
+        Proxy::spawn(cmd, dir, log)
+    }
+
+    /// Starts `svcproxy run --manifests MANIFESTS` on a path the test
+    /// prepared (a ConfigMap-style tree, say), logging into `dir`, which
+    /// the guard keeps until dropped; the admin servers on ephemeral ports.
+    pub fn start_on(dir: TempDir, manifests: &Path, extra: &[&str]) -> Proxy {
+        let (cmd, log) = command_on(dir.path(), manifests, extra);
+        Proxy::spawn(cmd, dir, log)
+    }
+
+    fn spawn(mut cmd: Command, dir: TempDir, log: PathBuf) -> Proxy {
         cmd.args([
             "--metrics-bind-address",
             "127.0.0.1:0",
@@ -43,7 +60,7 @@ impl Proxy {
             "127.0.0.1:0",
         ]);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Proxy { child, dir, log }
+        Proxy { child, dir, log, admin: OnceCell::new() }
     }
 
     /// Starts the proxy and waits until `probe` succeeds (see [`Self::wait_ready`]).
@@ -91,6 +108,134 @@ impl Proxy {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The file [`Proxy::start`] wrote: `DIR/manifests/services.yaml`.
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.path().join("manifests").join("services.yaml")
+    }
+
+    /// The process id of the proxy.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, `INT`) to the proxy with kill(1).
+    /// Panics if the proxy was already reaped (its pid may be reused).
+    pub fn signal(&mut self, signal: &str) {
+        self.assert_running();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .stdin(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -{signal}: {e}"));
+        assert!(status.success(), "kill -{signal} {} failed: {status}\n{}", self.pid(), self.log());
+    }
+
+    /// Waits up to `deadline` for the proxy to exit; `None` if it still
+    /// runs then (the guard kills it when dropped).
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// True while the proxy has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// The admin addresses, from the startup log line (waiting for it up
+    /// to [`READY`]).
+    pub fn admin(&mut self) -> Admin {
+        if let Some(admin) = self.admin.get() {
+            return *admin;
+        }
+        let until = Instant::now() + READY;
+        let admin = loop {
+            if let Some(admin) = Admin::from_log(&read_log(&self.log)) {
+                break admin;
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < until,
+                "no admin endpoints line after {READY:?}\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        *self.admin.get_or_init(|| admin)
+    }
+
+    /// The value of one series on `/metrics`; panics with the log if it
+    /// cannot be read.
+    pub fn metric(&mut self, series: &str) -> f64 {
+        let admin = self.admin();
+        admin.sample(series).unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
+    }
+
+    /// True when some WARN line of the log names every one of `parts`.
+    pub fn warned(&self, parts: &[&str]) -> bool {
+        let log = read_log(&self.log);
+        log.lines().any(|l| l.contains("WARN") && parts.iter().all(|p| l.contains(p)))
+    }
+
+    /// Fails, with the log, unless some WARN line names every one of `parts`.
+    pub fn assert_warned(&self, parts: &[&str]) {
+        assert!(self.warned(parts), "no WARN line names all of {parts:?}\n{}", self.log());
+    }
+
+    /// Sends SIGHUP, one at a time, until `svcproxy_routing_generation`
+    /// reaches `target` (each re-read waited for, so none coalesce).
+    pub fn hup_to_generation(&mut self, target: u64) {
+        const GENERATION: &str = "svcproxy_routing_generation";
+        let mut generation = self.metric(GENERATION);
+        while generation < target as f64 {
+            self.signal("HUP");
+            generation = self.wait_metric(GENERATION, Duration::from_secs(5), |v| v > generation);
+        }
+    }
+
+    /// The proxy's resident memory (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {path}"))
+    }
+
+    /// Polls `series` until `done(value)` holds, within `deadline`; the
+    /// value then. Panics with the last value and the log past the deadline.
+    pub fn wait_metric(
+        &mut self,
+        series: &str,
+        deadline: Duration,
+        done: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let until = Instant::now() + deadline;
+        loop {
+            let value = self.metric(series);
+            if done(value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < until,
+                "{series} is still {value} after {deadline:?}\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 impl Drop for Proxy {
@@ -110,6 +255,12 @@ pub fn command(dir: &Path, manifests: &str, extra: &[&str]) -> (Command, PathBuf
     let manifests_dir = dir.join("manifests");
     std::fs::create_dir_all(&manifests_dir).expect("manifests dir");
     std::fs::write(manifests_dir.join("services.yaml"), manifests).expect("write manifests");
+    command_on(dir, &manifests_dir, extra)
+}
+
+/// `svcproxy run --manifests MANIFESTS extra...`, its output going to a log
+/// file in `dir` (returned).
+pub fn command_on(dir: &Path, manifests_dir: &Path, extra: &[&str]) -> (Command, PathBuf) {
     let log = dir.join("svcproxy.log");
     let out = File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
@@ -117,7 +268,7 @@ pub fn command(dir: &Path, manifests: &str, extra: &[&str]) -> (Command, PathBuf
     if let Ok(level) = std::env::var("SVCPROXY_TEST_RUST_LOG") {
         cmd.env("RUST_LOG", level);
     }
-    cmd.arg("run").arg("--manifests").arg(&manifests_dir).args(extra);
+    cmd.arg("run").arg("--manifests").arg(manifests_dir).args(extra);
     cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
     (cmd, log)
 }
@@ -167,6 +318,22 @@ fn read_log(path: &Path) -> String {
 }
 
 // --- manifests ---
+
+/// Rewrites `path` in place: truncate, write, close (what `>` in a shell
+/// and most scripts do).
+pub fn write_in_place(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Replaces `path` atomically, as editors and `kubectl cp`-style tools do:
+/// writes a hidden temporary file in the same directory (the proxy loads
+/// no dotfile), then renames it over `path`.
+pub fn write_by_rename(path: &Path, text: &str) {
+    let name = path.file_name().and_then(|n| n.to_str()).expect("a file name");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename over {}: {e}", path.display()));
+}
 
 /// One ServicePort: `name`, `port`, `targetPort` (a number or a name) and
 /// an explicit `nodePort`, if any.
@@ -276,6 +443,30 @@ pub fn endpoint_slice(
     );
     for ip in ips {
         let _ = writeln!(yaml, "  - addresses:\n      - {ip}\n    conditions:\n      ready: true");
+    }
+    yaml
+}
+
+/// An EndpointSlice of `service` (port `tcp` = 9000) with `count` ready
+/// endpoints at `10.x.y.z`, never connected to, each with a long node
+/// name: weight in every Snapshot built from it, so a Snapshot kept alive
+/// shows in the proxy's resident memory.
+pub fn weighty_endpoint_slice(service: &str, count: usize) -> String {
+    let labels = ["x".repeat(60), "y".repeat(60), "z".repeat(60)].join(".");
+    let mut yaml = format!(
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-1\n\
+         \x20 namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\n\
+         addressType: IPv4\nports:\n  - name: tcp\n    protocol: TCP\n    port: 9000\nendpoints:\n"
+    );
+    for i in 0..count {
+        let _ = write!(
+            yaml,
+            "  - addresses:\n      - 10.{}.{}.{}\n    nodeName: node-{i:04}.{labels}\n    \
+             conditions:\n      ready: true\n",
+            i / 65_536,
+            (i / 256) % 256,
+            i % 256
+        );
     }
     yaml
 }

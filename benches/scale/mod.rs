@@ -1,0 +1,52 @@
+//! The cluster-scale input shared by the Snapshot benches.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use svcproxy::manifest::{Loaded, Object};
+use svcproxy::model::{Model, Options};
+use svcproxy::table::Snapshot;
+
+pub const SERVICES: usize = 10_000;
+
+/// A `kind: List` of `count` Services, each with two named ports and one
+/// EndpointSlice of three ready endpoints.
+pub fn manifest(count: usize) -> String {
+    let mut text = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for i in 0..count {
+        let (a, b) = (i / 250, i % 250);
+        let _ = write!(
+            text,
+            "- apiVersion: v1\n  kind: Service\n  metadata: {{name: svc-{i}, namespace: bench}}\n  \
+             spec:\n    clusterIP: 127.{}.{a}.{b}\n    selector: {{app: svc-{i}}}\n    ports:\n    \
+             - {{name: http, port: 80, targetPort: 8080}}\n    - {{name: metrics, port: 9090}}\n\
+             - apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  \
+             metadata: {{name: svc-{i}-abc, namespace: bench, labels: {{kubernetes.io/service-name: svc-{i}}}}}\n  \
+             addressType: IPv4\n  ports: [{{name: http, port: 8080}}, {{name: metrics, port: 9090}}]\n  endpoints:\n  \
+             - addresses: [127.200.{a}.{b}]\n  - addresses: [127.201.{a}.{b}]\n  - addresses: [127.202.{a}.{b}]\n",
+            96 + i / 62_500
+        );
+    }
+    text
+}
+
+pub fn objects(text: &str) -> Vec<Object> {
+    let mut loaded = Loaded::default();
+    loaded.add_text(Path::new("bench.yaml"), text);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors.first());
+    loaded.objects
+}
+
+pub fn options() -> Options {
+    Options {
+        service_cidr: "10.96.0.0/12".parse().expect("cidr"),
+        node_name: "bench".to_owned(),
+        service_proxy_name: None,
+    }
+}
+
+pub fn snapshot(objects: &[Object]) -> Snapshot {
+    let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    Snapshot::build(Model::build(objects, &options()), 1, &node, "bench")
+}
