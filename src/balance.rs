@@ -24,10 +24,10 @@ pub const MAX_PINS: usize = 100_000;
 const FIRST_EJECTION: Duration = Duration::from_millis(500);
 const MAX_EJECTION: Duration = Duration::from_secs(30);
 
-/// The endpoints to try, best first.
+/// The endpoints to try, best first, as indices into the Route's targets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    addrs: [Option<SocketAddr>; MAX_ATTEMPTS],
+    targets: [usize; MAX_ATTEMPTS],
     len: usize,
 }
 
@@ -64,22 +64,19 @@ struct Pin {
 // === impl Plan ===
 
 impl Plan {
-    fn push(&mut self, addr: SocketAddr) -> bool {
-        if self.len == MAX_ATTEMPTS || self.contains(addr) {
+    /// Adds target `i` unless present; false once the plan is full.
+    fn push(&mut self, i: usize) -> bool {
+        if self.len == MAX_ATTEMPTS || self.iter().any(|t| t == i) {
             return self.len < MAX_ATTEMPTS;
         }
-        self.addrs[self.len] = Some(addr);
+        self.targets[self.len] = i;
         self.len += 1;
         self.len < MAX_ATTEMPTS
     }
 
-    fn contains(&self, addr: SocketAddr) -> bool {
-        self.iter().any(|a| a == addr)
-    }
-
-    /// The endpoints in the order to try them.
-    pub fn iter(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.addrs[..self.len].iter().flatten().copied()
+    /// The targets (indices into `Route::targets`) in the order to try them.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.targets[..self.len].iter().copied()
     }
 
     /// True when there is nothing to try: reject the client.
@@ -101,22 +98,22 @@ impl Balancer {
         if route.affinity.is_some()
             && let Some(pin) = self.pins.get(&pin_key(route, client))
             && pin.expires > now
-            && targets.iter().any(|t| t.addr == pin.endpoint)
             && !self.is_ejected(pin.endpoint, now)
+            && let Some(i) = targets.iter().position(|t| t.addr == pin.endpoint)
         {
-            plan.push(pin.endpoint);
+            plan.push(i);
         }
         let start = route.cursor.next();
         let n = targets.len();
-        let rotation = (0..n).map(|i| targets[(start + i) % n].addr);
-        for addr in rotation.clone().filter(|a| !self.is_ejected(*a, now)) {
-            if !plan.push(addr) {
+        let rotation = (0..n).map(|i| (start + i) % n);
+        for i in rotation.clone().filter(|i| !self.is_ejected(targets[*i].addr, now)) {
+            if !plan.push(i) {
                 return plan;
             }
         }
         // Every endpoint is ejected: trying them beats refusing outright.
-        for addr in rotation {
-            if !plan.push(addr) {
+        for i in rotation {
+            if !plan.push(i) {
                 break;
             }
         }

@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use crate::model::usable;
 use crate::model::{Protocol, Resolved, ServiceType, Skip};
-use crate::table::{Snapshot, targets};
+use crate::table::Snapshot;
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
@@ -127,8 +128,8 @@ fn endpoints(resolved: &Resolved) -> String {
     for endpoints in &resolved.endpoints {
         // As the cluster sees them: the node filter of a `Local` traffic
         // policy applies per node, at routing time.
-        for target in targets(endpoints, None) {
-            let text = target.addr.to_string();
+        for endpoint in usable(endpoints, None) {
+            let text = endpoint.addr.to_string();
             if !all.contains(&text) {
                 all.push(text);
             }

@@ -99,6 +99,7 @@ impl Control {
             self.generation,
             &self.node_ips,
             &self.options.node_name,
+            metrics,
         ));
         for conflict in &snapshot.conflicts {
             warn!("{conflict}");

@@ -14,6 +14,7 @@ use crate::metrics::{self, Metrics};
 use crate::shutdown::Tracker;
 use crate::table::Snapshot;
 
+pub mod copy;
 pub mod tcp;
 
 /// What every connection shares: the routing table, balancing state, and

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort, usable};
+use crate::metrics::{EndpointStats, Metrics, PortStats};
+use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort};
 
 mod build;
 
@@ -43,15 +44,17 @@ pub enum App {
 }
 
 /// One endpoint a Route may pick.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Target {
     pub addr: SocketAddr,
     /// Picked only because no endpoint is ready (kube-proxy's fallback).
     pub terminating: bool,
+    /// This endpoint's metric children under the Route's Service port.
+    pub stats: Arc<EndpointStats>,
 }
 
 /// A Frontend's endpoints and policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Route {
     pub service: ServiceId,
     /// The ServicePort's name, or its number when unnamed (metric label).
@@ -65,6 +68,8 @@ pub struct Route {
     /// Round-robin position, shared by every Route of one ServicePort (its
     /// ClusterIP, NodePort and external frontends); the only mutable part.
     pub cursor: Arc<Cursor>,
+    /// The Service port's metric children, resolved at build time.
+    pub stats: Arc<PortStats>,
 }
 
 /// A round-robin counter shared by every connection of one Route. A new
@@ -87,9 +92,17 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds every Route of `model`. NodePorts are bound on `node_ips`
-    /// (`0.0.0.0` for every local address).
-    pub fn build(model: Model, generation: u64, node_ips: &[IpAddr], node_name: &str) -> Self {
-        build::build(model, generation, node_ips, node_name)
+    /// (`0.0.0.0` for every local address). Metric children are resolved
+    /// in `metrics`, whose series of ports and endpoints not in this
+    /// Snapshot are removed.
+    pub fn build(
+        model: Model,
+        generation: u64,
+        node_ips: &[IpAddr],
+        node_name: &str,
+        metrics: &Metrics,
+    ) -> Self {
+        build::build(model, generation, node_ips, node_name, metrics)
     }
 
     /// The Route of `frontend`.
@@ -159,9 +172,4 @@ impl fmt::Display for Frontend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.protocol)
     }
-}
-
-/// The targets of a ServicePort's endpoints under a traffic policy.
-pub(crate) fn targets(endpoints: &[crate::model::Endpoint], local_to: Option<&str>) -> Vec<Target> {
-    usable(endpoints, local_to).map(|e| Target { addr: e.addr, terminating: !e.ready }).collect()
 }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use svcproxy::manifest::{Loaded, Object};
+use svcproxy::metrics::Metrics;
 use svcproxy::model::{Model, Options};
 use svcproxy::table::Snapshot;
 
@@ -48,5 +49,6 @@ pub fn options() -> Options {
 
 pub fn snapshot(objects: &[Object]) -> Snapshot {
     let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
-    Snapshot::build(Model::build(objects, &options()), 1, &node, "bench")
+    let metrics = Metrics::new().expect("metrics");
+    Snapshot::build(Model::build(objects, &options()), 1, &node, "bench", &metrics)
 }

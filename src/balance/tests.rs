@@ -1,24 +1,35 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::metrics::{InUse, Metrics};
 use crate::table::{App, FrontendKind, Target};
 
 fn route(n: u8, affinity: Option<Duration>) -> Route {
+    let metrics = Metrics::new().unwrap();
+    let mut in_use = InUse::default();
+    let stats = metrics.port(["ns", "svc", "http"], &mut in_use);
+    let endpoint = metrics.endpoint(["ns", "svc", "http", "e"], &mut in_use);
     Route {
         service: ServiceId::new("ns", "svc"),
         port: Arc::from("http"),
         kind: FrontendKind::ClusterIp,
         app: App::Tcp,
         targets: (1..=n)
-            .map(|i| Target { addr: SocketAddr::from(([127, 0, 1, i], 80)), terminating: false })
+            .map(|i| Target {
+                addr: SocketAddr::from(([127, 0, 1, i], 80)),
+                terminating: false,
+                stats: endpoint.clone(),
+            })
             .collect(),
         affinity,
         cursor: Default::default(),
+        stats,
     }
 }
 
+/// The address of the first target a plan tries (targets are 127.0.1.i:80).
 fn first(plan: &Plan) -> SocketAddr {
-    plan.iter().next().unwrap()
+    SocketAddr::from(([127, 0, 1, plan.iter().next().unwrap() as u8 + 1], 80))
 }
 
 #[test]
@@ -39,7 +50,7 @@ fn round_robin_is_exactly_fair() {
 fn a_plan_holds_at_most_four_distinct_endpoints() {
     let (balancer, now) = (Balancer::default(), Instant::now());
     let plan = balancer.plan(&route(6, None), [127, 0, 0, 1].into(), now);
-    let addrs: Vec<SocketAddr> = plan.iter().collect();
+    let addrs: Vec<usize> = plan.iter().collect();
     assert_eq!(addrs.len(), MAX_ATTEMPTS);
     let mut unique = addrs.clone();
     unique.dedup();

@@ -7,37 +7,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
-use tokio::io::copy_bidirectional;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::Context;
-use crate::table::Route;
+use super::{Context, copy};
+use crate::metrics::PortStats;
+use crate::table::{Route, Target};
 
 /// Serves one accepted connection to the end. `route` is `None` when the
 /// frontend vanished between accept and lookup: the client is reset.
 pub async fn serve(
-    mut client: TcpStream,
+    client: TcpStream,
     peer: SocketAddr,
     route: Option<Arc<Route>>,
     ctx: Arc<Context>,
 ) {
     let _live = ctx.tracker.enter();
     let Some(route) = route else { return reset(&client) };
-    let Some((mut endpoint, addr)) = connect(&ctx, &route, peer).await else {
-        debug!(client = %peer, service = %route.service, port = %route.port, "no endpoint: reset");
+    let stats = &route.stats;
+    stats.connections.inc();
+    let _active = Active::enter(stats);
+    let started = Instant::now();
+    let Some((endpoint, target)) = connect(&ctx, &route, peer).await else {
         return reset(&client);
     };
     let _ = client.set_nodelay(true);
     let _ = endpoint.set_nodelay(true);
-    match copy_bidirectional(&mut client, &mut endpoint).await {
-        Ok((up, down)) => {
-            debug!(client = %peer, endpoint = %addr, up, down, "closed");
-        }
+    let (totals, result) = copy::both_ways(&client, &endpoint).await;
+    stats.received.inc_by(totals.received);
+    stats.sent.inc_by(totals.sent);
+    stats.duration.observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => debug!(client = %peer, endpoint = %target.addr, ?totals, "closed"),
         Err(e) => {
             // One side reset (or failed): reset the other so it learns the
             // same, instead of seeing an orderly FIN.
-            debug!(client = %peer, endpoint = %addr, error = %e, "reset");
+            debug!(client = %peer, endpoint = %target.addr, error = %e, "reset");
             reset(&client);
             reset(&endpoint);
         }
@@ -46,24 +51,32 @@ pub async fn serve(
 
 /// Tries the Route's plan in order, each attempt bounded by the connect
 /// timeout. Nothing has been sent to the client yet, so any endpoint will do.
-async fn connect(
+async fn connect<'r>(
     ctx: &Context,
-    route: &Route,
+    route: &'r Route,
     peer: SocketAddr,
-) -> Option<(TcpStream, SocketAddr)> {
+) -> Option<(TcpStream, &'r Target)> {
     let plan = ctx.balancer.plan(route, peer.ip(), Instant::now());
-    for addr in plan.iter() {
-        match attempt(addr, ctx.connect_timeout).await {
+    if plan.is_empty() {
+        debug!(client = %peer, service = %route.service, port = %route.port, "no usable endpoint: reset");
+        route.stats.rejected[0].inc();
+        return None;
+    }
+    for target in plan.iter().map(|i| &route.targets[i]) {
+        match attempt(target.addr, ctx.connect_timeout).await {
             Ok(stream) => {
-                ctx.balancer.connected(route, peer.ip(), addr, Instant::now());
-                return Some((stream, addr));
+                target.stats.connections.inc();
+                ctx.balancer.connected(route, peer.ip(), target.addr, Instant::now());
+                return Some((stream, target));
             }
             Err(e) => {
-                warn!(service = %route.service, port = %route.port, endpoint = %addr, error = %e, "connect failed");
-                ctx.balancer.failed(addr, Instant::now());
+                warn!(service = %route.service, port = %route.port, endpoint = %target.addr, error = %e, "connect failed");
+                target.stats.errors[error_reason(&e)].inc();
+                ctx.balancer.failed(target.addr, Instant::now());
             }
         }
     }
+    route.stats.rejected[1].inc();
     None
 }
 
@@ -74,7 +87,32 @@ async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     }
 }
 
+/// The index in [`crate::metrics::CONNECT_ERROR_REASONS`].
+fn error_reason(e: &io::Error) -> usize {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => 0,
+        io::ErrorKind::TimedOut => 1,
+        _ => 2,
+    }
+}
+
 /// Closes with RST rather than FIN (SO_LINGER 0), once the socket is dropped.
 fn reset(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// Counts a connection in `svcproxy_connections_active` until dropped.
+struct Active<'a>(&'a PortStats);
+
+impl<'a> Active<'a> {
+    fn enter(stats: &'a PortStats) -> Self {
+        stats.active.inc();
+        Self(stats)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.dec();
+    }
 }

@@ -1,19 +1,31 @@
-//! One pass over the model: every Frontend of every proxied ServicePort.
+//! One pass over the model: every Frontend of every proxied ServicePort,
+//! with the metric children its connections will count into.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::{App, Cursor, Frontend, FrontendKind, Route, Snapshot, targets};
-use crate::model::{Model, Protocol, Resolved, ServicePort};
+use super::{App, Cursor, Frontend, FrontendKind, Route, Snapshot, Target};
+use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
+use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
+
+/// Where this node is: NodePort addresses and the name `Local` policies
+/// keep endpoints of.
+struct Node<'a> {
+    ips: &'a [IpAddr],
+    name: &'a str,
+}
 
 pub(super) fn build(
     model: Model,
     generation: u64,
     node_ips: &[IpAddr],
     node_name: &str,
+    metrics: &Metrics,
 ) -> Snapshot {
+    let node = Node { ips: node_ips, name: node_name };
+    let mut in_use = InUse::default();
     let mut routes = HashMap::with_capacity(model.services.len() * 2);
     let mut conflicts = Vec::new();
     for service in model.services.iter().filter(|s| s.skip.is_none()) {
@@ -22,7 +34,8 @@ pub(super) fn build(
             if port.protocol != Protocol::Tcp {
                 continue;
             }
-            for (frontend, route) in port_routes(service, port, endpoints, node_ips, node_name) {
+            let mut stats = PortBuild::new(service, port, endpoints, metrics, &mut in_use);
+            for (frontend, route) in stats.routes(&node) {
                 match routes.entry(frontend) {
                     Entry::Vacant(v) => {
                         v.insert(route);
@@ -37,52 +50,106 @@ pub(super) fn build(
             }
         }
     }
+    metrics.retain(in_use);
     Snapshot { generation, routes, services: model.services, conflicts }
 }
 
-fn port_routes(
-    service: &Resolved,
-    port: &ServicePort,
-    endpoints: &[crate::model::Endpoint],
-    node_ips: &[IpAddr],
-    node_name: &str,
-) -> Vec<(Frontend, Arc<Route>)> {
-    let spec = &service.service;
-    let label: Arc<str> =
-        if port.name.is_empty() { port.port.to_string().into() } else { port.name.as_str().into() };
-    let cursor = Arc::new(Cursor::default());
-    let route = |kind: FrontendKind, local: bool| {
+/// Everything the Routes of one ServicePort share.
+struct PortBuild<'a> {
+    service: &'a Resolved,
+    port: &'a ServicePort,
+    endpoints: &'a [Endpoint],
+    label: Arc<str>,
+    cursor: Arc<Cursor>,
+    stats: Arc<PortStats>,
+    metrics: &'a Metrics,
+    in_use: &'a mut InUse,
+    /// Endpoint children, shared by the port's internal and external Routes.
+    endpoint_stats: HashMap<SocketAddr, Arc<EndpointStats>>,
+}
+
+impl<'a> PortBuild<'a> {
+    fn new(
+        service: &'a Resolved,
+        port: &'a ServicePort,
+        endpoints: &'a [Endpoint],
+        metrics: &'a Metrics,
+        in_use: &'a mut InUse,
+    ) -> Self {
+        let label: Arc<str> = if port.name.is_empty() {
+            port.port.to_string().into()
+        } else {
+            port.name.as_str().into()
+        };
+        let id = &service.service.id;
+        let stats = metrics.port([&id.namespace, &id.name, &label], in_use);
+        Self {
+            service,
+            port,
+            endpoints,
+            label,
+            cursor: Arc::new(Cursor::default()),
+            stats,
+            metrics,
+            in_use,
+            endpoint_stats: HashMap::new(),
+        }
+    }
+
+    /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
+    /// IPs, LoadBalancer ingress IPs and NodePorts under
+    /// `externalTrafficPolicy`, one Route per kind of frontend.
+    fn routes(&mut self, node: &Node<'_>) -> Vec<(Frontend, Arc<Route>)> {
+        let spec = &self.service.service;
+        let (port, protocol) = (self.port.port, self.port.protocol);
+        let frontend =
+            |ip: &IpAddr, number: u16| Frontend { addr: SocketAddr::new(*ip, number), protocol };
+        let mut out = Vec::new();
+        let internal = self.route(FrontendKind::ClusterIp, spec.internal_local, node);
+        out.extend(
+            self.service.cluster_ips().iter().map(|ip| (frontend(ip, port), internal.clone())),
+        );
+        if !spec.external_ips.is_empty() {
+            let r = self.route(FrontendKind::ExternalIp, spec.external_local, node);
+            out.extend(spec.external_ips.iter().map(|ip| (frontend(ip, port), r.clone())));
+        }
+        if !spec.ingress_ips.is_empty() {
+            let r = self.route(FrontendKind::LoadBalancer, spec.external_local, node);
+            out.extend(spec.ingress_ips.iter().map(|ip| (frontend(ip, port), r.clone())));
+        }
+        if let Some(node_port) = self.port.node_port {
+            let r = self.route(FrontendKind::NodePort, spec.external_local, node);
+            out.extend(node.ips.iter().map(|ip| (frontend(ip, node_port), r.clone())));
+        }
+        out
+    }
+
+    fn route(&mut self, kind: FrontendKind, local: bool, node: &Node<'_>) -> Arc<Route> {
+        let spec = &self.service.service;
+        let targets = usable(self.endpoints, local.then_some(node.name))
+            .map(|e| Target { addr: e.addr, terminating: !e.ready, stats: self.endpoint(e.addr) })
+            .collect();
         Arc::new(Route {
             service: spec.id.clone(),
-            port: label.clone(),
+            port: self.label.clone(),
             kind,
-            app: App::of(port),
-            targets: targets(endpoints, local.then_some(node_name)),
+            app: App::of(self.port),
+            targets,
             affinity: spec.affinity,
-            cursor: cursor.clone(),
+            cursor: self.cursor.clone(),
+            stats: self.stats.clone(),
         })
-    };
-    let frontend = |ip: IpAddr, number: u16| Frontend {
-        addr: SocketAddr::new(ip, number),
-        protocol: port.protocol,
-    };
-    let mut out = Vec::new();
-    let internal = route(FrontendKind::ClusterIp, spec.internal_local);
-    out.extend(service.cluster_ips().iter().map(|ip| (frontend(*ip, port.port), internal.clone())));
-    // External traffic follows externalTrafficPolicy, one Route shared by
-    // every external frontend of the port.
-    let external = |kind| route(kind, spec.external_local);
-    if !spec.external_ips.is_empty() {
-        let r = external(FrontendKind::ExternalIp);
-        out.extend(spec.external_ips.iter().map(|ip| (frontend(*ip, port.port), r.clone())));
     }
-    if !spec.ingress_ips.is_empty() {
-        let r = external(FrontendKind::LoadBalancer);
-        out.extend(spec.ingress_ips.iter().map(|ip| (frontend(*ip, port.port), r.clone())));
+
+    fn endpoint(&mut self, addr: SocketAddr) -> Arc<EndpointStats> {
+        let Self { service, label, metrics, in_use, .. } = self;
+        let id = &service.service.id;
+        self.endpoint_stats
+            .entry(addr)
+            .or_insert_with(|| {
+                let endpoint = addr.to_string();
+                metrics.endpoint([&id.namespace, &id.name, label, &endpoint], in_use)
+            })
+            .clone()
     }
-    if let Some(node_port) = port.node_port {
-        let r = external(FrontendKind::NodePort);
-        out.extend(node_ips.iter().map(|ip| (frontend(*ip, node_port), r.clone())));
-    }
-    out
 }
