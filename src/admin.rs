@@ -1,5 +1,6 @@
 //! Stage 7, admin: `/healthz` and `/livez` (kube-proxy's semantics and
-//! body) on the health address; `/metrics` on the metrics address.
+//! body) on the health address; `/metrics` and `/debug/routes` on the
+//! metrics address.
 
 use std::convert::Infallible;
 use std::io;
@@ -119,6 +120,11 @@ fn respond(
         }
         (Role::Metrics, "/metrics") => {
             (StatusCode::OK, "text/plain; version=0.0.4", ctx.metrics.render())
+        }
+        (Role::Metrics, "/debug/routes") => {
+            let routes = crate::render::routes(&ctx.table.load(), &ctx.balancer);
+            let body = serde_json::to_string_pretty(&routes).unwrap_or_default();
+            (StatusCode::OK, "application/json", body + "\n")
         }
         _ => (StatusCode::NOT_FOUND, "text/plain", "404 page not found\n".to_owned()),
     };

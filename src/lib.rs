@@ -13,11 +13,11 @@
 //! - [`proxy`]: an accepted connection → its endpoint, both directions, half-close kept.
 //! - [`admin`]: `/healthz`, `/livez`, `/metrics`.
 //! - [`shutdown`]: live-connection tracking for the SIGTERM drain.
-//! - [`daemon`]: `svcproxy run`, the wiring and the signals; [`demo`] and [`check`] the other commands.
+//! - [`daemon`]: `svcproxy run`, the wiring and the signals; [`demo`] the demo.
+//! - [`render`]: a Snapshot as the `svcproxy check` table and as `/debug/routes` JSON.
 
 pub mod admin;
 pub mod balance;
-pub mod check;
 pub mod control;
 pub mod daemon;
 pub mod demo;
@@ -26,5 +26,6 @@ pub mod manifest;
 pub mod metrics;
 pub mod model;
 pub mod proxy;
+pub mod render;
 pub mod shutdown;
 pub mod table;

@@ -189,12 +189,12 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     let Ok(metrics) = svcproxy::metrics::Metrics::new() else { return ExitCode::from(2) };
     let snapshot = Snapshot::build(model, 1, &wildcard, &node.node_name(), &metrics);
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(svcproxy::check::render(&snapshot).as_bytes());
+    let _ = stdout.write_all(svcproxy::render::table(&snapshot).as_bytes());
     let mut stderr = std::io::stderr().lock();
     for error in &errors {
         let _ = writeln!(stderr, "{error}");
     }
-    for note in svcproxy::check::notes(&snapshot) {
+    for note in svcproxy::render::notes(&snapshot) {
         let _ = writeln!(stderr, "note: {note}");
     }
     if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }

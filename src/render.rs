@@ -1,12 +1,16 @@
-//! `svcproxy check`: a Snapshot rendered as `kubectl get svc -A` plus an
-//! ENDPOINTS column, and notes on what is listed but not proxied.
+//! A Snapshot for people: the `svcproxy check` table (`kubectl get svc -A`
+//! plus an ENDPOINTS column) with notes on what is listed but not proxied,
+//! and the `/debug/routes` JSON, built from the same rows.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::time::Instant;
 
-use crate::model::usable;
-use crate::model::{Protocol, Resolved, ServiceType, Skip};
-use crate::table::Snapshot;
+use serde_json::{Value, json};
+
+use crate::balance::Balancer;
+use crate::model::{Protocol, Resolved, ServiceType, Skip, usable};
+use crate::table::{App, FrontendKind, Snapshot};
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
@@ -15,7 +19,7 @@ const HEADER: [&str; 7] =
     ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"];
 
 /// The Services table, one row per Service, columns aligned as kubectl's.
-pub fn render(snapshot: &Snapshot) -> String {
+pub fn table(snapshot: &Snapshot) -> String {
     let rows: Vec<[String; 7]> = snapshot.services.iter().map(row).collect();
     let mut widths = HEADER.map(str::len);
     for row in &rows {
@@ -38,6 +42,67 @@ pub fn render(snapshot: &Snapshot) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `/debug/routes`: the generation, every Service as `check` lists it, and
+/// every frontend with its endpoints and their state now (`ready`,
+/// `terminating` when used only for lack of ready ones, `ejected` while
+/// skipped after a failed connect).
+pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
+    let now = Instant::now();
+    let services: Vec<Value> = snapshot
+        .services
+        .iter()
+        .map(|resolved| {
+            let cells = row(resolved);
+            let mut object = serde_json::Map::new();
+            for (header, cell) in HEADER.iter().zip(cells) {
+                object.insert(header.to_ascii_lowercase(), Value::String(cell));
+            }
+            Value::Object(object)
+        })
+        .collect();
+    let frontends: Vec<Value> = snapshot
+        .frontends()
+        .into_iter()
+        .filter_map(|frontend| {
+            let route = snapshot.route(&frontend)?;
+            let endpoints: Vec<Value> = route
+                .targets
+                .iter()
+                .map(|t| {
+                    let state = if balancer.is_ejected(t.addr, now) {
+                        "ejected"
+                    } else if t.terminating {
+                        "terminating"
+                    } else {
+                        "ready"
+                    };
+                    json!({ "address": t.addr.to_string(), "state": state })
+                })
+                .collect();
+            Some(json!({
+                "frontend": frontend.to_string(),
+                "kind": kind_name(route.kind),
+                "namespace": &*route.service.namespace,
+                "service": &*route.service.name,
+                "port": &*route.port,
+                "app": if route.app == App::Http { "http" } else { "tcp" },
+                "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
+                "endpoints": endpoints,
+            }))
+        })
+        .collect();
+    json!({ "generation": snapshot.generation, "services": services, "frontends": frontends })
+}
+
+fn kind_name(kind: FrontendKind) -> &'static str {
+    match kind {
+        FrontendKind::ClusterIp => "ClusterIP",
+        FrontendKind::ExternalIp => "ExternalIP",
+        FrontendKind::LoadBalancer => "LoadBalancer",
+        FrontendKind::NodePort => "NodePort",
+    }
 }
 
 /// One line per thing that is valid but not (fully) proxied.
