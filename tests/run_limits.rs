@@ -26,7 +26,8 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning_then_recovers() 
     let endpoint = Endpoint::echo(fresh_ip());
     let cluster_ip = fresh_ip();
     let frontend = addr(cluster_ip, 8080);
-    let yaml = simple_service("fds", cluster_ip, 8080, true) + &pod_at("fds-0", "fds", endpoint.addr);
+    let yaml =
+        simple_service("fds", cluster_ip, 8080, true) + &pod_at("fds-0", "fds", endpoint.addr);
     let (mut proxy, ()) = Proxy::serving(&yaml, &[], || net::echo(frontend, b"ready"));
     // Few descriptors left: each proxied connection needs two.
     let status = Command::new("prlimit")
