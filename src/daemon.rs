@@ -94,8 +94,9 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
             _ = term.recv() => break,
         }
     }
-    plane.listeners.close();
+    // Health first: by the time a frontend refuses, /healthz says so too.
     health.drain();
+    plane.listeners.close();
     info!(live = ctx.tracker.live(), timeout = ?config.drain_timeout, "SIGTERM: draining");
     tokio::select! {
         left = ctx.tracker.drain(config.drain_timeout) => {

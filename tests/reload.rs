@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use support::net::{addr, fresh_ip, refuses};
-use support::proxy::{
-    Proxy, simple_service, weighty_endpoint_slice, write_by_rename, write_in_place,
-};
+use support::proxy::{Proxy, weighty_service, write_by_rename, write_in_place};
 use support::tagged::{
     Conn, Named, PORT, assert_all_reach, service_of, visit, visit_expecting, wait_reaching,
 };
@@ -380,10 +378,11 @@ fn a_thousand_generations_under_a_hundred_live_connections_do_not_grow_memory() 
     let (ip, ballast_ip) = (fresh_ip(), fresh_ip());
     let frontend = addr(ip, PORT);
     let echo = Named::echo("mem");
-    let yaml = service_of("mem", ip, &[&echo])
-        + &simple_service("ballast", ballast_ip, PORT, false)
-        + &weighty_endpoint_slice("ballast", 120);
+    let yaml = service_of("mem", ip, &[&echo]) + &weighty_service("ballast", ballast_ip, 300);
     let (mut proxy, ()) = Proxy::serving(&yaml, &[], || visit_expecting(frontend, "mem"));
+    // The ballast is valid, so it is in every Snapshot.
+    assert_eq!(proxy.metric(INVALID), 0.0, "{}", proxy.log());
+    assert_eq!(proxy.metric("svcproxy_services"), 2.0, "{}", proxy.log());
     let open = || {
         let mut conn = Conn::open(frontend).expect("open a live connection");
         conn.exchange().expect("first exchange");

@@ -390,5 +390,6 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
 pub mod admin;
 pub mod endpoint;
 pub mod net;
+pub mod prom;
 pub mod proxy;
 pub mod tagged;

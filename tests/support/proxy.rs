@@ -447,28 +447,19 @@ pub fn endpoint_slice(
     yaml
 }
 
-/// An EndpointSlice of `service` (port `tcp` = 9000) with `count` ready
-/// endpoints at `10.x.y.z`, never connected to, each with a long node
-/// name: weight in every Snapshot built from it, so a Snapshot kept alive
-/// shows in the proxy's resident memory.
-pub fn weighty_endpoint_slice(service: &str, count: usize) -> String {
-    let labels = ["x".repeat(60), "y".repeat(60), "z".repeat(60)].join(".");
-    let mut yaml = format!(
-        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-1\n\
-         \x20 namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\n\
-         addressType: IPv4\nports:\n  - name: tcp\n    protocol: TCP\n    port: 9000\nendpoints:\n"
-    );
-    for i in 0..count {
-        let _ = write!(
-            yaml,
-            "  - addresses:\n      - 10.{}.{}.{}\n    nodeName: node-{i:04}.{labels}\n    \
-             conditions:\n      ready: true\n",
-            i / 65_536,
-            (i / 256) % 256,
-            i % 256
-        );
+/// A Service `name` at `cluster_ip`, port 8080, whose selector has
+/// `labels` labels as long as Kubernetes allows (a 253-character prefix,
+/// a 63-character name and value) and matches no Pod. Cheap to parse,
+/// heavy to hold: every Snapshot built from it carries the selector, about
+/// 1 KiB a label, so Snapshots kept alive show in the resident memory.
+pub fn weighty_service(name: &str, cluster_ip: Ipv4Addr, labels: usize) -> String {
+    let prefix = ["a", "b", "c", "d"].map(|c| c.repeat(60)).join(".");
+    let mut selector = String::from("  selector:\n");
+    for i in 0..labels {
+        let _ =
+            writeln!(selector, "    {prefix}/k{i:05}{}: v{i:05}{}", "k".repeat(57), "v".repeat(57));
     }
-    yaml
+    service(name, cluster_ip, None, &[Port::tcp(8080)], &selector)
 }
 
 /// The IPv4 address of `addr` (every test address is IPv4).
