@@ -6,14 +6,20 @@
 //! atomics: no lock and no map lookup per connection or per byte. Series of
 //! Service ports and endpoints that leave the Snapshot are removed.
 
-use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::model::ServiceId;
+
+mod traffic;
+
+use traffic::Traffic;
+pub use traffic::{Counter, EndpointStats, InUse, PortKey, PortStats};
 
 pub const CONFIG_RELOADS: &str = "svcproxy_config_reloads_total";
 pub const CONFIG_INVALID_OBJECTS: &str = "svcproxy_config_invalid_objects";
@@ -35,7 +41,6 @@ pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
 
 const PORT_LABELS: [&str; 3] = ["namespace", "service", "port"];
-const ENDPOINT_LABELS: [&str; 4] = ["namespace", "service", "port", "endpoint"];
 /// Why a client was turned away: no usable endpoint, or every attempt failed.
 pub const REJECT_REASONS: [&str; 2] = ["no_endpoints", "connect_failed"];
 /// Why a connect to an endpoint failed.
@@ -46,8 +51,6 @@ pub const CONNECT_ERROR_REASONS: [&str; 3] = ["refused", "timeout", "other"];
 pub struct Metrics {
     registry: Registry,
     traffic: Traffic,
-    /// Label sets exported now, to remove those a new Snapshot drops.
-    series: Mutex<Series>,
     /// `result` = `success` | `failure` (any invalid file or object).
     pub config_reloads: IntCounterVec,
     pub config_invalid_objects: IntGauge,
@@ -57,52 +60,6 @@ pub struct Metrics {
     pub sync_duration: Histogram,
     pub sync_last_timestamp: Gauge,
 }
-
-/// The per Service port and per endpoint families.
-#[derive(Debug)]
-struct Traffic {
-    connections: IntCounterVec,
-    active: IntGaugeVec,
-    received: IntCounterVec,
-    sent: IntCounterVec,
-    duration: HistogramVec,
-    rejected: IntCounterVec,
-    endpoint_connections: IntCounterVec,
-    endpoint_errors: IntCounterVec,
-}
-
-#[derive(Debug, Default)]
-struct Series {
-    ports: HashSet<[String; 3]>,
-    endpoints: HashSet<[String; 4]>,
-}
-
-/// One Service port's traffic children, shared by its Routes.
-#[derive(Clone, Debug)]
-pub struct PortStats {
-    pub connections: IntCounter,
-    pub active: IntGauge,
-    /// Bytes from clients.
-    pub received: IntCounter,
-    /// Bytes to clients.
-    pub sent: IntCounter,
-    pub duration: Histogram,
-    /// By [`REJECT_REASONS`].
-    pub rejected: [IntCounter; 2],
-}
-
-/// One endpoint's children under one Service port.
-#[derive(Clone, Debug)]
-pub struct EndpointStats {
-    pub connections: IntCounter,
-    /// By [`CONNECT_ERROR_REASONS`].
-    pub errors: [IntCounter; 3],
-}
-
-/// Collects the label sets one Snapshot uses; [`Metrics::retain`] then
-/// removes every other series.
-#[derive(Debug, Default)]
-pub struct InUse(Series);
 
 /// A metric family that could not be registered (a programming error: two
 /// families of one name).
@@ -144,11 +101,10 @@ impl Metrics {
         for result in ["success", "failure"] {
             config_reloads.with_label_values(&[result]);
         }
-        let traffic = Traffic::new(&registry)?;
+        register_http(&registry)?;
         Ok(Self {
             registry,
-            traffic,
-            series: Mutex::new(Series::default()),
+            traffic: Traffic::default(),
             config_reloads,
             config_invalid_objects,
             routing_generation,
@@ -159,61 +115,32 @@ impl Metrics {
         })
     }
 
-    /// The children of one Service port (created if new).
-    pub fn port(&self, labels: [&str; 3], in_use: &mut InUse) -> Arc<PortStats> {
-        let t = &self.traffic;
-        let with =
-            |reason: &str| t.rejected.with_label_values(&[labels[0], labels[1], labels[2], reason]);
-        in_use.0.ports.insert(labels.map(str::to_owned));
-        Arc::new(PortStats {
-            connections: t.connections.with_label_values(&labels),
-            active: t.active.with_label_values(&labels),
-            received: t.received.with_label_values(&labels),
-            sent: t.sent.with_label_values(&labels),
-            duration: t.duration.with_label_values(&labels),
-            rejected: REJECT_REASONS.map(with),
-        })
+    /// Starts a Snapshot build: what it touches is kept by [`Self::retain`].
+    pub fn begin(&self) -> InUse {
+        self.traffic.begin()
     }
 
-    /// The children of one endpoint of a Service port (created if new).
-    pub fn endpoint(&self, labels: [&str; 4], in_use: &mut InUse) -> Arc<EndpointStats> {
-        let t = &self.traffic;
-        let with = |reason: &str| {
-            t.endpoint_errors
-                .with_label_values(&[labels[0], labels[1], labels[2], labels[3], reason])
-        };
-        in_use.0.endpoints.insert(labels.map(str::to_owned));
-        Arc::new(EndpointStats {
-            connections: t.endpoint_connections.with_label_values(&labels),
-            errors: CONNECT_ERROR_REASONS.map(with),
-        })
+    /// The traffic of one Service port, kept from the last Snapshot when
+    /// the port was already there.
+    pub fn port(&self, service: &ServiceId, port: &Arc<str>, in_use: &InUse) -> Arc<PortStats> {
+        self.traffic.port(service, port, in_use)
     }
 
-    /// Removes the series of Service ports and endpoints `in_use` does not
-    /// name: a removed Service's series disappear (a live connection that
-    /// still counts into them does so unexported).
+    /// The traffic of one endpoint of a Service port.
+    pub fn endpoint(
+        &self,
+        port: &PortStats,
+        addr: SocketAddr,
+        in_use: &InUse,
+    ) -> Arc<EndpointStats> {
+        self.traffic.endpoint(port, addr, in_use)
+    }
+
+    /// Forgets every Service port and endpoint `in_use` does not name: their
+    /// series disappear (a live connection that still counts into them does
+    /// so unexported).
     pub fn retain(&self, in_use: InUse) {
-        let mut series = self.series.lock();
-        let t = &self.traffic;
-        for gone in series.ports.difference(&in_use.0.ports) {
-            let l: [&str; 3] = [&gone[0], &gone[1], &gone[2]];
-            let _ = t.connections.remove_label_values(&l);
-            let _ = t.active.remove_label_values(&l);
-            let _ = t.received.remove_label_values(&l);
-            let _ = t.sent.remove_label_values(&l);
-            let _ = t.duration.remove_label_values(&l);
-            for reason in REJECT_REASONS {
-                let _ = t.rejected.remove_label_values(&[l[0], l[1], l[2], reason]);
-            }
-        }
-        for gone in series.endpoints.difference(&in_use.0.endpoints) {
-            let l: [&str; 4] = [&gone[0], &gone[1], &gone[2], &gone[3]];
-            let _ = t.endpoint_connections.remove_label_values(&l);
-            for reason in CONNECT_ERROR_REASONS {
-                let _ = t.endpoint_errors.remove_label_values(&[l[0], l[1], l[2], l[3], reason]);
-            }
-        }
-        *series = in_use.0;
+        self.traffic.retain(&in_use);
     }
 
     /// Every family in Prometheus' text format.
@@ -222,64 +149,24 @@ impl Metrics {
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding metrics");
         }
-        String::from_utf8(out).unwrap_or_default()
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        self.traffic.render(&mut text);
+        text
     }
 }
 
-// === impl Traffic ===
-
-impl Traffic {
-    fn new(registry: &Registry) -> Result<Self, Error> {
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, Error> {
-            let vec = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(vec.clone()))?;
-            Ok(vec)
-        };
-        let active = IntGaugeVec::new(
-            Opts::new(CONNECTIONS_ACTIVE, "Client connections open now."),
-            &PORT_LABELS,
-        )?;
-        registry.register(Box::new(active.clone()))?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(CONNECTION_DURATION, "How long client connections lasted.")
-                .buckets(prometheus::exponential_buckets(0.001, 4.0, 12)?),
-            &PORT_LABELS,
-        )?;
-        registry.register(Box::new(duration.clone()))?;
-        let reject_labels = ["namespace", "service", "port", "reason"];
-        let error_labels = ["namespace", "service", "port", "endpoint", "reason"];
-        // Registered now, filled by the HTTP data plane.
-        let http_requests = IntCounterVec::new(
-            Opts::new(HTTP_REQUESTS, "HTTP requests forwarded, by status code."),
-            &["namespace", "service", "port", "code"],
-        )?;
-        registry.register(Box::new(http_requests))?;
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(HTTP_REQUEST_DURATION, "HTTP request latency through the proxy."),
-            &PORT_LABELS,
-        )?;
-        registry.register(Box::new(http_duration))?;
-        Ok(Self {
-            connections: counter(CONNECTIONS, "Client connections accepted.", &PORT_LABELS)?,
-            active,
-            received: counter(RECEIVED_BYTES, "Bytes received from clients.", &PORT_LABELS)?,
-            sent: counter(SENT_BYTES, "Bytes sent to clients.", &PORT_LABELS)?,
-            duration,
-            rejected: counter(
-                REJECTED_CONNECTIONS,
-                "Client connections turned away.",
-                &reject_labels,
-            )?,
-            endpoint_connections: counter(
-                ENDPOINT_CONNECTIONS,
-                "Connections established to an endpoint.",
-                &ENDPOINT_LABELS,
-            )?,
-            endpoint_errors: counter(
-                ENDPOINT_CONNECT_ERRORS,
-                "Failed attempts to connect to an endpoint.",
-                &error_labels,
-            )?,
-        })
-    }
+/// The HTTP families, registered for the HTTP data plane (a family without
+/// series is not written).
+fn register_http(registry: &Registry) -> Result<(), Error> {
+    let requests = IntCounterVec::new(
+        Opts::new(HTTP_REQUESTS, "HTTP requests forwarded, by status code."),
+        &["namespace", "service", "port", "code"],
+    )?;
+    registry.register(Box::new(requests))?;
+    let duration = HistogramVec::new(
+        HistogramOpts::new(HTTP_REQUEST_DURATION, "HTTP request latency through the proxy."),
+        &PORT_LABELS,
+    )?;
+    registry.register(Box::new(duration))?;
+    Ok(())
 }

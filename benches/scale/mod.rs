@@ -47,8 +47,9 @@ pub fn options() -> Options {
     }
 }
 
-pub fn snapshot(objects: &[Object]) -> Snapshot {
+/// One rebuild, as the control loop does it: `metrics` is the daemon's
+/// registry, whose per-port and per-endpoint entries a rebuild reuses.
+pub fn snapshot(objects: &[Object], metrics: &Metrics) -> Snapshot {
     let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
-    let metrics = Metrics::new().expect("metrics");
-    Snapshot::build(Model::build(objects, &options()), 1, &node, "bench", &metrics)
+    Snapshot::build(Model::build(objects, &options()), 1, &node, "bench", metrics)
 }

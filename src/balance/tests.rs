@@ -1,14 +1,14 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::metrics::{InUse, Metrics};
+use crate::metrics::Metrics;
 use crate::table::{App, FrontendKind, Target};
 
 fn route(n: u8, affinity: Option<Duration>) -> Route {
     let metrics = Metrics::new().unwrap();
-    let mut in_use = InUse::default();
-    let stats = metrics.port(["ns", "svc", "http"], &mut in_use);
-    let endpoint = metrics.endpoint(["ns", "svc", "http", "e"], &mut in_use);
+    let in_use = metrics.begin();
+    let stats = metrics.port(&ServiceId::new("ns", "svc"), &Arc::from("http"), &in_use);
+    let endpoint = metrics.endpoint(&stats, SocketAddr::from(([127, 0, 1, 1], 80)), &in_use);
     Route {
         service: ServiceId::new("ns", "svc"),
         port: Arc::from("http"),

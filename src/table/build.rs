@@ -25,7 +25,7 @@ pub(super) fn build(
     metrics: &Metrics,
 ) -> Snapshot {
     let node = Node { ips: node_ips, name: node_name };
-    let mut in_use = InUse::default();
+    let in_use = metrics.begin();
     let mut routes = HashMap::with_capacity(model.services.len() * 2);
     let mut conflicts = Vec::new();
     for service in model.services.iter().filter(|s| s.skip.is_none()) {
@@ -34,7 +34,7 @@ pub(super) fn build(
             if port.protocol != Protocol::Tcp {
                 continue;
             }
-            let mut stats = PortBuild::new(service, port, endpoints, metrics, &mut in_use);
+            let mut stats = PortBuild::new(service, port, endpoints, metrics, &in_use);
             for (frontend, route) in stats.routes(&node) {
                 match routes.entry(frontend) {
                     Entry::Vacant(v) => {
@@ -63,9 +63,7 @@ struct PortBuild<'a> {
     cursor: Arc<Cursor>,
     stats: Arc<PortStats>,
     metrics: &'a Metrics,
-    in_use: &'a mut InUse,
-    /// Endpoint children, shared by the port's internal and external Routes.
-    endpoint_stats: HashMap<SocketAddr, Arc<EndpointStats>>,
+    in_use: &'a InUse,
 }
 
 impl<'a> PortBuild<'a> {
@@ -74,15 +72,14 @@ impl<'a> PortBuild<'a> {
         port: &'a ServicePort,
         endpoints: &'a [Endpoint],
         metrics: &'a Metrics,
-        in_use: &'a mut InUse,
+        in_use: &'a InUse,
     ) -> Self {
         let label: Arc<str> = if port.name.is_empty() {
             port.port.to_string().into()
         } else {
             port.name.as_str().into()
         };
-        let id = &service.service.id;
-        let stats = metrics.port([&id.namespace, &id.name, &label], in_use);
+        let stats = metrics.port(&service.service.id, &label, in_use);
         Self {
             service,
             port,
@@ -92,7 +89,6 @@ impl<'a> PortBuild<'a> {
             stats,
             metrics,
             in_use,
-            endpoint_stats: HashMap::new(),
         }
     }
 
@@ -141,15 +137,9 @@ impl<'a> PortBuild<'a> {
         })
     }
 
-    fn endpoint(&mut self, addr: SocketAddr) -> Arc<EndpointStats> {
-        let Self { service, label, metrics, in_use, .. } = self;
-        let id = &service.service.id;
-        self.endpoint_stats
-            .entry(addr)
-            .or_insert_with(|| {
-                let endpoint = addr.to_string();
-                metrics.endpoint([&id.namespace, &id.name, label, &endpoint], in_use)
-            })
-            .clone()
+    /// The endpoint's traffic, shared by the port's internal and external
+    /// Routes (the metrics registry holds one per port and address).
+    fn endpoint(&self, addr: SocketAddr) -> Arc<EndpointStats> {
+        self.metrics.endpoint(&self.stats, addr, self.in_use)
     }
 }

@@ -1,0 +1,310 @@
+//! The per Service port and per endpoint families, kept as plain atomics.
+//!
+//! A cluster of 10,000 Services has ~20,000 Service ports and ~60,000
+//! endpoints: as prometheus-crate children they cost ~700 bytes each and
+//! dominated every rebuild. Here a port is ~250 bytes of atomics, an
+//! endpoint ~60, a connection touches only atomics, and the text is written
+//! at scrape time. Every reason is written from the start, zeros included,
+//! so `increase()` sees the first error.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{
+    CONNECT_ERROR_REASONS, CONNECTION_DURATION, CONNECTIONS, CONNECTIONS_ACTIVE,
+    ENDPOINT_CONNECT_ERRORS, ENDPOINT_CONNECTIONS, RECEIVED_BYTES, REJECT_REASONS,
+    REJECTED_CONNECTIONS, SENT_BYTES,
+};
+use crate::model::ServiceId;
+
+/// Upper bounds of the connection-duration buckets, in seconds.
+const BUCKETS: [f64; 12] =
+    [0.001, 0.004, 0.016, 0.064, 0.256, 1.024, 4.096, 16.384, 65.536, 262.144, 1048.576, 4194.304];
+
+/// A per-port family: name, type, help, and how to read its value.
+type Family = (&'static str, &'static str, &'static str, fn(&PortStats) -> i128);
+
+/// A monotonic counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+/// Connection durations in [`BUCKETS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Not cumulative; summed at render time.
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A Service port's identity in the metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortKey {
+    pub service: ServiceId,
+    /// The ServicePort's name, or its number when unnamed.
+    pub port: Arc<str>,
+}
+
+/// One Service port's traffic, shared by its Routes and kept across
+/// rebuilds while the port exists.
+#[derive(Debug)]
+pub struct PortStats {
+    pub key: PortKey,
+    pub connections: Counter,
+    pub active: Gauge,
+    /// Bytes from clients.
+    pub received: Counter,
+    /// Bytes to clients.
+    pub sent: Counter,
+    pub duration: Histogram,
+    /// By [`REJECT_REASONS`].
+    pub rejected: [Counter; 2],
+    endpoints: Mutex<HashMap<SocketAddr, Arc<EndpointStats>>>,
+    /// The last build that used this port.
+    seen: AtomicU64,
+}
+
+/// One endpoint's traffic under one Service port.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    pub connections: Counter,
+    /// By [`CONNECT_ERROR_REASONS`].
+    pub errors: [Counter; 3],
+    /// The last build that used this endpoint.
+    seen: AtomicU64,
+}
+
+/// Every live port, by key.
+#[derive(Debug, Default)]
+pub(super) struct Traffic {
+    ports: Mutex<HashMap<PortKey, Arc<PortStats>>>,
+    builds: AtomicU64,
+}
+
+/// One Snapshot build: the ports and endpoints it touches are stamped with
+/// it, and [`super::Metrics::retain`] drops every one not stamped.
+#[derive(Debug)]
+pub struct InUse(u64);
+
+// === impl Counter, Gauge, Histogram ===
+
+impl Counter {
+    pub fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    pub fn inc_by(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, seconds: f64) {
+        let bucket = BUCKETS.iter().position(|b| seconds <= *b).unwrap_or(BUCKETS.len());
+        if let Some(b) = self.buckets.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// === impl PortStats ===
+
+impl PortStats {
+    fn new(key: PortKey) -> Self {
+        Self {
+            key,
+            connections: Counter::default(),
+            active: Gauge::default(),
+            received: Counter::default(),
+            sent: Counter::default(),
+            duration: Histogram::default(),
+            rejected: Default::default(),
+            endpoints: Mutex::new(HashMap::new()),
+            seen: AtomicU64::new(0),
+        }
+    }
+}
+
+// === impl Traffic ===
+
+impl Traffic {
+    pub(super) fn begin(&self) -> InUse {
+        InUse(self.builds.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    pub(super) fn port(
+        &self,
+        service: &ServiceId,
+        port: &Arc<str>,
+        in_use: &InUse,
+    ) -> Arc<PortStats> {
+        let key = PortKey { service: service.clone(), port: port.clone() };
+        let mut ports = self.ports.lock();
+        let stats =
+            ports.entry(key).or_insert_with_key(|key| Arc::new(PortStats::new(key.clone())));
+        stats.seen.store(in_use.0, Ordering::Relaxed);
+        stats.clone()
+    }
+
+    pub(super) fn endpoint(
+        &self,
+        port: &PortStats,
+        addr: SocketAddr,
+        in_use: &InUse,
+    ) -> Arc<EndpointStats> {
+        let mut endpoints = port.endpoints.lock();
+        let stats = endpoints.entry(addr).or_default();
+        stats.seen.store(in_use.0, Ordering::Relaxed);
+        stats.clone()
+    }
+
+    pub(super) fn retain(&self, in_use: &InUse) {
+        let stamped = |seen: &AtomicU64| seen.load(Ordering::Relaxed) == in_use.0;
+        let mut ports = self.ports.lock();
+        ports.retain(|_, stats| stamped(&stats.seen));
+        for stats in ports.values() {
+            stats.endpoints.lock().retain(|_, e| stamped(&e.seen));
+        }
+    }
+
+    /// Every traffic family in Prometheus' text format, ports and endpoints
+    /// in sorted order.
+    pub(super) fn render(&self, out: &mut String) {
+        let mut ports: Vec<Arc<PortStats>> = self.ports.lock().values().cloned().collect();
+        ports.sort_by(|a, b| a.key.cmp(&b.key));
+        let families: [Family; 4] = [
+            (CONNECTIONS, "counter", "Client connections accepted.", |s| {
+                s.connections.get().into()
+            }),
+            (CONNECTIONS_ACTIVE, "gauge", "Client connections open now.", |s| {
+                s.active.get().into()
+            }),
+            (RECEIVED_BYTES, "counter", "Bytes received from clients.", |s| {
+                s.received.get().into()
+            }),
+            (SENT_BYTES, "counter", "Bytes sent to clients.", |s| s.sent.get().into()),
+        ];
+        for (name, kind, help, value) in families {
+            header(out, name, kind, help);
+            for s in &ports {
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(&s.key, &[]), value(s));
+            }
+        }
+        render_duration(out, &ports);
+        render_rejected(out, &ports);
+        render_endpoints(out, &ports);
+    }
+}
+
+fn render_duration(out: &mut String, ports: &[Arc<PortStats>]) {
+    let name = CONNECTION_DURATION;
+    header(out, name, "histogram", "How long client connections lasted.");
+    for s in ports {
+        let h = &s.duration;
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&h.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = bound.to_string();
+            let _ =
+                writeln!(out, "{name}_bucket{{{}}} {cumulative}", labels(&s.key, &[("le", &le)]));
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{}}} {count}", labels(&s.key, &[("le", "+Inf")]));
+        let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{}}} {sum}", labels(&s.key, &[]));
+        let _ = writeln!(out, "{name}_count{{{}}} {count}", labels(&s.key, &[]));
+    }
+}
+
+fn render_rejected(out: &mut String, ports: &[Arc<PortStats>]) {
+    header(out, REJECTED_CONNECTIONS, "counter", "Client connections turned away.");
+    for s in ports {
+        for (reason, counter) in REJECT_REASONS.iter().zip(&s.rejected) {
+            let l = labels(&s.key, &[("reason", reason)]);
+            let _ = writeln!(out, "{REJECTED_CONNECTIONS}{{{l}}} {}", counter.get());
+        }
+    }
+}
+
+fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>]) {
+    let mut connections = String::new();
+    let mut errors = String::new();
+    for s in ports {
+        let mut endpoints: Vec<(SocketAddr, Arc<EndpointStats>)> =
+            s.endpoints.lock().iter().map(|(a, e)| (*a, e.clone())).collect();
+        endpoints.sort_by_key(|(a, _)| *a);
+        for (addr, e) in endpoints {
+            let endpoint = addr.to_string();
+            let l = labels(&s.key, &[("endpoint", &endpoint)]);
+            let _ = writeln!(connections, "{ENDPOINT_CONNECTIONS}{{{l}}} {}", e.connections.get());
+            for (reason, counter) in CONNECT_ERROR_REASONS.iter().zip(&e.errors) {
+                let l = labels(&s.key, &[("endpoint", &endpoint), ("reason", reason)]);
+                let _ = writeln!(errors, "{ENDPOINT_CONNECT_ERRORS}{{{l}}} {}", counter.get());
+            }
+        }
+    }
+    header(out, ENDPOINT_CONNECTIONS, "counter", "Connections established to an endpoint.");
+    out.push_str(&connections);
+    header(out, ENDPOINT_CONNECT_ERRORS, "counter", "Failed attempts to connect to an endpoint.");
+    out.push_str(&errors);
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// `namespace="..",service="..",port=".."` plus `extra`, values escaped as
+/// the text format asks.
+fn labels(key: &PortKey, extra: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(64);
+    let pairs = [
+        ("namespace", &*key.service.namespace),
+        ("service", &*key.service.name),
+        ("port", &*key.port),
+    ];
+    for (i, (name, value)) in pairs.iter().chain(extra).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
+}
