@@ -91,14 +91,25 @@ async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, Error
 
 async fn serve(listener: TcpListener, role: Role, health: Arc<Health>, ctx: Arc<Context>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (or worse): pause, never spin.
+                debug!(error = %e, out_of_fds = crate::listener::is_out_of_descriptors(&e), "admin accept");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let (health, ctx) = (health.clone(), ctx.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let response = respond(&req, role, &health, &ctx);
                 async move { Ok::<_, Infallible>(response) }
             });
+            // A client that never finishes its request head is dropped.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 debug!(error = %e, "admin connection");
@@ -122,7 +133,7 @@ fn respond(
             (StatusCode::OK, "text/plain; version=0.0.4", ctx.metrics.render())
         }
         (Role::Metrics, "/debug/routes") => {
-            let routes = crate::render::routes(&ctx.table.load(), &ctx.balancer);
+            let routes = crate::render::routes(&ctx.table.load_full(), &ctx.balancer);
             let body = serde_json::to_string_pretty(&routes).unwrap_or_default();
             (StatusCode::OK, "application/json", body + "\n")
         }

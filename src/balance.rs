@@ -6,6 +6,7 @@
 //! just failed skipped for a short backoff (passive ejection). State that
 //! must outlive a Snapshot (ejections, pins) lives here, not in the Route.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::model::ServiceId;
-use crate::table::Route;
+use crate::table::{Route, Snapshot};
 
 /// Endpoints tried per connection before the client is reset.
 pub const MAX_ATTEMPTS: usize = 4;
@@ -39,6 +40,9 @@ pub struct Balancer {
     /// costs one atomic load per connection, not one map lookup per target.
     ejected_count: AtomicUsize,
     pins: DashMap<PinKey, Pin>,
+    /// When the full pin table was last swept: at most once a second, so a
+    /// flood of new client addresses cannot make every connection scan it.
+    swept: parking_lot::Mutex<Option<Instant>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -132,7 +136,16 @@ impl Balancer {
         let pin = Pin { endpoint, expires: now + timeout };
         let key = pin_key(route, client);
         if self.pins.len() >= MAX_PINS && !self.pins.contains_key(&key) {
-            self.pins.retain(|_, p| p.expires > now);
+            let due = self.swept.try_lock().is_some_and(|mut last| {
+                let due = last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+                if due {
+                    *last = Some(now);
+                }
+                due
+            });
+            if due {
+                self.pins.retain(|_, p| p.expires > now);
+            }
             if self.pins.len() >= MAX_PINS {
                 return;
             }
@@ -141,8 +154,10 @@ impl Balancer {
     }
 
     /// A connect to `endpoint` was refused or timed out: skip it for a
-    /// while, longer each time it fails in a row.
-    pub fn failed(&self, endpoint: SocketAddr, now: Instant) {
+    /// while, longer each time it fails in a row. True when this failure
+    /// starts an ejection (the endpoint was in use until now).
+    pub fn failed(&self, endpoint: SocketAddr, now: Instant) -> bool {
+        let starts = !self.is_ejected(endpoint, now);
         let mut entry = self.ejected.entry(endpoint).or_insert_with(|| {
             self.ejected_count.fetch_add(1, Ordering::Relaxed);
             Ejection { until: now, failures: 0 }
@@ -150,6 +165,23 @@ impl Balancer {
         let failures = entry.failures.saturating_add(1);
         let backoff = FIRST_EJECTION.saturating_mul(1 << (failures - 1).min(6)).min(MAX_EJECTION);
         *entry = Ejection { until: now + backoff, failures };
+        starts
+    }
+
+    /// Forgets ejections of endpoints no Route has any more (pods come and
+    /// go), so the map stays small and the nothing-ejected fast path returns.
+    pub fn retain_endpoints(&self, snapshot: &Snapshot) {
+        if self.ejected_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let live: HashSet<SocketAddr> = snapshot
+            .frontends()
+            .iter()
+            .filter_map(|f| snapshot.route(f))
+            .flat_map(|r| r.targets.iter().map(|t| t.addr))
+            .collect();
+        self.ejected.retain(|addr, _| live.contains(addr));
+        self.ejected_count.store(self.ejected.len(), Ordering::Relaxed);
     }
 
     /// True while `endpoint` is skipped after a failure.

@@ -63,7 +63,9 @@ impl Control {
     /// publishes it in `ctx` with one store.
     pub fn rebuild(&mut self, ctx: &Context, metrics: &Metrics) -> Outcome {
         let started = Instant::now();
-        let errors = self.read();
+        // Flattened first: each item of a broken List names its own object.
+        let errors: Vec<manifest::Error> =
+            self.read().into_iter().flat_map(manifest::Error::flatten).collect();
         let mut model = Model::build(self.files.values().flatten(), &self.options);
         let rejected: HashSet<ObjectKey> = model
             .errors
@@ -77,16 +79,15 @@ impl Control {
                 let (file, key) = (object.origin.file.display(), object.key());
                 warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
             }
-            let current = self.files.values().flatten().filter(|o| !rejected.contains(&o.key()));
-            let retry = Model::build(current.chain(fallback.iter().copied()), &self.options);
-            let good = valid(self.files.values().flatten().chain(fallback), &retry);
+            let current = || self.files.values().flatten().filter(|o| !rejected.contains(&o.key()));
+            let retry = Model::build(current().chain(fallback.iter().copied()), &self.options);
+            // Only what the retry served: never an object rejected at first.
+            let good = valid(current().chain(fallback), &retry);
             model = merge(model, retry);
             self.good = good;
         } else {
             self.good = valid(self.files.values().flatten(), &model);
         }
-        let errors: Vec<manifest::Error> =
-            errors.into_iter().flat_map(manifest::Error::flatten).collect();
         let invalid = errors.len() + model.invalid_objects();
         let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         messages.extend(model.errors.iter().map(ToString::to_string));

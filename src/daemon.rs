@@ -133,6 +133,7 @@ impl Plane {
         .map_err(|e| Error::Rebuild(e.to_string()))?;
         self.control = Some(control);
         self.listeners.reconcile(&outcome.snapshot, &self.ctx);
+        self.ctx.balancer.retain_endpoints(&outcome.snapshot);
         Ok(())
     }
 }

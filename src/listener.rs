@@ -77,9 +77,13 @@ async fn run(frontend: Frontend, ctx: Arc<Context>) {
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // `[::]:port` must not also take the IPv4 port.
+        socket.set_only_v6(true)?;
+    }
     socket.set_nonblocking(true)?;
     if let Err(e) = socket.bind(&addr.into()) {
-        if e.raw_os_error() != Some(libc_eaddrnotavail()) {
+        if e.kind() != io::ErrorKind::AddrNotAvailable {
             return Err(e);
         }
         set_freebind(&socket, addr)?;
@@ -100,11 +104,6 @@ fn set_freebind(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     if addr.is_ipv4() { socket.set_freebind_v4(true) } else { socket.set_freebind_v6(true) }
 }
 
-/// EADDRNOTAVAIL on Linux.
-const fn libc_eaddrnotavail() -> i32 {
-    99
-}
-
 async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context>) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -116,18 +115,22 @@ async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context
                 let route = ctx.table.load().route(&frontend).cloned();
                 tokio::spawn(tcp::serve(stream, peer, route, ctx.clone()));
             }
-            Err(e) if is_out_of_descriptors(&e) => {
-                warn!(%frontend, error = %e, pause = ?backoff, "out of file descriptors; pausing accept");
+            Err(e) => {
+                // Out of descriptors or buffers: pause instead of spinning.
+                if is_out_of_descriptors(&e) {
+                    warn!(%frontend, error = %e, pause = ?backoff, "out of file descriptors; pausing accept");
+                } else {
+                    debug!(%frontend, error = %e, pause = ?backoff, "accept failed");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
-            Err(e) => debug!(%frontend, error = %e, "accept failed"),
         }
     }
 }
 
 /// EMFILE (24) or ENFILE (23): the process or the system is out of fds.
-fn is_out_of_descriptors(e: &io::Error) -> bool {
+pub fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23 | 24))
 }
 

@@ -226,6 +226,35 @@ fn an_object_turned_invalid_keeps_its_last_good_version_while_its_neighbour_upda
     proxy.assert_warned(&[&file, "default/web", "spec.ports[0].port"]);
 }
 
+/// The documents of `yaml` as the items of one `kind: List`.
+fn as_list(yaml: &str) -> String {
+    let mut list = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for doc in yaml.split("---\n").filter(|d| !d.trim().is_empty()) {
+        for (i, line) in doc.lines().enumerate() {
+            list.push_str(if i == 0 { "- " } else { "  " });
+            list.push_str(line);
+            list.push('\n');
+        }
+    }
+    list
+}
+
+#[test]
+fn several_broken_items_of_a_list_each_keep_their_last_good_version() {
+    let (ip1, ip2) = (fresh_ip(), fresh_ip());
+    let (a, b) = (Named::echo("a"), Named::echo("b"));
+    let good = as_list(&(service_of("one", ip1, &[&a]) + &service_of("two", ip2, &[&b])));
+    let (mut proxy, ()) = Proxy::serving(&good, &[], || visit_expecting(addr(ip2, PORT), "b"));
+    let failed = proxy.metric(RELOADS_FAILED);
+    // Both Services' ports stop being numbers: two decode errors, one List.
+    let broken = good.replace(&format!("port: {PORT}"), "port: eighty");
+    assert_ne!(broken, good, "the rewrite breaks the ports");
+    write_in_place(&proxy.manifest(), &broken);
+    proxy.wait_metric(RELOADS_FAILED, WAIT, |v| v > failed);
+    assert_all_reach(addr(ip1, PORT), &["a"], 5);
+    assert_all_reach(addr(ip2, PORT), &["b"], 5);
+}
+
 #[test]
 fn a_removed_services_live_connection_keeps_working() {
     let (web_ip, api_ip) = (fresh_ip(), fresh_ip());

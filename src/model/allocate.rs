@@ -180,7 +180,7 @@ fn free_node_port(
     let first = *NODE_PORTS.start();
     let size = u64::from(NODE_PORTS.end() - first) + 1;
     (0..size).find_map(|step| {
-        let port = first + ((hash + step) % size) as u16;
+        let port = first + ((hash % size + step) % size) as u16;
         taken.insert((port, protocol)).then_some(port)
     })
 }

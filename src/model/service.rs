@@ -181,12 +181,9 @@ fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) ->
             }
             ClusterIp::Headless
         }
-        (Some(ip), []) => match ip.parse() {
-            Ok(ip) => ClusterIp::Set(vec![ip]),
-            Err(_) => {
-                f.invalid_str(FieldPath::of("spec.clusterIP"), ip, field::IP_ADDRESS);
-                ClusterIp::Allocate
-            }
+        (Some(ip), []) => match service_ip(f, FieldPath::of("spec.clusterIP"), ip) {
+            Some(ip) => ClusterIp::Set(vec![ip]),
+            None => ClusterIp::Allocate,
         },
         (_, []) => ClusterIp::Allocate,
         (_, [first, ..]) if first == "None" => ClusterIp::Headless,
@@ -325,14 +322,22 @@ fn node_port(
 }
 
 fn ips(f: &mut Fields<'_>, path: FieldPath, raw: Option<&[String]>) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for (i, text) in raw.unwrap_or_default().iter().enumerate() {
-        match text.parse() {
-            Ok(ip) => out.push(ip),
-            Err(_) => f.invalid_str(path.index(i), text, field::IP_ADDRESS),
-        }
+    let list = raw.unwrap_or_default().iter().enumerate();
+    list.filter_map(|(i, text)| service_ip(f, path.index(i), text)).collect()
+}
+
+/// An address a Service may be reached on: an IP, neither unspecified (it
+/// would take the port on every address) nor multicast.
+fn service_ip(f: &mut Fields<'_>, path: FieldPath, text: &str) -> Option<IpAddr> {
+    let Ok(ip) = text.parse::<IpAddr>() else {
+        f.invalid_str(path, text, field::IP_ADDRESS);
+        return None;
+    };
+    if ip.is_unspecified() || ip.is_multicast() {
+        f.invalid_str(path, text, "may not be unspecified (0.0.0.0, ::) or multicast");
+        return None;
     }
-    out
+    Some(ip)
 }
 
 fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> Vec<IpAddr> {
@@ -344,10 +349,7 @@ fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> 
         let Some(text) = ingress.ip.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
-        match text.parse() {
-            Ok(ip) => out.push(ip),
-            Err(_) => f.invalid_str(path.index(i).field("ip"), text, field::IP_ADDRESS),
-        }
+        out.extend(service_ip(f, path.index(i).field("ip"), text));
     }
     out
 }

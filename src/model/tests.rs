@@ -170,3 +170,14 @@ fn an_invalid_object_does_not_hide_the_others() {
     assert_eq!(m.invalid_objects(), 1);
     assert_eq!(&*m.services[0].service.id.name, "fine");
 }
+
+#[test]
+fn wildcard_and_multicast_service_ips_are_invalid() {
+    let e = errors(&svc(
+        "  clusterIP: 0.0.0.0\n  externalIPs: ['::', 224.0.0.1]\n  ports: [{port: 80}]\n",
+    ));
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(e[0].contains("spec.clusterIP: Invalid value: \"0.0.0.0\": may not be unspecified"));
+    assert!(e[1].contains("spec.externalIPs[0]: Invalid value: \"::\""));
+    assert!(e[2].contains("spec.externalIPs[1]: Invalid value: \"224.0.0.1\""));
+}

@@ -11,6 +11,8 @@ use std::io::{self, ErrorKind};
 use std::net::Shutdown;
 
 use socket2::SockRef;
+
+use crate::metrics::Counter;
 use tokio::net::TcpStream;
 
 /// One buffer's size: large reads keep syscalls per byte low on bulk
@@ -33,18 +35,30 @@ pub struct Totals {
 }
 
 /// Copies until both directions saw EOF (Ok) or one failed (Err, e.g. a
-/// reset); the totals count what was delivered either way.
-pub async fn both_ways(client: &TcpStream, endpoint: &TcpStream) -> (Totals, io::Result<()>) {
+/// reset); the totals count what was delivered either way. `received` and
+/// `sent` (the Service port's byte counters) move as bytes are delivered, so
+/// long-lived streams show their rate.
+pub async fn both_ways(
+    client: &TcpStream,
+    endpoint: &TcpStream,
+    received: &Counter,
+    sent: &Counter,
+) -> (Totals, io::Result<()>) {
     let mut totals = Totals::default();
     let result = {
-        let up = one_way(client, endpoint, &mut totals.received);
-        let down = one_way(endpoint, client, &mut totals.sent);
+        let up = one_way(client, endpoint, &mut totals.received, received);
+        let down = one_way(endpoint, client, &mut totals.sent, sent);
         tokio::try_join!(up, down).map(|_| ())
     };
     (totals, result)
 }
 
-async fn one_way(from: &TcpStream, to: &TcpStream, count: &mut u64) -> io::Result<()> {
+async fn one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    count: &mut u64,
+    counter: &Counter,
+) -> io::Result<()> {
     loop {
         from.readable().await?;
         let mut buffer = take();
@@ -70,6 +84,7 @@ async fn one_way(from: &TcpStream, to: &TcpStream, count: &mut u64) -> io::Resul
             }
         }
         *count += read as u64;
+        counter.inc_by(read as u64);
         give(buffer);
     }
 }

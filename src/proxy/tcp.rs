@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socket2::SockRef;
+use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -31,11 +31,9 @@ pub async fn serve(
     let Some((endpoint, target)) = connect(&ctx, &route, peer).await else {
         return reset(&client);
     };
-    let _ = client.set_nodelay(true);
-    let _ = endpoint.set_nodelay(true);
-    let (totals, result) = copy::both_ways(&client, &endpoint).await;
-    stats.received.inc_by(totals.received);
-    stats.sent.inc_by(totals.sent);
+    tune(&client);
+    tune(&endpoint);
+    let (totals, result) = copy::both_ways(&client, &endpoint, &stats.received, &stats.sent).await;
     stats.duration.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => debug!(client = %peer, endpoint = %target.addr, ?totals, "closed"),
@@ -70,9 +68,17 @@ async fn connect<'r>(
                 return Some((stream, target));
             }
             Err(e) => {
-                warn!(service = %route.service, port = %route.port, endpoint = %target.addr, error = %e, "connect failed");
                 target.stats.errors[error_reason(&e)].inc();
-                ctx.balancer.failed(target.addr, Instant::now());
+                // Our own shortage (descriptors, ports, buffers) is not the
+                // endpoint's fault: it is not ejected for it.
+                let ejected =
+                    is_endpoint_fault(&e) && ctx.balancer.failed(target.addr, Instant::now());
+                let (service, port, endpoint) = (&route.service, &route.port, target.addr);
+                if ejected || !is_endpoint_fault(&e) {
+                    warn!(%service, %port, %endpoint, error = %e, "connect failed");
+                } else {
+                    debug!(%service, %port, %endpoint, error = %e, "connect failed again");
+                }
             }
         }
     }
@@ -94,6 +100,32 @@ fn error_reason(e: &io::Error) -> usize {
         io::ErrorKind::TimedOut => 1,
         _ => 2,
     }
+}
+
+/// Whether a failed connect says the endpoint is down, rather than this
+/// proxy being short of something.
+fn is_endpoint_fault(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | TimedOut
+            | HostUnreachable
+            | NetworkUnreachable
+            | ConnectionReset
+            | ConnectionAborted
+    )
+}
+
+/// No Nagle delay; keepalive probes so a peer that vanished without FIN or
+/// RST does not hold the connection (and its descriptors) forever.
+fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(6);
+    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
 /// Closes with RST rather than FIN (SO_LINGER 0), once the socket is dropped.
