@@ -113,7 +113,8 @@ async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context
                 // The Route is read once, here; the connection keeps it
                 // whatever Snapshot is published later.
                 let route = ctx.table.load().route(&frontend).cloned();
-                tokio::spawn(tcp::serve(stream, peer, route, ctx.clone()));
+                let live = ctx.tracker.enter();
+                tokio::spawn(tcp::serve(stream, peer, route, ctx.clone(), live));
             }
             Err(e) => {
                 // Out of descriptors or buffers: pause instead of spinning.

@@ -1,34 +1,39 @@
 //! Drain on SIGTERM: stop accepting, let live connections finish for up to
 //! `--drain-timeout`, then exit.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 /// Counts live connections; wakes the drain when the last one ends.
+#[derive(Clone, Debug, Default)]
+pub struct Tracker(Arc<Inner>);
+
 #[derive(Debug, Default)]
-pub struct Tracker {
+struct Inner {
     live: AtomicUsize,
     idle: Notify,
 }
 
-/// One live connection; dropping it ends the connection's count.
+/// One live connection, counted from its accept (so a connection accepted
+/// just before SIGTERM is waited for) until the guard drops.
 #[derive(Debug)]
-pub struct Live<'a>(&'a Tracker);
+pub struct Live(Arc<Inner>);
 
 // === impl Tracker ===
 
 impl Tracker {
     /// Counts a connection until the returned guard drops.
-    pub fn enter(&self) -> Live<'_> {
-        self.live.fetch_add(1, Ordering::Relaxed);
-        Live(self)
+    pub fn enter(&self) -> Live {
+        self.0.live.fetch_add(1, Ordering::Relaxed);
+        Live(self.0.clone())
     }
 
     /// Live connections now.
     pub fn live(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.0.live.load(Ordering::Relaxed)
     }
 
     /// Waits until no connection is live or `timeout` passes; returns how
@@ -36,7 +41,7 @@ impl Tracker {
     pub async fn drain(&self, timeout: Duration) -> usize {
         let wait = async {
             loop {
-                let idle = self.idle.notified();
+                let idle = self.0.idle.notified();
                 if self.live() == 0 {
                     return;
                 }
@@ -48,7 +53,7 @@ impl Tracker {
     }
 }
 
-impl Drop for Live<'_> {
+impl Drop for Live {
     fn drop(&mut self) {
         if self.0.live.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.0.idle.notify_waiters();

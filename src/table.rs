@@ -72,8 +72,8 @@ pub struct Route {
     pub stats: Arc<PortStats>,
 }
 
-/// A round-robin counter shared by every connection of one Route. A new
-/// Route (after a swap) starts again at zero; equality ignores it.
+/// A round-robin counter shared by every connection of one ServicePort. A
+/// new Snapshot starts it again at zero.
 #[derive(Debug, Default)]
 pub struct Cursor(AtomicUsize);
 
@@ -136,20 +136,6 @@ impl Cursor {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
 }
-
-impl Clone for Cursor {
-    fn clone(&self) -> Self {
-        Self(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
-    }
-}
-
-impl PartialEq for Cursor {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Cursor {}
 
 // === impl App ===
 

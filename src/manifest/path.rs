@@ -52,11 +52,6 @@ impl FieldPath {
         let (_, rest) = self.0.split_last()?;
         Some(Self(rest.to_vec()))
     }
-
-    /// True for the path of the object itself.
-    pub fn is_root(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Display for FieldPath {

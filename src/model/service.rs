@@ -100,6 +100,10 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
     let cluster_ip = cluster_ip(&mut f, spec, kind);
     let ports = ports(&mut f, spec, kind, &cluster_ip);
     let external_ips = ips(&mut f, FieldPath::of("spec.externalIPs"), spec.external_ips.as_deref());
+    // NodePort, LoadBalancer, or any Service with externalIPs, as the API
+    // server counts them for externalTrafficPolicy.
+    let externally_reachable = matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer)
+        || !external_ips.is_empty();
     let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
     let ingress_ips = ingress_ips(&mut f, ingress);
     let affinity = affinity(&mut f, spec);
@@ -123,8 +127,7 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
         selector,
         affinity,
         internal_local,
-        external_local: external_local
-            && matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer),
+        external_local: external_local && externally_reachable,
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         allocate_node_ports: spec.allocate_load_balancer_node_ports.unwrap_or(true),
         headless_label: label(meta, super::HEADLESS_LABEL).is_some(),

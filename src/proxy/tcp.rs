@@ -12,17 +12,19 @@ use tracing::{debug, warn};
 
 use super::{Context, copy};
 use crate::metrics::PortStats;
+use crate::shutdown::Live;
 use crate::table::{Route, Target};
 
 /// Serves one accepted connection to the end. `route` is `None` when the
-/// frontend vanished between accept and lookup: the client is reset.
+/// frontend vanished between accept and lookup: the client is reset. `live`
+/// counts the connection for the drain until it ends.
 pub async fn serve(
     client: TcpStream,
     peer: SocketAddr,
     route: Option<Arc<Route>>,
     ctx: Arc<Context>,
+    _live: Live,
 ) {
-    let _live = ctx.tracker.enter();
     let Some(route) = route else { return reset(&client) };
     let stats = &route.stats;
     stats.connections.inc();
