@@ -256,6 +256,30 @@ fn several_broken_items_of_a_list_each_keep_their_last_good_version() {
 }
 
 #[test]
+fn a_file_argument_ignores_changes_to_other_files_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = fresh_ip();
+    let a = Named::echo("a");
+    let file = dir.path().join("svc.yaml");
+    std::fs::write(&file, service_of("lone", ip, &[&a])).unwrap();
+    let mut proxy = Proxy::start_on(dir, &file, &[]);
+    proxy.wait_ready(|| visit_expecting(addr(ip, PORT), "a"));
+    let generation = proxy.metric(GENERATION);
+    let noise = file.with_file_name("unrelated.log");
+    // Spaced beyond the watcher's debounce, so each would be a rebuild.
+    for i in 0..5 {
+        std::fs::write(&noise, format!("line {i}\n")).unwrap();
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The file itself changing is still seen (proof the watch is alive).
+    let b = Named::echo("b");
+    write_by_rename(&file, &service_of("lone", ip, &[&b]));
+    wait_reaching(addr(ip, PORT), "b", WAIT);
+    let after = proxy.metric(GENERATION);
+    assert!(after - generation <= 2.0, "unrelated writes rebuilt: {generation} -> {after}");
+}
+
+#[test]
 fn a_removed_services_live_connection_keeps_working() {
     let (web_ip, api_ip) = (fresh_ip(), fresh_ip());
     let (web, api) = (addr(web_ip, PORT), addr(api_ip, PORT));

@@ -5,6 +5,7 @@
 //! swapped), replace the file a single-file watch would hold. Any change
 //! re-reads every source; bursts are coalesced.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,8 +40,21 @@ impl Watch {
     /// Watches each directory recursively, and for each file its parent.
     pub fn new(paths: &[PathBuf]) -> Result<Self, Error> {
         let (tx, events) = mpsc::unbounded_channel();
+        let files: Vec<OsString> = paths
+            .iter()
+            .filter(|p| !p.is_dir())
+            .filter_map(|p| p.file_name().map(Into::into))
+            .collect();
+        let watches_dir = paths.iter().any(|p| p.is_dir());
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-            if event.is_ok_and(|e| is_change(&e.kind)) {
+            // An error may mean lost events: re-reading is always safe.
+            let relevant = match &event {
+                Ok(e) => {
+                    is_change(&e.kind) && (watches_dir || e.paths.iter().any(|p| names(p, &files)))
+                }
+                Err(_) => true,
+            };
+            if relevant {
                 let _ = tx.send(());
             }
         })
@@ -71,6 +85,15 @@ impl Watch {
             }
         }
     }
+}
+
+/// True when `path` is one of the watched files, or a ConfigMap mount's
+/// `..data`-style entry: a file argument's parent directory may hold
+/// unrelated files whose changes must not rebuild anything.
+fn names(path: &Path, files: &[OsString]) -> bool {
+    path.file_name().is_some_and(|name| {
+        files.iter().any(|f| f == name) || name.to_string_lossy().starts_with("..")
+    })
 }
 
 /// Reads (ours included) are not changes; a write completing is.
