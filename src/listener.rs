@@ -96,6 +96,9 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
             );
         }
     }
+    // Accepted sockets inherit these: set once here, not per connection.
+    socket.set_tcp_keepalive(&tcp::keepalive())?;
+    socket.set_tcp_nodelay(true)?;
     socket.listen(BACKLOG)?;
     TcpListener::from_std(socket.into())
 }

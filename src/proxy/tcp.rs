@@ -33,7 +33,7 @@ pub async fn serve(
     let Some((endpoint, target)) = connect(&ctx, &route, peer).await else {
         return reset(&client);
     };
-    tune(&client);
+    let _ = client.set_nodelay(true);
     tune(&endpoint);
     let (totals, result) = copy::both_ways(&client, &endpoint, &stats.received, &stats.sent).await;
     stats.duration.observe(started.elapsed().as_secs_f64());
@@ -119,15 +119,17 @@ fn is_endpoint_fault(e: &io::Error) -> bool {
     )
 }
 
-/// No Nagle delay; keepalive probes so a peer that vanished without FIN or
-/// RST does not hold the connection (and its descriptors) forever.
+/// No Nagle delay; keepalive probes so an endpoint that vanished without
+/// FIN or RST does not hold the connection forever. (Client sockets inherit
+/// keepalive from their listener: no per-connection syscalls.)
 fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(60))
-        .with_interval(Duration::from_secs(10))
-        .with_retries(6);
-    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
+    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive());
+}
+
+/// Probes after 60 s of silence (the kernel's interval and count after).
+pub(crate) fn keepalive() -> TcpKeepalive {
+    TcpKeepalive::new().with_time(Duration::from_secs(60))
 }
 
 /// Closes with RST rather than FIN (SO_LINGER 0), once the socket is dropped.
