@@ -61,7 +61,8 @@ impl Control {
 
     /// Reads every source, builds a whole new Snapshot off the data path and
     /// publishes it in `ctx` with one store.
-    pub fn rebuild(&mut self, ctx: &Context, metrics: &Metrics) -> Outcome {
+    pub fn rebuild(&mut self, ctx: &Context) -> Outcome {
+        let metrics = &ctx.metrics;
         let started = Instant::now();
         // Flattened first: each item of a broken List names its own object.
         let errors: Vec<manifest::Error> =

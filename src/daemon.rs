@@ -126,7 +126,7 @@ impl Plane {
         let Some(mut control) = self.control.take() else { return Ok(()) };
         let ctx = self.ctx.clone();
         let (control, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = control.rebuild(&ctx, &ctx.metrics);
+            let outcome = control.rebuild(&ctx);
             (control, outcome)
         })
         .await

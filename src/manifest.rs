@@ -102,8 +102,7 @@ impl Object {
             Resource::EndpointSlice(o) => (Kind::EndpointSlice, &o.metadata),
             Resource::Pod(o) => (Kind::Pod, &o.metadata),
         };
-        let namespace =
-            meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE);
+        let namespace = namespace_of(meta);
         ObjectKey {
             kind,
             namespace: namespace.to_owned(),
@@ -120,6 +119,11 @@ impl std::fmt::Display for ObjectKey {
 
 /// The namespace of an object that names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// `metadata.namespace`, defaulted as the API server defaults it.
+pub fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE)
+}
 
 // === impl Loaded ===
 

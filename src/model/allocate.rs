@@ -62,9 +62,7 @@ pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Ve
         if needs_node_ports(service) {
             let key = service.id.to_string();
             for port in service.ports.iter_mut().filter(|p| p.node_port.is_none()) {
-                let port_key =
-                    if port.name.is_empty() { port.port.to_string() } else { port.name.clone() };
-                let start = fnv1a(&[&key, &port_key, port.protocol.as_str()]);
+                let start = fnv1a(&[&key, &port.label(), port.protocol.as_str()]);
                 port.node_port = free_node_port(start, port.protocol, &mut ports);
             }
         }

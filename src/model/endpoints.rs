@@ -232,6 +232,6 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod) -> Option<Address> {
 }
 
 fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
-    let namespace = meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default");
+    let namespace = crate::manifest::namespace_of(meta);
     (namespace, meta.name.as_deref().unwrap_or_default())
 }

@@ -87,10 +87,20 @@ pub struct Service {
     pub proxy_name: Option<String>,
 }
 
+// === impl ServicePort ===
+
+impl ServicePort {
+    /// How metrics and allocation name the port: its name, or its number
+    /// when unnamed (single-port Services).
+    pub fn label(&self) -> String {
+        if self.name.is_empty() { self.port.to_string() } else { self.name.clone() }
+    }
+}
+
 /// Validates one Service object; every field error is reported.
 pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Service, Vec<Error>> {
     let meta = &service.metadata;
-    let namespace = meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default");
+    let namespace = crate::manifest::namespace_of(meta);
     let name = meta.name.as_deref().unwrap_or_default();
     let mut f = Fields::new(origin, Kind::Service, namespace, name);
     validate_meta(&mut f, namespace, name);

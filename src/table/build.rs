@@ -74,11 +74,7 @@ impl<'a> PortBuild<'a> {
         metrics: &'a Metrics,
         in_use: &'a InUse,
     ) -> Self {
-        let label: Arc<str> = if port.name.is_empty() {
-            port.port.to_string().into()
-        } else {
-            port.name.as_str().into()
-        };
+        let label: Arc<str> = port.label().into();
         let stats = metrics.port(&service.service.id, &label, in_use);
         Self {
             service,
