@@ -22,7 +22,7 @@ use crate::control::watch::{self, Watch};
 use crate::listener::{self, supervisor::Supervisor};
 use crate::metrics;
 use crate::model::Options;
-use crate::proxy::Context;
+use crate::proxy::{Context, Splice};
 
 /// Everything `svcproxy run` was asked to do.
 #[derive(Clone, Debug)]
@@ -34,6 +34,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     pub healthz_addr: SocketAddr,
     pub connect_timeout: Duration,
+    /// `--splice`: when bulk directions skip the userspace copy.
+    pub splice: Splice,
     pub drain_timeout: Duration,
 }
 
@@ -61,7 +63,7 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(Error::Signals)?;
-    let ctx = Arc::new(Context::new(config.connect_timeout)?);
+    let ctx = Arc::new(Context::new(config.connect_timeout, config.splice)?);
     let health = Arc::new(Health::default());
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, health.clone(), ctx.clone()).await?;

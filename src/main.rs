@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use svcproxy::daemon::{self, Config};
 use svcproxy::manifest;
 use svcproxy::model::{Model, Options};
+use svcproxy::proxy::Splice;
 use svcproxy::table::Snapshot;
 
 /// A per-node userspace service proxy and load balancer for Kubernetes Services.
@@ -59,6 +60,10 @@ struct RunArgs {
     /// Bound on each attempt to connect to an endpoint (250ms, 1s, ...).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
+    /// When a TCP direction moves bytes with splice(2) instead of a userspace
+    /// copy: auto (once a read fills a 32 KiB buffer), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    splice: SpliceMode,
     /// On SIGTERM, how long live connections may finish.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
@@ -79,6 +84,13 @@ struct NodeArgs {
     /// Serve only Services labelled service.kubernetes.io/service-proxy-name=NAME.
     #[arg(long, value_name = "NAME")]
     service_proxy_name: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SpliceMode {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,14 +142,19 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 }
 
 /// Runs the daemon on a runtime with one worker per CPU this process may
-/// use (`available_parallelism` honours the affinity mask).
+/// use (`available_parallelism` honours the affinity mask and cgroup quota).
+/// On one CPU the runtime is single-threaded: no work stealing, no
+/// cross-thread wake-ups, no atomics on the task queue.
 fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    let runtime = builder.enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         let (ready, started) = tokio::sync::oneshot::channel();
         if demo {
@@ -167,6 +184,7 @@ fn demo() -> anyhow::Result<()> {
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], 10249)),
         healthz_addr: SocketAddr::from(([127, 0, 0, 1], 10256)),
         connect_timeout: Duration::from_secs(1),
+        splice: Splice::Auto,
         drain_timeout: Duration::from_secs(1),
     };
     serve(config, true)
@@ -209,6 +227,11 @@ impl RunArgs {
             metrics_addr: self.metrics_bind_address,
             healthz_addr: self.healthz_bind_address,
             connect_timeout: self.connect_timeout,
+            splice: match self.splice {
+                SpliceMode::Auto => Splice::Auto,
+                SpliceMode::Always => Splice::Always,
+                SpliceMode::Never => Splice::Never,
+            },
             drain_timeout: self.drain_timeout,
         }
     }

@@ -15,7 +15,10 @@ use crate::shutdown::Tracker;
 use crate::table::Snapshot;
 
 pub mod copy;
+pub mod splice;
 pub mod tcp;
+
+pub use splice::Splice;
 
 /// What every connection shares: the routing table, balancing state, and
 /// the settings of the data plane.
@@ -26,6 +29,8 @@ pub struct Context {
     pub balancer: Balancer,
     /// Bound on each attempt to connect to an endpoint.
     pub connect_timeout: Duration,
+    /// When bulk directions move to `splice(2)`.
+    pub splice: Splice,
     /// Live connections, for the drain on SIGTERM.
     pub tracker: Tracker,
     pub metrics: Metrics,
@@ -34,11 +39,12 @@ pub struct Context {
 // === impl Context ===
 
 impl Context {
-    pub fn new(connect_timeout: Duration) -> Result<Self, metrics::Error> {
+    pub fn new(connect_timeout: Duration, splice: Splice) -> Result<Self, metrics::Error> {
         Ok(Self {
             table: ArcSwap::from_pointee(Snapshot::default()),
             balancer: Balancer::default(),
             connect_timeout,
+            splice,
             tracker: Tracker::default(),
             metrics: Metrics::new()?,
         })

@@ -4,16 +4,23 @@
 //! pool only for the read and the writes that drain it, and gives it back
 //! before waiting again: an idle connection holds no buffer at all. EOF on
 //! one side is passed on as a FIN (shutdown of the other side's write half)
-//! while the other direction keeps flowing.
+//! while the other direction keeps flowing. A direction that fills a whole
+//! buffer is bulk: it moves to `splice(2)` when the mode allows.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
+use std::pin::Pin;
+use std::task::Poll;
 
 use socket2::SockRef;
-
-use crate::metrics::Counter;
+use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+
+use super::splice::{self, Splice};
+use crate::metrics::Counter;
 
 /// One buffer's size: large reads keep syscalls per byte low on bulk
 /// transfers; the pool makes its cost proportional to data in flight.
@@ -34,64 +41,112 @@ pub struct Totals {
     pub sent: u64,
 }
 
+/// One direction's byte counts: this connection's and the port's counter.
+struct Tally<'a> {
+    total: u64,
+    counter: &'a Counter,
+}
+
 /// Copies until both directions saw EOF (Ok) or one failed (Err, e.g. a
 /// reset); the totals count what was delivered either way. `received` and
 /// `sent` (the Service port's byte counters) move as bytes are delivered, so
 /// long-lived streams show their rate.
 pub async fn both_ways(
-    client: &TcpStream,
-    endpoint: &TcpStream,
+    client: &mut TcpStream,
+    endpoint: &mut TcpStream,
     received: &Counter,
     sent: &Counter,
+    mode: Splice,
 ) -> (Totals, io::Result<()>) {
-    let mut totals = Totals::default();
+    let mut up = Tally { total: 0, counter: received };
+    let mut down = Tally { total: 0, counter: sent };
     let result = {
-        let up = one_way(client, endpoint, &mut totals.received, received);
-        let down = one_way(endpoint, client, &mut totals.sent, sent);
+        let (client_rx, client_tx) = client.split();
+        let (endpoint_rx, endpoint_tx) = endpoint.split();
+        let up = one_way(client_rx, endpoint_tx, &mut up, mode);
+        let down = one_way(endpoint_rx, client_tx, &mut down, mode);
         tokio::try_join!(up, down).map(|_| ())
     };
-    (totals, result)
+    (Totals { received: up.total, sent: down.total }, result)
 }
 
 async fn one_way(
-    from: &TcpStream,
-    to: &TcpStream,
-    count: &mut u64,
-    counter: &Counter,
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    tally: &mut Tally<'_>,
+    mode: Splice,
 ) -> io::Result<()> {
+    if mode == Splice::Always {
+        return splice_or_copy(from, to, tally).await;
+    }
     loop {
         from.readable().await?;
         let mut buffer = take();
-        let read = match from.try_read(&mut buffer) {
+        let Some(read) = read_once(&mut from, &mut buffer).await else {
+            give(buffer);
+            continue;
+        };
+        let read = match read {
             Ok(0) => {
                 give(buffer);
-                return SockRef::from(to).shutdown(Shutdown::Write).or_else(ignore_not_connected);
+                return finish(&to);
             }
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                give(buffer);
-                continue;
-            }
             Err(e) => return Err(e),
         };
-        let mut written = 0;
-        while written < read {
-            to.writable().await?;
-            match to.try_write(&buffer[written..read]) {
-                Ok(n) => written += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        *count += read as u64;
-        counter.inc_by(read as u64);
+        let written = to.write_all(&buffer[..read]).await;
         give(buffer);
+        written?;
+        tally.add(read);
+        if read == BUFFER && mode == Splice::Auto {
+            return splice_or_copy(from, to, tally).await;
+        }
     }
 }
 
-/// The peer may already be gone when its FIN is passed on.
-fn ignore_not_connected(e: io::Error) -> io::Result<()> {
-    if e.kind() == ErrorKind::NotConnected { Ok(()) } else { Err(e) }
+/// Splices the rest of the direction; copies instead when this kernel or
+/// socket cannot splice (nothing has been moved by then).
+async fn splice_or_copy(
+    from: ReadHalf<'_>,
+    to: WriteHalf<'_>,
+    tally: &mut Tally<'_>,
+) -> io::Result<()> {
+    match splice::one_way(from.as_ref(), to.as_ref(), &mut |n| tally.add(n)).await {
+        Ok(()) => finish(&to),
+        Err(splice::Error::Unsupported(_)) => {
+            Box::pin(one_way(from, to, tally, Splice::Never)).await
+        }
+        Err(splice::Error::Io(e)) => Err(e),
+    }
+}
+
+/// One read if the socket has data; `None` when it had none after all (its
+/// readiness is cleared then). A short read also clears readiness, so the
+/// next wait parks at once instead of costing a read that finds nothing.
+async fn read_once(from: &mut ReadHalf<'_>, buffer: &mut [u8]) -> Option<io::Result<usize>> {
+    poll_fn(|cx| {
+        let mut buf = ReadBuf::new(buffer);
+        match Pin::new(&mut *from).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Ready(None),
+            Poll::Ready(result) => Poll::Ready(Some(result.map(|()| buf.filled().len()))),
+        }
+    })
+    .await
+}
+
+/// Passes EOF on as a FIN. The peer may already be gone.
+fn finish(to: &WriteHalf<'_>) -> io::Result<()> {
+    match SockRef::from(to.as_ref()).shutdown(Shutdown::Write) {
+        Err(e) if e.kind() != ErrorKind::NotConnected => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl Tally<'_> {
+    fn add(&mut self, n: usize) {
+        self.total += n as u64;
+        self.counter.inc_by(n as u64);
+    }
 }
 
 fn take() -> Box<[u8]> {

@@ -19,7 +19,7 @@ use crate::table::{Route, Target};
 /// frontend vanished between accept and lookup: the client is reset. `live`
 /// counts the connection for the drain until it ends.
 pub async fn serve(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     route: Option<Arc<Route>>,
     ctx: Arc<Context>,
@@ -30,12 +30,12 @@ pub async fn serve(
     stats.connections.inc();
     let _active = Active::enter(stats);
     let started = Instant::now();
-    let Some((endpoint, target)) = connect(&ctx, &route, peer).await else {
+    let Some((mut endpoint, target)) = connect(&ctx, &route, peer).await else {
         return reset(&client);
     };
-    let _ = client.set_nodelay(true);
     tune(&endpoint);
-    let (totals, result) = copy::both_ways(&client, &endpoint, &stats.received, &stats.sent).await;
+    let (totals, result) =
+        copy::both_ways(&mut client, &mut endpoint, &stats.received, &stats.sent, ctx.splice).await;
     stats.duration.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => debug!(client = %peer, endpoint = %target.addr, ?totals, "closed"),

@@ -1,0 +1,138 @@
+//! Bulk TCP through a pipe with `splice(2)`: socket → pipe → socket, the
+//! bytes never cross into userspace.
+//!
+//! Each splicing direction borrows a pipe from a per-thread pool and gives it
+//! back empty when the direction ends; a pipe still holding bytes (the
+//! direction failed mid-way) is closed instead, so a pooled pipe never leaks
+//! one connection's data into another.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::OwnedFd;
+
+use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// The most one splice moves: the kernel's default pipe capacity (16
+/// pages), so no `F_SETPIPE_SZ` and no pressure on the per-user pipe quota.
+const CHUNK: usize = 64 * 1024;
+/// Empty pipes a thread keeps for the next bulk direction.
+const POOLED: usize = 64;
+
+thread_local! {
+    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+}
+
+/// When a direction switches from copying to splicing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Splice {
+    /// Once a read fills a whole copy buffer: small exchanges never pay for
+    /// a pipe, bulk transfers skip the userspace copy.
+    #[default]
+    Auto,
+    /// From the first byte.
+    Always,
+    /// Never: always copy through a userspace buffer.
+    Never,
+}
+
+/// Why a splicing direction stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No pipe, or this socket cannot splice; nothing was moved: copy instead.
+    #[error("cannot splice: {0}")]
+    Unsupported(io::Error),
+    /// A socket failed (e.g. reset) while splicing.
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+/// Both ends of one pipe, and how many bytes sit in it.
+struct Pipe {
+    rx: OwnedFd,
+    tx: OwnedFd,
+    held: usize,
+}
+
+/// Moves bytes from `from` to `to` until EOF on `from` (Ok) or a failure;
+/// `moved` hears of each chunk delivered. The caller passes EOF on.
+pub async fn one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    moved: &mut impl FnMut(usize),
+) -> Result<(), Error> {
+    let mut pipe = Pipe::take().map_err(Error::Unsupported)?;
+    let mut first = true;
+    let result = loop {
+        let n = match fill(from, &pipe).await {
+            Ok(n) => n,
+            Err(e) if first && is_unsupported(&e) => break Err(Error::Unsupported(e)),
+            Err(e) => break Err(Error::Io(e)),
+        };
+        first = false;
+        if n == 0 {
+            break Ok(());
+        }
+        pipe.held = n;
+        while pipe.held > 0 {
+            match drain(&pipe, to).await {
+                Ok(sent) => pipe.held -= sent,
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        moved(n);
+    };
+    pipe.give();
+    result
+}
+
+/// Socket → pipe, waiting for data. The pipe is empty, so EAGAIN can only
+/// mean the socket has nothing.
+async fn fill(from: &TcpStream, pipe: &Pipe) -> io::Result<usize> {
+    from.async_io(Interest::READABLE, || {
+        splice(from, None, &pipe.tx, None, CHUNK, SpliceFlags::MOVE | SpliceFlags::NONBLOCK)
+            .map_err(io::Error::from)
+    })
+    .await
+}
+
+/// Pipe → socket, waiting for room.
+async fn drain(pipe: &Pipe, to: &TcpStream) -> io::Result<usize> {
+    to.async_io(Interest::WRITABLE, || {
+        splice(&pipe.rx, None, to, None, pipe.held, SpliceFlags::MOVE | SpliceFlags::NONBLOCK)
+            .map_err(io::Error::from)
+    })
+    .await
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::INVAL.raw_os_error()
+        || code == rustix::io::Errno::NOSYS.raw_os_error())
+}
+
+// === impl Pipe ===
+
+impl Pipe {
+    /// A pooled pipe, or a new one (non-blocking, close-on-exec).
+    fn take() -> io::Result<Self> {
+        if let Some(pipe) = POOL.with(|pool| pool.borrow_mut().pop()) {
+            return Ok(pipe);
+        }
+        let (rx, tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        Ok(Self { rx, tx, held: 0 })
+    }
+
+    /// Back to the pool if empty; closed otherwise.
+    fn give(self) {
+        if self.held > 0 {
+            return;
+        }
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOLED {
+                pool.push(self);
+            }
+        });
+    }
+}
