@@ -6,7 +6,9 @@
 //! rewrites the Service's EndpointSlice to the other endpoint (alternating an
 //! atomic rename and an in-place rewrite) and polls new connections until
 //! one reaches it. Prints p50, p90, p99 and max. Loopback only.
-//! Run: `cargo bench --bench reload`.
+//! Run: `cargo bench --bench reload`. With `--test` (as CI runs every
+//! bench, `cargo bench -- --test`) or without `--bench` (`cargo test
+//! --benches`) it is a 5-round smoke run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench stops on a broken setup
 
@@ -18,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 100;
+const SMOKE_ROUNDS: usize = 5;
 const FRONTEND: &str = "127.97.0.10:8080";
 
 /// An endpoint that writes `name` to every connection and closes it.
@@ -72,7 +75,14 @@ impl Drop for Proxy {
     }
 }
 
+/// A smoke run proves the bench works without timing anything.
+fn is_smoke() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
+}
+
 fn main() {
+    let rounds = if is_smoke() { SMOKE_ROUNDS } else { ROUNDS };
     let dir = tempfile::tempdir().expect("temp dir");
     let endpoints = [(endpoint("127.97.0.1:0", "a"), "a"), (endpoint("127.97.0.2:0", "b"), "b")];
     write(dir.path(), &manifest(endpoints[0].0), true);
@@ -98,8 +108,8 @@ fn main() {
         assert!(started.elapsed() < Duration::from_secs(10), "proxy never served");
         thread::sleep(Duration::from_millis(10));
     }
-    let mut samples = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
+    let mut samples = Vec::with_capacity(rounds);
+    for round in 0..rounds {
         let (to, name) = endpoints[(round + 1) % 2];
         let written = Instant::now();
         write(dir.path(), &manifest(to), round % 2 == 0);
@@ -117,7 +127,7 @@ fn main() {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     println!(
-        "reload latency, write -> first connection routed by it, {ROUNDS} rounds: \
+        "reload latency, write -> first connection routed by it, {rounds} rounds: \
          p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
         at(0.50),
         at(0.90),
