@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::admin::{self, Health};
 use crate::control::Control;
@@ -23,6 +24,9 @@ use crate::listener::{self, supervisor::Supervisor};
 use crate::metrics;
 use crate::model::Options;
 use crate::proxy::{Context, Splice};
+
+/// How long the connections reset at the drain timeout get to end.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Everything `svcproxy run` was asked to do.
 #[derive(Clone, Debug)]
@@ -103,7 +107,10 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     tokio::select! {
         left = ctx.tracker.drain(config.drain_timeout) => {
             if left > 0 {
-                warn!(left, "drain timeout: closing the remaining connections");
+                warn!(left, "drain timeout: resetting the remaining connections");
+                ctx.tracker.abort();
+                // Each resets its sockets as it ends; bounded, like all of this.
+                ctx.tracker.drain(ABORT_GRACE).await;
             }
         }
         _ = term.recv() => info!("second SIGTERM: exiting"),
@@ -128,12 +135,30 @@ impl Plane {
         let Some(mut control) = self.control.take() else { return Ok(()) };
         let ctx = self.ctx.clone();
         let (control, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = control.rebuild(&ctx);
+            // A bug met by some input must not take every Service down: the
+            // published table stays, the failure is counted and logged.
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| control.rebuild(&ctx)));
             (control, outcome)
         })
         .await
         .map_err(|e| Error::Rebuild(e.to_string()))?;
         self.control = Some(control);
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(cause) => {
+                let cause = cause
+                    .downcast_ref::<&str>()
+                    .map(ToString::to_string)
+                    .or_else(|| cause.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                if self.ctx.table.load().generation == 0 {
+                    return Err(Error::Rebuild(cause));
+                }
+                error!(%cause, "routing table rebuild failed: the published table stays in service");
+                self.ctx.metrics.config_reloads.with_label_values(&["failure"]).inc();
+                return Ok(());
+            }
+        };
         self.listeners.reconcile(&outcome.snapshot, &self.ctx);
         self.ctx.balancer.retain_endpoints(&outcome.snapshot);
         Ok(())

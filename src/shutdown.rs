@@ -1,5 +1,5 @@
 //! Drain on SIGTERM: stop accepting, let live connections finish for up to
-//! `--drain-timeout`, then exit.
+//! `--drain-timeout`, then reset the rest and exit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +15,8 @@ pub struct Tracker(Arc<Inner>);
 struct Inner {
     live: AtomicUsize,
     idle: Notify,
+    /// Told when the drain gives up on the connections still live.
+    abort: Notify,
 }
 
 /// One live connection, counted from its accept (so a connection accepted
@@ -50,6 +52,21 @@ impl Tracker {
         };
         let _ = tokio::time::timeout(timeout, wait).await;
         self.live()
+    }
+
+    /// Tells every live connection to end at once with a reset: a client
+    /// cut off by the drain must not take a truncated stream for a whole one.
+    pub fn abort(&self) {
+        self.0.abort.notify_waiters();
+    }
+}
+
+// === impl Live ===
+
+impl Live {
+    /// Completes when the drain gives up on this connection.
+    pub async fn aborted(&self) {
+        self.0.abort.notified().await;
     }
 }
 

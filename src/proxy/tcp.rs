@@ -17,13 +17,14 @@ use crate::table::{Route, Target};
 
 /// Serves one accepted connection to the end. `route` is `None` when the
 /// frontend vanished between accept and lookup: the client is reset. `live`
-/// counts the connection for the drain until it ends.
+/// counts the connection for the drain until it ends, or resets it when the
+/// drain times out.
 pub async fn serve(
     mut client: TcpStream,
     peer: SocketAddr,
     route: Option<Arc<Route>>,
     ctx: Arc<Context>,
-    _live: Live,
+    live: Live,
 ) {
     let Some(route) = route else { return reset(&client) };
     let stats = &route.stats;
@@ -34,8 +35,17 @@ pub async fn serve(
         return reset(&client);
     };
     tune(&endpoint);
-    let (totals, result) =
-        copy::both_ways(&mut client, &mut endpoint, &stats.received, &stats.sent, ctx.splice).await;
+    let copy =
+        copy::both_ways(&mut client, &mut endpoint, &stats.received, &stats.sent, ctx.splice);
+    let (totals, result) = tokio::select! {
+        done = copy => done,
+        () = live.aborted() => {
+            debug!(client = %peer, endpoint = %target.addr, "drain timeout: reset");
+            reset(&client);
+            reset(&endpoint);
+            return;
+        }
+    };
     stats.duration.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => debug!(client = %peer, endpoint = %target.addr, ?totals, "closed"),
