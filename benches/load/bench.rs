@@ -191,8 +191,9 @@ fn start_all(env: &Env<'_>, kinds: &[Impl], res: &mut Results) -> Vec<Proxy> {
     proxies
 }
 
-/// A short keep-alive and bulk run on each proxy, not recorded: caches,
-/// allocators and the JIT-free but lazy parts of each proxy settle first.
+/// A short keep-alive and bulk run on each proxy, not recorded: page
+/// cache, allocator pools and lazily grown buffers settle before the
+/// first measured run.
 fn warm_up(env: &Env<'_>, proxies: &[Proxy], s: &Settings) {
     let short = Settings { duration: s.duration.min(Duration::from_millis(500)), ..s.clone() };
     for proxy in proxies {
