@@ -52,6 +52,43 @@ fn a_64_mib_stream_arrives_byte_exact_both_ways_in_every_mode() {
 }
 
 #[test]
+fn a_fast_one_way_download_arrives_whole_in_every_mode() {
+    // The endpoint writes as fast as it can and the client reads as fast as
+    // it can: the proxy's copy loop never waits on either socket.
+    const LEN: usize = 512 * 1024 * 1024;
+    for mode in ["always", "never", "auto"] {
+        let endpoint = Endpoint::spawn(fresh_ip(), |mut stream| {
+            let chunk = vec![7u8; 256 * 1024];
+            let mut left = LEN;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if stream.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        let (frontend, yaml) = service_of("download", endpoint.addr);
+        let download = || -> std::io::Result<usize> {
+            let mut stream = connect(frontend)?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0;
+            loop {
+                match stream.read(&mut buf)? {
+                    0 => return Ok(total),
+                    n => total += n,
+                }
+            }
+        };
+        let (_proxy, _) = Proxy::serving(&yaml, &["--splice", mode], download);
+        let started = Instant::now();
+        assert_eq!(download().expect("download"), LEN, "--splice {mode}");
+        eprintln!("--splice {mode}: 512 MiB one way in {:?}", started.elapsed());
+    }
+}
+
+#[test]
 fn a_half_close_passes_while_the_reply_flows_in_every_mode() {
     for mode in MODES {
         let endpoint = Endpoint::reply_after_eof(fresh_ip());

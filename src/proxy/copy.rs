@@ -80,7 +80,10 @@ async fn one_way(
         return splice_or_copy(from, to, tally).await;
     }
     loop {
-        from.readable().await?;
+        // Not `readable()`: that future ignores the task's cooperative
+        // budget, and a read refused for want of budget would then loop
+        // here forever without yielding (a fast one-way stream did).
+        poll_fn(|cx| from.as_ref().poll_read_ready(cx)).await?;
         let mut buffer = take();
         let Some(read) = read_once(&mut from, &mut buffer).await else {
             give(buffer);
@@ -121,8 +124,9 @@ async fn splice_or_copy(
 }
 
 /// One read if the socket has data; `None` when it had none after all (its
-/// readiness is cleared then). A short read also clears readiness, so the
-/// next wait parks at once instead of costing a read that finds nothing.
+/// readiness is cleared then) or the task's budget is spent (it is woken
+/// again at once). A short read also clears readiness, so the next wait
+/// parks at once instead of costing a read that finds nothing.
 async fn read_once(from: &mut ReadHalf<'_>, buffer: &mut [u8]) -> Option<io::Result<usize>> {
     poll_fn(|cx| {
         let mut buf = ReadBuf::new(buffer);
