@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
@@ -64,9 +64,7 @@ pub enum Error {
 /// first Snapshot is published and its listeners spawned.
 pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
     listener::raise_fd_limit();
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(Error::Signals)?;
+    let mut signals = Signals::install()?;
     let ctx = Arc::new(Context::new(config.connect_timeout, config.splice)?);
     let health = Arc::new(Health::default());
     let (healthz, metrics) =
@@ -84,28 +82,50 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     }
     loop {
         tokio::select! {
-            () = watch.changed() => {
-                plane.publish().await?;
-                health.published();
-            }
-            _ = hup.recv() => {
+            () = watch.changed() => plane.publish().await?,
+            _ = signals.hup.recv() => {
                 info!("SIGHUP: re-reading every source");
                 plane.publish().await?;
-                health.published();
             }
-            _ = int.recv() => {
+            _ = signals.int.recv() => {
                 info!("SIGINT: exiting");
                 return Ok(());
             }
-            _ = term.recv() => break,
+            _ = signals.term.recv() => break,
         }
+        health.published();
     }
     // Health first: by the time a frontend refuses, /healthz says so too.
     health.drain();
     plane.listeners.close();
-    info!(live = ctx.tracker.live(), timeout = ?config.drain_timeout, "SIGTERM: draining");
+    drain(&ctx, config.drain_timeout, &mut signals).await;
+    Ok(())
+}
+
+/// The signals the daemon answers.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, Error> {
+        let on = |kind| signal(kind).map_err(Error::Signals);
+        Ok(Self {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Lets live connections finish for up to `timeout`, then resets the rest;
+/// a second SIGTERM, or SIGINT, ends it at once.
+async fn drain(ctx: &Context, timeout: Duration, signals: &mut Signals) {
+    info!(live = ctx.tracker.live(), ?timeout, "SIGTERM: draining");
     tokio::select! {
-        left = ctx.tracker.drain(config.drain_timeout) => {
+        left = ctx.tracker.drain(timeout) => {
             if left > 0 {
                 warn!(left, "drain timeout: resetting the remaining connections");
                 ctx.tracker.abort();
@@ -113,10 +133,9 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
                 ctx.tracker.drain(ABORT_GRACE).await;
             }
         }
-        _ = term.recv() => info!("second SIGTERM: exiting"),
-        _ = int.recv() => info!("SIGINT: exiting"),
+        _ = signals.term.recv() => info!("second SIGTERM: exiting"),
+        _ = signals.int.recv() => info!("SIGINT: exiting"),
     }
-    Ok(())
 }
 
 /// The control plane's state between rebuilds.
