@@ -1,12 +1,14 @@
 //! Bulk TCP through a pipe with `splice(2)`: socket → pipe → socket, the
 //! bytes never cross into userspace.
 //!
-//! Each splicing direction borrows a pipe from a per-thread pool and gives it
-//! back empty when the direction ends; a pipe still holding bytes (the
-//! direction failed mid-way) is closed instead, so a pooled pipe never leaks
-//! one connection's data into another.
+//! A splicing direction borrows a pipe from a per-thread pool while bytes
+//! flow and gives it back empty when its socket runs dry, so an idle
+//! connection holds no pipe; a pipe still holding bytes (the direction
+//! failed mid-way) is closed instead, so a pooled pipe never leaks one
+//! connection's data into another.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -56,45 +58,49 @@ struct Pipe {
 }
 
 /// Moves bytes from `from` to `to` until EOF on `from` (Ok) or a failure;
-/// `moved` hears of each chunk delivered. The caller passes EOF on.
+/// `moved` hears of each chunk delivered. The caller passes EOF on. A pipe
+/// is held only while bytes flow: an idle direction gives it back.
 pub async fn one_way(
     from: &TcpStream,
     to: &TcpStream,
     moved: &mut impl FnMut(usize),
 ) -> Result<(), Error> {
-    let mut pipe = Pipe::take().map_err(Error::Unsupported)?;
     let mut first = true;
-    let result = loop {
-        let n = match fill(from, &pipe).await {
-            Ok(n) => n,
-            Err(e) if first && is_unsupported(&e) => break Err(Error::Unsupported(e)),
-            Err(e) => break Err(Error::Io(e)),
-        };
-        first = false;
-        if n == 0 {
-            break Ok(());
-        }
-        pipe.held = n;
-        while pipe.held > 0 {
-            match drain(&pipe, to).await {
-                Ok(sent) => pipe.held -= sent,
+    loop {
+        // Waits within tokio's cooperative budget, like the copy loop.
+        poll_fn(|cx| from.poll_read_ready(cx)).await.map_err(Error::Io)?;
+        // Nothing sits in any pipe here: without one, copying can go on.
+        let mut pipe = Pipe::take().map_err(Error::Unsupported)?;
+        loop {
+            let n = match fill(from, &pipe) {
+                Ok(0) => {
+                    pipe.give();
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if first && is_unsupported(&e) => return Err(Error::Unsupported(e)),
                 Err(e) => return Err(Error::Io(e)),
+            };
+            first = false;
+            pipe.held = n;
+            while pipe.held > 0 {
+                pipe.held -= drain(&pipe, to).await.map_err(Error::Io)?;
             }
+            moved(n);
         }
-        moved(n);
-    };
-    pipe.give();
-    result
+        pipe.give();
+    }
 }
 
-/// Socket → pipe, waiting for data. The pipe is empty, so EAGAIN can only
-/// mean the socket has nothing.
-async fn fill(from: &TcpStream, pipe: &Pipe) -> io::Result<usize> {
-    from.async_io(Interest::READABLE, || {
+/// Socket → pipe, without waiting; WouldBlock clears the socket's
+/// readiness. The pipe is empty, so EAGAIN can only mean the socket has
+/// nothing.
+fn fill(from: &TcpStream, pipe: &Pipe) -> io::Result<usize> {
+    from.try_io(Interest::READABLE, || {
         splice(from, None, &pipe.tx, None, CHUNK, SpliceFlags::MOVE | SpliceFlags::NONBLOCK)
             .map_err(io::Error::from)
     })
-    .await
 }
 
 /// Pipe → socket, waiting for room.
