@@ -22,7 +22,7 @@ mod resolve;
 mod service;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use endpoints::{Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Subset};
 pub use resolve::{Catalog, Endpoint, usable};

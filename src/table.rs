@@ -66,14 +66,16 @@ pub struct Route {
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
     /// Round-robin position, shared by every Route of one ServicePort (its
-    /// ClusterIP, NodePort and external frontends); the only mutable part.
+    /// ClusterIP, NodePort and external frontends) and kept across rebuilds
+    /// with the port's [`PortStats`]; the only mutable part.
     pub cursor: Arc<Cursor>,
     /// The Service port's metric children, resolved at build time.
     pub stats: Arc<PortStats>,
 }
 
 /// A round-robin counter shared by every connection of one ServicePort. A
-/// new Snapshot starts it again at zero.
+/// new Snapshot carries it on while the port exists, so a reload does not
+/// send the next connections to the first endpoint again.
 #[derive(Debug, Default)]
 pub struct Cursor(AtomicUsize);
 
@@ -159,3 +161,6 @@ impl fmt::Display for Frontend {
         write!(f, "{}/{}", self.addr, self.protocol)
     }
 }
+
+#[cfg(test)]
+mod tests;

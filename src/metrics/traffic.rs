@@ -21,6 +21,7 @@ use super::{
     REJECTED_CONNECTIONS, SENT_BYTES,
 };
 use crate::model::ServiceId;
+use crate::table::Cursor;
 
 /// Upper bounds of the connection-duration buckets, in seconds.
 const BUCKETS: [f64; 12] =
@@ -68,6 +69,11 @@ pub struct PortStats {
     pub duration: Histogram,
     /// By [`REJECT_REASONS`].
     pub rejected: [Counter; 2],
+    /// The port's round-robin position. Not a metric, but it has the same
+    /// key, sharing and lifetime: kept here, a rebuild keeps the rotation
+    /// going (instead of sending the next connections to the first
+    /// endpoint again) with no lookup of its own.
+    pub cursor: Arc<Cursor>,
     endpoints: Mutex<HashMap<SocketAddr, Arc<EndpointStats>>>,
     /// The last build that used this port.
     seen: AtomicU64,
@@ -148,6 +154,7 @@ impl PortStats {
             sent: Counter::default(),
             duration: Histogram::default(),
             rejected: Default::default(),
+            cursor: Arc::default(),
             endpoints: Mutex::new(HashMap::new()),
             seen: AtomicU64::new(0),
         }

@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::{App, Cursor, Frontend, FrontendKind, Route, Snapshot, Target};
+use super::{App, Frontend, FrontendKind, Route, Snapshot, Target};
 use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
 use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
 
@@ -60,7 +60,6 @@ struct PortBuild<'a> {
     port: &'a ServicePort,
     endpoints: &'a [Endpoint],
     label: Arc<str>,
-    cursor: Arc<Cursor>,
     stats: Arc<PortStats>,
     metrics: &'a Metrics,
     in_use: &'a InUse,
@@ -76,16 +75,7 @@ impl<'a> PortBuild<'a> {
     ) -> Self {
         let label: Arc<str> = port.label().into();
         let stats = metrics.port(&service.service.id, &label, in_use);
-        Self {
-            service,
-            port,
-            endpoints,
-            label,
-            cursor: Arc::new(Cursor::default()),
-            stats,
-            metrics,
-            in_use,
-        }
+        Self { service, port, endpoints, label, stats, metrics, in_use }
     }
 
     /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
@@ -128,7 +118,7 @@ impl<'a> PortBuild<'a> {
             app: App::of(self.port),
             targets,
             affinity: spec.affinity,
-            cursor: self.cursor.clone(),
+            cursor: self.stats.cursor.clone(),
             stats: self.stats.clone(),
         })
     }
