@@ -80,7 +80,7 @@ impl Control {
                 let (file, key) = (object.origin.file.display(), object.key());
                 warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
             }
-            let current = || self.files.values().flatten().filter(|o| !rejected.contains(&o.key()));
+            let current = || self.files.values().flatten().filter(|o| !rejected.contains(o.key()));
             let retry = Model::build(current().chain(fallback.iter().copied()), &self.options);
             // Only what the retry served: never an object rejected at first.
             let good = valid(current().chain(fallback), &retry);
@@ -156,7 +156,7 @@ fn valid<'a>(
     model: &Model,
 ) -> HashMap<ObjectKey, Object> {
     let rejected: HashSet<&ObjectKey> = model.errors.iter().map(|e| e.key()).collect();
-    objects.filter(|o| !rejected.contains(&o.key())).map(|o| (o.key(), o.clone())).collect()
+    objects.filter(|o| !rejected.contains(o.key())).map(|o| (o.key().clone(), o.clone())).collect()
 }
 
 /// The retry's Services with the first build's errors (they point at the

@@ -18,6 +18,7 @@ use crate::manifest::{self, FieldPath, ObjectKey, Resource};
 mod allocate;
 mod endpoints;
 mod field;
+mod names;
 mod resolve;
 mod service;
 
@@ -112,16 +113,24 @@ impl Model {
         let objects = objects.into_iter();
         let mut services = Vec::with_capacity(objects.size_hint().0);
         let mut catalog = Catalog::default();
+        let mut names = names::Names::default();
         for object in objects {
-            let origin = &object.origin;
+            let (origin, key, names) = (&object.origin, object.key(), &mut names);
             let result = match &object.resource {
-                Resource::Service(raw) => service::validate(raw, origin).map(|s| services.push(s)),
-                Resource::Endpoints(raw) => {
-                    endpoints::endpoints(raw, origin).map(|e| catalog.add_endpoints(e))
+                Resource::Service(raw) => {
+                    service::validate(raw, key, origin, names).map(|s| services.push(s))
                 }
-                Resource::EndpointSlice(raw) => endpoints::slice(raw, origin)
-                    .map(|s| s.into_iter().for_each(|s| catalog.add_slice(s))),
-                Resource::Pod(raw) => endpoints::pod(raw, origin).map(|p| catalog.add_pod(p)),
+                Resource::Endpoints(raw) => {
+                    endpoints::endpoints(raw, key, origin, names).map(|e| catalog.add_endpoints(e))
+                }
+                Resource::EndpointSlice(raw) => {
+                    endpoints::slice(raw, key, origin, names).map(|s| {
+                        s.into_iter().for_each(|(to, s)| catalog.add_slice(&key.namespace, to, s))
+                    })
+                }
+                Resource::Pod(raw) => {
+                    endpoints::pod(raw, key, origin, names).map(|p| catalog.add_pod(p))
+                }
             };
             if let Err(e) = result {
                 errors.extend(e);
@@ -153,7 +162,7 @@ fn sorted(services: Vec<Service>) -> Vec<Service> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
-fn resolve(service: Service, catalog: &Catalog, options: &Options) -> Resolved {
+fn resolve(service: Service, catalog: &Catalog<'_>, options: &Options) -> Resolved {
     let skip = skip(&service, options);
     let endpoints = service.ports.iter().map(|p| catalog.resolve(&service, p)).collect();
     Resolved { service, skip, endpoints }

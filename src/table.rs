@@ -6,12 +6,13 @@
 //! through one `ArcSwap` and never mutates one: a connection resolves its
 //! Route once and keeps the `Arc<Route>`, not the Snapshot.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use crate::metrics::{EndpointStats, Metrics, PortStats};
 use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort};
@@ -83,7 +84,7 @@ pub struct Cursor(AtomicUsize);
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub generation: u64,
-    routes: HashMap<Frontend, Arc<Route>>,
+    routes: FxHashMap<Frontend, Arc<Route>>,
     /// The Services it was built from, sorted by namespace/name.
     pub services: Vec<Resolved>,
     /// Frontends claimed by two Services (the first in sorted order wins).
@@ -148,7 +149,7 @@ impl App {
         let by_app = port.app_protocol.as_deref().is_some_and(|a| {
             matches!(a, "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http")
         });
-        let name = port.name.as_str();
+        let name = &*port.name;
         let by_name = matches!(name, "http" | "grpc" | "h2c")
             || name.starts_with("http-")
             || name.starts_with("grpc-");

@@ -3,10 +3,11 @@
 //! Source, first that exists for the Service: its EndpointSlices, else its
 //! Endpoints object, else the Pods its selector matches.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use super::ServiceId;
+use rustc_hash::FxHashMap;
+
 use super::endpoints::{EndpointSet, PodInfo, Subset};
 use super::service::{Service, ServicePort, TargetPort};
 
@@ -17,38 +18,45 @@ pub struct Endpoint {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
-    pub node_name: Option<String>,
+    pub node_name: Option<Arc<str>>,
 }
 
-/// Every endpoint-carrying object, indexed for resolution.
+/// A Service's namespace and name, borrowed from the objects.
+type ServiceKey<'a> = (&'a str, &'a str);
+
+/// Every endpoint-carrying object, indexed for resolution; borrows from the
+/// objects of one model build.
 #[derive(Debug, Default)]
-pub struct Catalog {
-    slices: HashMap<ServiceId, Vec<EndpointSet>>,
-    endpoints: HashMap<ServiceId, EndpointSet>,
-    pods: HashMap<String, Vec<PodInfo>>,
+pub struct Catalog<'a> {
+    /// The subsets of every EndpointSlice of each Service.
+    slices: FxHashMap<ServiceKey<'a>, Vec<Subset>>,
+    endpoints: FxHashMap<ServiceKey<'a>, Vec<Subset>>,
+    pods: FxHashMap<&'a str, Vec<PodInfo<'a>>>,
 }
 
 // === impl Catalog ===
 
-impl Catalog {
-    pub fn add_slice(&mut self, set: EndpointSet) {
-        self.slices.entry(set.service.clone()).or_default().push(set);
+impl<'a> Catalog<'a> {
+    /// Adds one EndpointSlice of the Service `service` in `namespace`.
+    pub fn add_slice(&mut self, namespace: &'a str, service: &'a str, subset: Subset) {
+        self.slices.entry((namespace, service)).or_default().push(subset);
     }
 
-    pub fn add_endpoints(&mut self, set: EndpointSet) {
-        self.endpoints.insert(set.service.clone(), set);
+    pub fn add_endpoints(&mut self, set: EndpointSet<'a>) {
+        self.endpoints.insert(set.service, set.subsets);
     }
 
-    pub fn add_pod(&mut self, pod: PodInfo) {
-        self.pods.entry(pod.namespace.clone()).or_default().push(pod);
+    pub fn add_pod(&mut self, pod: PodInfo<'a>) {
+        self.pods.entry(pod.namespace).or_default().push(pod);
     }
 
     /// Every endpoint of `port`, sorted by address, duplicates merged.
     pub fn resolve(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
-        let mut found = if let Some(slices) = self.slices.get(&service.id) {
-            subsets(slices.iter().flat_map(|s| &s.subsets), port)
-        } else if let Some(set) = self.endpoints.get(&service.id) {
-            subsets(set.subsets.iter(), port)
+        let key = (&*service.id.namespace, &*service.id.name);
+        let mut found = if let Some(slices) = self.slices.get(&key) {
+            subsets(slices.iter(), port)
+        } else if let Some(set) = self.endpoints.get(&key) {
+            subsets(set.iter(), port)
         } else {
             self.selected_pods(service, port)
         };
@@ -72,7 +80,10 @@ impl Catalog {
         };
         let pods = self.pods.get(&*service.id.namespace).map(Vec::as_slice).unwrap_or_default();
         pods.iter()
-            .filter(|pod| selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+            .filter(|pod| {
+                let labels = pod.labels;
+                selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            })
             .filter_map(|pod| {
                 let address = pod.address.as_ref()?;
                 let number = match &port.target {
@@ -81,7 +92,7 @@ impl Catalog {
                         let p = pod
                             .ports
                             .iter()
-                            .find(|p| &p.name == name && p.protocol == port.protocol)?;
+                            .find(|p| *p.name == **name && p.protocol == port.protocol)?;
                         p.port
                     }
                 };
@@ -99,7 +110,7 @@ impl Catalog {
 }
 
 /// Endpoints of subsets whose port name and protocol match the ServicePort.
-fn subsets<'a>(subsets: impl Iterator<Item = &'a Subset>, port: &ServicePort) -> Vec<Endpoint> {
+fn subsets<'s>(subsets: impl Iterator<Item = &'s Subset>, port: &ServicePort) -> Vec<Endpoint> {
     let mut out = Vec::new();
     for subset in subsets {
         let Some(matched) =
