@@ -15,13 +15,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use crate::manifest::{self, Loaded, Object, ObjectKey};
+use crate::manifest::{self, Object, ObjectKey};
 use crate::metrics::Metrics;
 use crate::model::{Model, Options};
 use crate::proxy::Context;
 use crate::table::Snapshot;
 
+mod files;
 pub mod watch;
+
+use files::Files;
 
 /// Rebuilds and publishes Snapshots from the manifest paths.
 #[derive(Debug)]
@@ -32,7 +35,7 @@ pub struct Control {
     node_ips: Vec<IpAddr>,
     generation: u64,
     /// The objects each file yielded when it last parsed.
-    files: HashMap<PathBuf, Vec<Object>>,
+    files: Files,
     /// The last valid version of every object in service.
     good: HashMap<ObjectKey, Object>,
 }
@@ -54,7 +57,7 @@ impl Control {
             options,
             node_ips,
             generation: 0,
-            files: HashMap::new(),
+            files: Files::default(),
             good: HashMap::new(),
         }
     }
@@ -66,8 +69,8 @@ impl Control {
         let started = Instant::now();
         // Flattened first: each item of a broken List names its own object.
         let errors: Vec<manifest::Error> =
-            self.read().into_iter().flat_map(manifest::Error::flatten).collect();
-        let mut model = Model::build(self.files.values().flatten(), &self.options);
+            self.files.read(&self.paths).into_iter().flat_map(manifest::Error::flatten).collect();
+        let mut model = Model::build(self.files.objects(), &self.options);
         let rejected: HashSet<ObjectKey> = model
             .errors
             .iter()
@@ -80,14 +83,14 @@ impl Control {
                 let (file, key) = (object.origin.file.display(), object.key());
                 warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
             }
-            let current = || self.files.values().flatten().filter(|o| !rejected.contains(o.key()));
+            let current = || self.files.objects().filter(|o| !rejected.contains(o.key()));
             let retry = Model::build(current().chain(fallback.iter().copied()), &self.options);
             // Only what the retry served: never an object rejected at first.
             let good = valid(current().chain(fallback), &retry);
             model = merge(model, retry);
             self.good = good;
         } else {
-            self.good = valid(self.files.values().flatten(), &model);
+            self.good = valid(self.files.objects(), &model);
         }
         let invalid = errors.len() + model.invalid_objects();
         let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -117,36 +120,6 @@ impl Control {
             "routing table published"
         );
         Outcome { snapshot, errors: messages }
-    }
-
-    /// Reads every file; a file that cannot be read or parsed as a whole
-    /// keeps the objects it had. Returns the errors found.
-    fn read(&mut self) -> Vec<manifest::Error> {
-        let (files, mut errors) = manifest::discover(&self.paths);
-        let mut fresh: HashMap<PathBuf, Vec<Object>> = HashMap::with_capacity(files.len());
-        for file in files {
-            let mut loaded = Loaded::default();
-            let parsed = match manifest::read(&file) {
-                Ok(text) => loaded.add_text(&file, &text),
-                Err(e) => {
-                    loaded.errors.push(e);
-                    false
-                }
-            };
-            errors.append(&mut loaded.errors);
-            let objects =
-                if parsed { loaded.objects } else { self.files.remove(&file).unwrap_or_default() };
-            fresh.insert(file, objects);
-        }
-        for error in &errors {
-            if let manifest::Error::Missing { file } = error
-                && let Some(objects) = self.files.remove(file)
-            {
-                fresh.insert(file.clone(), objects);
-            }
-        }
-        self.files = fresh;
-        errors
     }
 }
 
