@@ -7,17 +7,18 @@
 //! inside a watched directory removes them). Every such fault is logged
 //! with its file, object and field, and counted as a failed reload.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use rustc_hash::FxHashMap;
 use tracing::{info, warn};
 
 use crate::manifest::{self, Object, ObjectKey};
 use crate::metrics::Metrics;
-use crate::model::{Model, Options};
+use crate::model::{Memo, Model, Options};
 use crate::proxy::Context;
 use crate::table::Snapshot;
 
@@ -36,8 +37,10 @@ pub struct Control {
     generation: u64,
     /// The objects each file yielded when it last parsed.
     files: Files,
+    /// Their validation, redone only for objects new since the last build.
+    memo: Memo,
     /// The last valid version of every object in service.
-    good: HashMap<ObjectKey, Object>,
+    good: FxHashMap<ObjectKey, Object>,
 }
 
 /// What one rebuild found.
@@ -58,7 +61,8 @@ impl Control {
             node_ips,
             generation: 0,
             files: Files::default(),
-            good: HashMap::new(),
+            memo: Memo::default(),
+            good: FxHashMap::default(),
         }
     }
 
@@ -70,28 +74,7 @@ impl Control {
         // Flattened first: each item of a broken List names its own object.
         let errors: Vec<manifest::Error> =
             self.files.read(&self.paths).into_iter().flat_map(manifest::Error::flatten).collect();
-        let mut model = Model::build(self.files.objects(), &self.options);
-        let rejected: HashSet<ObjectKey> = model
-            .errors
-            .iter()
-            .map(|e| e.key().clone())
-            .chain(errors.iter().filter_map(|e| e.key().cloned()))
-            .collect();
-        let fallback: Vec<&Object> = rejected.iter().filter_map(|k| self.good.get(k)).collect();
-        if !fallback.is_empty() {
-            for object in &fallback {
-                let (file, key) = (object.origin.file.display(), object.key());
-                warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
-            }
-            let current = || self.files.objects().filter(|o| !rejected.contains(o.key()));
-            let retry = Model::build(current().chain(fallback.iter().copied()), &self.options);
-            // Only what the retry served: never an object rejected at first.
-            let good = valid(current().chain(fallback), &retry);
-            model = merge(model, retry);
-            self.good = good;
-        } else {
-            self.good = valid(self.files.objects(), &model);
-        }
+        let model = self.model(&errors);
         let invalid = errors.len() + model.invalid_objects();
         let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         messages.extend(model.errors.iter().map(ToString::to_string));
@@ -109,7 +92,7 @@ impl Control {
         for conflict in &snapshot.conflicts {
             warn!("{conflict}");
         }
-        ctx.table.store(snapshot.clone());
+        let previous = ctx.table.swap(snapshot.clone());
         record(metrics, &snapshot, invalid, started);
         info!(
             generation = self.generation,
@@ -119,7 +102,39 @@ impl Control {
             took = ?started.elapsed(),
             "routing table published"
         );
+        // Freeing the old Snapshot (when no connection holds it) is not part
+        // of publishing the new one: it is left out of the sync duration.
+        drop(previous);
         Outcome { snapshot, errors: messages }
+    }
+
+    /// The model of every object; an object rejected now that was valid
+    /// before is served in its last valid version.
+    fn model(&mut self, errors: &[manifest::Error]) -> Model {
+        let model = Model::rebuild(self.files.objects(), &self.options, &mut self.memo);
+        let rejected: HashSet<ObjectKey> = model
+            .errors
+            .iter()
+            .map(|e| e.key().clone())
+            .chain(errors.iter().filter_map(|e| e.key().cloned()))
+            .collect();
+        let fallback: Vec<&Object> = rejected.iter().filter_map(|k| self.good.get(k)).collect();
+        if !fallback.is_empty() {
+            for object in &fallback {
+                let (file, key) = (object.origin.file.display(), object.key());
+                warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
+            }
+            let current = || self.files.objects().filter(|o| !rejected.contains(o.key()));
+            let retry = current().chain(fallback.iter().copied());
+            let retry = Model::rebuild(retry, &self.options, &mut self.memo);
+            // Only what the retry served: never an object rejected at first.
+            let good = valid(current().chain(fallback), &retry);
+            self.good = good;
+            merge(model, retry)
+        } else {
+            self.good = valid(self.files.objects(), &model);
+            model
+        }
     }
 }
 
@@ -127,7 +142,7 @@ impl Control {
 fn valid<'a>(
     objects: impl Iterator<Item = &'a Object>,
     model: &Model,
-) -> HashMap<ObjectKey, Object> {
+) -> FxHashMap<ObjectKey, Object> {
     let rejected: HashSet<&ObjectKey> = model.errors.iter().map(|e| e.key()).collect();
     objects.filter(|o| !rejected.contains(o.key())).map(|o| (o.key().clone(), o.clone())).collect()
 }

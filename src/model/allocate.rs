@@ -14,8 +14,13 @@
 //!
 //! A Service's value therefore moves only when another Service takes its
 //! slot first, never because files were read in another order.
+//!
+//! Services arrive shared with the validation kept for the next rebuild:
+//! one that needs a value filled in is copied first, so what is kept stays
+//! as written.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use rustc_hash::FxHashSet;
@@ -28,16 +33,20 @@ use crate::manifest::{FieldPath, Kind};
 /// Fills in missing ClusterIPs and NodePorts; returns the Services that keep
 /// a consistent allocation and the errors of those rejected. `services` must
 /// be sorted by id.
-pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Vec<Error>) {
+pub(crate) fn allocate(
+    services: Vec<Arc<Service>>,
+    cidr: IpNet,
+) -> (Vec<Arc<Service>>, Vec<Error>) {
     let mut errors = Vec::new();
     let services = claim_cluster_ips(services, &mut errors);
     let services = claim_node_ports(services, &mut errors);
-    let mut taken: FxHashSet<IpAddr> = services.iter().flat_map(explicit_ips).copied().collect();
+    let mut taken: FxHashSet<IpAddr> =
+        services.iter().flat_map(|s| explicit_ips(s)).copied().collect();
     let mut out = Vec::with_capacity(services.len());
     for mut service in services {
         if service.cluster_ip == ClusterIp::Allocate {
             match free_ip(cidr, &service, &mut taken) {
-                Some(ip) => service.cluster_ip = ClusterIp::Set(vec![ip]),
+                Some(ip) => Arc::make_mut(&mut service).cluster_ip = ClusterIp::Set(vec![ip]),
                 None => {
                     let mut f = Fields::new(
                         &service.origin,
@@ -59,7 +68,8 @@ pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Ve
         .flat_map(|s| s.ports.iter().filter_map(|p| Some((p.node_port?, p.protocol))))
         .collect();
     for service in &mut out {
-        if needs_node_ports(service) {
+        if needs_node_ports(service) && service.ports.iter().any(|p| p.node_port.is_none()) {
+            let service = Arc::make_mut(service);
             let key = service.id.to_string();
             for port in service.ports.iter_mut().filter(|p| p.node_port.is_none()) {
                 let start = fnv1a(&[&key, &port.label, port.protocol.as_str()]);
@@ -86,7 +96,7 @@ fn needs_node_ports(service: &Service) -> bool {
 }
 
 /// Keeps the first Service (sorted order) that names each explicit ClusterIP.
-fn claim_cluster_ips(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Service> {
+fn claim_cluster_ips(services: Vec<Arc<Service>>, errors: &mut Vec<Error>) -> Vec<Arc<Service>> {
     let mut taken = FxHashSet::with_capacity_and_hasher(services.len(), Default::default());
     services
         .into_iter()
@@ -111,7 +121,7 @@ fn claim_cluster_ips(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Ser
 }
 
 /// Keeps the first Service (sorted order) that names each explicit NodePort.
-fn claim_node_ports(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Service> {
+fn claim_node_ports(services: Vec<Arc<Service>>, errors: &mut Vec<Error>) -> Vec<Arc<Service>> {
     let mut taken = FxHashSet::default();
     services
         .into_iter()

@@ -1,10 +1,8 @@
 //! Validation of the objects that carry endpoints: `EndpointSlice`,
 //! `Endpoints` and `Pod`, each normalised to addresses and named ports.
 //!
-//! These views live only while one model is built, so they borrow their
-//! names from the objects instead of copying them: a cluster has tens of
-//! thousands of endpoints, and each copy is an allocation and a free on
-//! every rebuild.
+//! The results are kept across rebuilds while their object is unchanged
+//! (see `memo`), so they own what they need; repeated names are shared.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -16,7 +14,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use super::field::{self, Fields};
 use super::names::Names;
 use super::service::port_number;
-use super::{Error, Protocol};
+use super::{Error, Protocol, ServiceId};
 use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
 
 /// The label that ties an EndpointSlice to its Service.
@@ -53,18 +51,17 @@ pub struct Subset {
 
 /// The endpoints of one Service from one EndpointSlice or Endpoints object.
 #[derive(Clone, Debug)]
-pub struct EndpointSet<'a> {
-    /// The Service's namespace and name.
-    pub service: (&'a str, &'a str),
+pub struct EndpointSet {
+    pub service: ServiceId,
     /// One for an EndpointSlice; one per subset for an Endpoints object.
     pub subsets: Vec<Subset>,
 }
 
 /// A validated Pod: what selection and named-port resolution need.
 #[derive(Clone, Debug)]
-pub struct PodInfo<'a> {
-    pub namespace: &'a str,
-    pub labels: Option<&'a BTreeMap<String, String>>,
+pub struct PodInfo {
+    pub namespace: Arc<str>,
+    pub labels: BTreeMap<String, String>,
     /// `status.podIP`; a Pod without one is not an endpoint.
     pub address: Option<Address>,
     pub ports: Vec<EndpointPort>,
@@ -72,12 +69,12 @@ pub struct PodInfo<'a> {
 
 /// Validates an EndpointSlice; `None` when it belongs to no Service or
 /// carries FQDN addresses (not proxied).
-pub(crate) fn slice<'a>(
-    raw: &'a discovery::EndpointSlice,
-    key: &'a ObjectKey,
+pub(crate) fn slice(
+    raw: &discovery::EndpointSlice,
+    key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
-) -> Result<Option<(&'a str, Subset)>, Vec<Error>> {
+) -> Result<Option<EndpointSet>, Vec<Error>> {
     let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::EndpointSlice, namespace, name);
     let family = match raw.address_type.as_str() {
@@ -126,7 +123,10 @@ pub(crate) fn slice<'a>(
         subset.addresses.push(slice_address(ip, endpoint, names));
     }
     let set = match (family, service) {
-        (Some(_), Some(service)) => Some((service.as_str(), subset)),
+        (Some(_), Some(service)) => Some(EndpointSet {
+            service: ServiceId { namespace: names.get(namespace), name: names.get(service) },
+            subsets: vec![subset],
+        }),
         _ => None,
     };
     f.finish(set)
@@ -143,12 +143,12 @@ fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) 
 }
 
 /// Validates a `v1 Endpoints` object.
-pub(crate) fn endpoints<'a>(
-    raw: &'a core::Endpoints,
-    key: &'a ObjectKey,
+pub(crate) fn endpoints(
+    raw: &core::Endpoints,
+    key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
-) -> Result<EndpointSet<'a>, Vec<Error>> {
+) -> Result<EndpointSet, Vec<Error>> {
     let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::Endpoints, namespace, name);
     let mut subsets = Vec::new();
@@ -184,16 +184,17 @@ pub(crate) fn endpoints<'a>(
         }
         subsets.push(out);
     }
-    f.finish(EndpointSet { service: (namespace, name), subsets })
+    let service = ServiceId { namespace: names.get(namespace), name: names.get(name) };
+    f.finish(EndpointSet { service, subsets })
 }
 
 /// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
-pub(crate) fn pod<'a>(
-    raw: &'a core::Pod,
-    key: &'a ObjectKey,
+pub(crate) fn pod(
+    raw: &core::Pod,
+    key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
-) -> Result<PodInfo<'a>, Vec<Error>> {
+) -> Result<PodInfo, Vec<Error>> {
     let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::Pod, namespace, name);
     if name.is_empty() {
@@ -213,8 +214,8 @@ pub(crate) fn pod<'a>(
         }
     }
     let address = pod_address(&mut f, raw, names);
-    let labels = raw.metadata.labels.as_ref();
-    f.finish(PodInfo { namespace, labels, address, ports })
+    let labels = raw.metadata.labels.clone().unwrap_or_default();
+    f.finish(PodInfo { namespace: names.get(namespace), labels, address, ports })
 }
 
 fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option<Address> {

@@ -1,6 +1,7 @@
-//! Strings that many model values repeat (namespaces, port names, node
-//! names), allocated once per build and shared by every value that names
-//! them: a cluster's 20,000 ports have a handful of distinct names.
+//! Strings that many model values repeat (namespaces, Service, port and
+//! node names), allocated once and shared by every value that names them:
+//! a cluster's 20,000 ports have a handful of distinct names, and a
+//! Service, its EndpointSlices and its Routes share one copy of its id.
 
 use std::sync::Arc;
 
@@ -21,6 +22,11 @@ impl Names {
         let name: Arc<str> = Arc::from(text);
         self.0.insert(name.clone());
         name
+    }
+
+    /// Forgets every name no kept value uses any more.
+    pub(crate) fn retain_shared(&mut self) {
+        self.0.retain(|name| Arc::strong_count(name) > 1);
     }
 
     /// The shared decimal text of `number` (unnamed ports are labelled by it).

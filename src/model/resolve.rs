@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::ServiceId;
 use super::endpoints::{EndpointSet, PodInfo, Subset};
 use super::service::{Service, ServicePort, TargetPort};
 
@@ -21,41 +22,37 @@ pub struct Endpoint {
     pub node_name: Option<Arc<str>>,
 }
 
-/// A Service's namespace and name, borrowed from the objects.
-type ServiceKey<'a> = (&'a str, &'a str);
-
-/// Every endpoint-carrying object, indexed for resolution; borrows from the
-/// objects of one model build.
+/// Every endpoint-carrying object, indexed for resolution; borrows the
+/// validated objects of one model build.
 #[derive(Debug, Default)]
 pub struct Catalog<'a> {
     /// The subsets of every EndpointSlice of each Service.
-    slices: FxHashMap<ServiceKey<'a>, Vec<Subset>>,
-    endpoints: FxHashMap<ServiceKey<'a>, Vec<Subset>>,
-    pods: FxHashMap<&'a str, Vec<PodInfo<'a>>>,
+    slices: FxHashMap<&'a ServiceId, Vec<&'a Subset>>,
+    endpoints: FxHashMap<&'a ServiceId, &'a [Subset]>,
+    pods: FxHashMap<&'a str, Vec<&'a PodInfo>>,
 }
 
 // === impl Catalog ===
 
 impl<'a> Catalog<'a> {
-    /// Adds one EndpointSlice of the Service `service` in `namespace`.
-    pub fn add_slice(&mut self, namespace: &'a str, service: &'a str, subset: Subset) {
-        self.slices.entry((namespace, service)).or_default().push(subset);
+    /// Adds one EndpointSlice.
+    pub fn add_slice(&mut self, set: &'a EndpointSet) {
+        self.slices.entry(&set.service).or_default().extend(&set.subsets);
     }
 
-    pub fn add_endpoints(&mut self, set: EndpointSet<'a>) {
-        self.endpoints.insert(set.service, set.subsets);
+    pub fn add_endpoints(&mut self, set: &'a EndpointSet) {
+        self.endpoints.insert(&set.service, &set.subsets);
     }
 
-    pub fn add_pod(&mut self, pod: PodInfo<'a>) {
-        self.pods.entry(pod.namespace).or_default().push(pod);
+    pub fn add_pod(&mut self, pod: &'a PodInfo) {
+        self.pods.entry(&pod.namespace).or_default().push(pod);
     }
 
     /// Every endpoint of `port`, sorted by address, duplicates merged.
     pub fn resolve(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
-        let key = (&*service.id.namespace, &*service.id.name);
-        let mut found = if let Some(slices) = self.slices.get(&key) {
-            subsets(slices.iter(), port)
-        } else if let Some(set) = self.endpoints.get(&key) {
+        let mut found = if let Some(slices) = self.slices.get(&service.id) {
+            subsets(slices.iter().copied(), port)
+        } else if let Some(set) = self.endpoints.get(&service.id) {
             subsets(set.iter(), port)
         } else {
             self.selected_pods(service, port)
@@ -80,10 +77,7 @@ impl<'a> Catalog<'a> {
         };
         let pods = self.pods.get(&*service.id.namespace).map(Vec::as_slice).unwrap_or_default();
         pods.iter()
-            .filter(|pod| {
-                let labels = pod.labels;
-                selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-            })
+            .filter(|pod| selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
             .filter_map(|pod| {
                 let address = pod.address.as_ref()?;
                 let number = match &port.target {

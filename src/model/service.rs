@@ -128,7 +128,9 @@ pub(crate) fn validate(
     }
     let selector = spec.selector.clone().filter(|s| !s.is_empty());
     f.finish(Service {
-        id: ServiceId { namespace: key.namespace.clone(), name: key.name.clone() },
+        // Interned: a Service and its EndpointSlices then name it with one
+        // shared string, which every lookup by id compares by address.
+        id: ServiceId { namespace: names.get(namespace), name: names.get(name) },
         origin: origin.clone(),
         kind,
         cluster_ip,
