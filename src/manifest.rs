@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use rustc_hash::FxHashSet;
 
 mod file;
 mod node;
@@ -165,13 +166,30 @@ impl Loaded {
             }
         };
         let file: Arc<Path> = Arc::from(file);
+        let first = self.objects.len();
         for (i, node) in documents.iter().enumerate() {
             let doc = object::Document { file: &file, index: i + 1 };
             if let Err(e) = object::decode(&doc, node, &mut self.objects) {
                 self.errors.push(e);
             }
         }
+        share_namespaces(&mut self.objects[first..]);
         true
+    }
+}
+
+/// One copy of each namespace for all of `objects`: a file's objects are
+/// kept for as long as it is unchanged, most of them in one namespace.
+fn share_namespaces(objects: &mut [Object]) {
+    let mut seen: FxHashSet<Arc<str>> = FxHashSet::default();
+    for object in objects {
+        let namespace = &mut object.key.namespace;
+        match seen.get(&**namespace) {
+            Some(shared) => *namespace = shared.clone(),
+            None => {
+                seen.insert(namespace.clone());
+            }
+        }
     }
 }
 

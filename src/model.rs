@@ -27,7 +27,9 @@ mod service;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use endpoints::{Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Subset};
+pub use endpoints::{
+    Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Slice, Subset,
+};
 pub use memo::Memo;
 pub use resolve::{Catalog, Endpoint, usable};
 pub use service::{
@@ -41,7 +43,9 @@ pub const PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
 /// A Service's identity: `namespace/name`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Equality is by text, as the hash is: it only looks at addresses first.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceId {
     pub namespace: Arc<str>,
     pub name: Arc<str>,
@@ -135,11 +139,11 @@ impl Model {
         keep: bool,
     ) -> Self {
         let entries = memo.validate(objects.into_iter(), keep);
+        let mut catalog = Catalog::with_capacity(entries.len() / 2);
         let mut errors = Vec::new();
         let mut services = Vec::with_capacity(entries.len());
-        let mut catalog = Catalog::default();
         for entry in &entries {
-            match &**entry {
+            match entry {
                 Ok(Validated::Service(service)) => services.push(service.clone()),
                 Ok(Validated::Slice(set)) => set.iter().for_each(|s| catalog.add_slice(s)),
                 Ok(Validated::Endpoints(set)) => catalog.add_endpoints(set),
@@ -211,6 +215,15 @@ impl Error {
 impl ServiceId {
     pub fn new(namespace: &str, name: &str) -> Self {
         Self { namespace: Arc::from(namespace), name: Arc::from(name) }
+    }
+}
+
+impl PartialEq for ServiceId {
+    /// By address first: a build interns ids, so equal ids are most often
+    /// one shared string (`Arc<str>`'s own comparison reads the text).
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || **a == **b;
+        same(&self.name, &other.name) && same(&self.namespace, &other.namespace)
     }
 }
 

@@ -38,10 +38,8 @@ pub(crate) fn allocate(
     cidr: IpNet,
 ) -> (Vec<Arc<Service>>, Vec<Error>) {
     let mut errors = Vec::new();
-    let services = claim_cluster_ips(services, &mut errors);
-    let services = claim_node_ports(services, &mut errors);
-    let mut taken: FxHashSet<IpAddr> =
-        services.iter().flat_map(|s| explicit_ips(s)).copied().collect();
+    let (services, mut taken) = claim_cluster_ips(services, &mut errors);
+    let services = claim_node_ports(services, &mut errors, &mut taken);
     let mut out = Vec::with_capacity(services.len());
     for mut service in services {
         if service.cluster_ip == ClusterIp::Allocate {
@@ -95,10 +93,14 @@ fn needs_node_ports(service: &Service) -> bool {
     }
 }
 
-/// Keeps the first Service (sorted order) that names each explicit ClusterIP.
-fn claim_cluster_ips(services: Vec<Arc<Service>>, errors: &mut Vec<Error>) -> Vec<Arc<Service>> {
+/// Keeps the first Service (sorted order) that names each explicit
+/// ClusterIP; returns them and the addresses they claim.
+fn claim_cluster_ips(
+    services: Vec<Arc<Service>>,
+    errors: &mut Vec<Error>,
+) -> (Vec<Arc<Service>>, FxHashSet<IpAddr>) {
     let mut taken = FxHashSet::with_capacity_and_hasher(services.len(), Default::default());
-    services
+    let kept = services
         .into_iter()
         .filter(|service| {
             let ips = explicit_ips(service);
@@ -117,11 +119,17 @@ fn claim_cluster_ips(services: Vec<Arc<Service>>, errors: &mut Vec<Error>) -> Ve
             taken.extend(ips.iter().copied());
             true
         })
-        .collect()
+        .collect();
+    (kept, taken)
 }
 
-/// Keeps the first Service (sorted order) that names each explicit NodePort.
-fn claim_node_ports(services: Vec<Arc<Service>>, errors: &mut Vec<Error>) -> Vec<Arc<Service>> {
+/// Keeps the first Service (sorted order) that names each explicit
+/// NodePort; a Service rejected here frees its ClusterIPs in `ips`.
+fn claim_node_ports(
+    services: Vec<Arc<Service>>,
+    errors: &mut Vec<Error>,
+    ips: &mut FxHashSet<IpAddr>,
+) -> Vec<Arc<Service>> {
     let mut taken = FxHashSet::default();
     services
         .into_iter()
@@ -145,6 +153,9 @@ fn claim_node_ports(services: Vec<Arc<Service>>, errors: &mut Vec<Error>) -> Vec
             }
             if !f.errors.is_empty() {
                 errors.extend(f.errors);
+                for ip in explicit_ips(service) {
+                    ips.remove(ip);
+                }
                 return false;
             }
             taken.extend(mine);

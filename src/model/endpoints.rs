@@ -49,12 +49,18 @@ pub struct Subset {
     pub ports: Vec<EndpointPort>,
 }
 
-/// The endpoints of one Service from one EndpointSlice or Endpoints object.
+/// The endpoints of one Service from its Endpoints object.
 #[derive(Clone, Debug)]
 pub struct EndpointSet {
     pub service: ServiceId,
-    /// One for an EndpointSlice; one per subset for an Endpoints object.
     pub subsets: Vec<Subset>,
+}
+
+/// The endpoints of one Service from one of its EndpointSlices.
+#[derive(Clone, Debug)]
+pub struct Slice {
+    pub service: ServiceId,
+    pub subset: Subset,
 }
 
 /// A validated Pod: what selection and named-port resolution need.
@@ -74,7 +80,7 @@ pub(crate) fn slice(
     key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
-) -> Result<Option<EndpointSet>, Vec<Error>> {
+) -> Result<Option<Slice>, Vec<Error>> {
     let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::EndpointSlice, namespace, name);
     let family = match raw.address_type.as_str() {
@@ -123,9 +129,9 @@ pub(crate) fn slice(
         subset.addresses.push(slice_address(ip, endpoint, names));
     }
     let set = match (family, service) {
-        (Some(_), Some(service)) => Some(EndpointSet {
+        (Some(_), Some(service)) => Some(Slice {
             service: ServiceId { namespace: names.get(namespace), name: names.get(service) },
-            subsets: vec![subset],
+            subset,
         }),
         _ => None,
     };

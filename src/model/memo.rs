@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::Error;
-use super::endpoints::{self, EndpointSet, PodInfo};
+use super::endpoints::{self, EndpointSet, PodInfo, Slice};
 use super::names::Names;
 use super::service::{self, Service};
 use crate::manifest::{Object, Resource};
@@ -22,30 +22,33 @@ use crate::manifest::{Object, Resource};
 #[derive(Debug, Default)]
 pub struct Memo {
     kept: FxHashMap<usize, Kept>,
+    /// The results of a build that keeps nothing.
+    transient: Vec<Entry>,
     /// Port, node and Service names shared by the kept results.
     names: Names,
     build: u64,
 }
 
-/// One object's validation.
-pub(crate) type Entry = Result<Validated, Vec<Error>>;
+/// One object's validation; errors are rare, so boxed.
+pub(crate) type Entry = Result<Validated, Box<[Error]>>;
 
-/// A valid object, in the model's terms.
+/// A valid object, in the model's terms. Boxed: the Memo's map holds one
+/// per object, and a small value keeps its table small.
 #[derive(Debug)]
 pub(crate) enum Validated {
     Service(Arc<Service>),
     /// `None`: a slice that belongs to no Service or lists FQDNs.
-    Slice(Option<EndpointSet>),
-    Endpoints(EndpointSet),
-    Pod(PodInfo),
+    Slice(Option<Box<Slice>>),
+    Endpoints(Box<EndpointSet>),
+    Pod(Box<PodInfo>),
 }
 
 #[derive(Debug)]
 struct Kept {
     /// Held so that no other object can take this one's address while it
     /// is kept.
-    _object: Object,
-    entry: Arc<Entry>,
+    _resource: Resource,
+    entry: Entry,
     seen: u64,
 }
 
@@ -58,29 +61,33 @@ impl Memo {
         &mut self,
         objects: impl Iterator<Item = &'a Object>,
         keep: bool,
-    ) -> Vec<Arc<Entry>> {
+    ) -> Vec<&Entry> {
         self.build += 1;
-        let entries = objects.map(|object| self.entry(object, keep)).collect();
-        if keep {
-            let build = self.build;
-            self.kept.retain(|_, kept| kept.seen == build);
-            self.names.retain_shared();
+        self.transient.clear();
+        if !keep {
+            let names = &mut self.names;
+            self.transient = objects.map(|object| validate(object, names)).collect();
+            return self.transient.iter().collect();
         }
-        entries
+        let addresses: Vec<usize> = objects.map(|object| self.keep(object)).collect();
+        let build = self.build;
+        self.kept.retain(|_, kept| kept.seen == build);
+        self.names.retain_shared();
+        addresses.iter().filter_map(|a| self.kept.get(a)).map(|kept| &kept.entry).collect()
     }
 
-    fn entry(&mut self, object: &Object, keep: bool) -> Arc<Entry> {
+    /// Keeps the validation of `object`; returns its address.
+    fn keep(&mut self, object: &Object) -> usize {
         let address = address(object);
-        if let Some(kept) = self.kept.get_mut(&address) {
-            kept.seen = self.build;
-            return kept.entry.clone();
+        match self.kept.get_mut(&address) {
+            Some(kept) => kept.seen = self.build,
+            None => {
+                let entry = validate(object, &mut self.names);
+                let kept = Kept { _resource: object.resource.clone(), entry, seen: self.build };
+                self.kept.insert(address, kept);
+            }
         }
-        let entry = Arc::new(validate(object, &mut self.names));
-        if keep {
-            let kept = Kept { _object: object.clone(), entry: entry.clone(), seen: self.build };
-            self.kept.insert(address, kept);
-        }
-        entry
+        address
     }
 }
 
@@ -98,18 +105,21 @@ fn address(object: &Object) -> usize {
 
 fn validate(object: &Object, names: &mut Names) -> Entry {
     let (origin, key) = (&object.origin, object.key());
-    match &object.resource {
+    let result = match &object.resource {
         Resource::Service(raw) => {
             service::validate(raw, key, origin, names).map(|s| Validated::Service(Arc::new(s)))
         }
         Resource::EndpointSlice(raw) => {
-            endpoints::slice(raw, key, origin, names).map(Validated::Slice)
+            endpoints::slice(raw, key, origin, names).map(|s| Validated::Slice(s.map(Box::new)))
         }
         Resource::Endpoints(raw) => {
-            endpoints::endpoints(raw, key, origin, names).map(Validated::Endpoints)
+            endpoints::endpoints(raw, key, origin, names).map(|e| Validated::Endpoints(Box::new(e)))
         }
-        Resource::Pod(raw) => endpoints::pod(raw, key, origin, names).map(Validated::Pod),
-    }
+        Resource::Pod(raw) => {
+            endpoints::pod(raw, key, origin, names).map(|p| Validated::Pod(Box::new(p)))
+        }
+    };
+    result.map_err(Vec::into_boxed_slice)
 }
 
 #[cfg(test)]

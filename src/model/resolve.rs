@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::ServiceId;
-use super::endpoints::{EndpointSet, PodInfo, Subset};
+use super::endpoints::{EndpointSet, PodInfo, Slice, Subset};
 use super::service::{Service, ServicePort, TargetPort};
 
 /// One pod ip:port a ServicePort may forward to, with its conditions.
@@ -27,17 +27,40 @@ pub struct Endpoint {
 #[derive(Debug, Default)]
 pub struct Catalog<'a> {
     /// The subsets of every EndpointSlice of each Service.
-    slices: FxHashMap<&'a ServiceId, Vec<&'a Subset>>,
+    slices: FxHashMap<&'a ServiceId, Slices<'a>>,
     endpoints: FxHashMap<&'a ServiceId, &'a [Subset]>,
     pods: FxHashMap<&'a str, Vec<&'a PodInfo>>,
+}
+
+/// The EndpointSlices of one Service: most Services have one, and a list
+/// for each would be one more allocation per Service per rebuild.
+#[derive(Debug)]
+enum Slices<'a> {
+    One(&'a Subset),
+    Many(Vec<&'a Subset>),
 }
 
 // === impl Catalog ===
 
 impl<'a> Catalog<'a> {
+    /// A catalog for about `services` Services.
+    pub fn with_capacity(services: usize) -> Self {
+        Self {
+            slices: FxHashMap::with_capacity_and_hasher(services, Default::default()),
+            ..Self::default()
+        }
+    }
+
     /// Adds one EndpointSlice.
-    pub fn add_slice(&mut self, set: &'a EndpointSet) {
-        self.slices.entry(&set.service).or_default().extend(&set.subsets);
+    pub fn add_slice(&mut self, slice: &'a Slice) {
+        let subset = &slice.subset;
+        self.slices
+            .entry(&slice.service)
+            .and_modify(|slices| match slices {
+                Slices::One(first) => *slices = Slices::Many(vec![*first, subset]),
+                Slices::Many(all) => all.push(subset),
+            })
+            .or_insert(Slices::One(subset));
     }
 
     pub fn add_endpoints(&mut self, set: &'a EndpointSet) {
@@ -51,7 +74,10 @@ impl<'a> Catalog<'a> {
     /// Every endpoint of `port`, sorted by address, duplicates merged.
     pub fn resolve(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
         let mut found = if let Some(slices) = self.slices.get(&service.id) {
-            subsets(slices.iter().copied(), port)
+            match slices {
+                Slices::One(subset) => subsets(std::iter::once(*subset), port),
+                Slices::Many(all) => subsets(all.iter().copied(), port),
+            }
         } else if let Some(set) = self.endpoints.get(&service.id) {
             subsets(set.iter(), port)
         } else {

@@ -1,6 +1,5 @@
 //! Validation and defaulting of one `v1 Service`, as the API server does them.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -78,8 +77,10 @@ pub struct Service {
     /// `status.loadBalancer.ingress[].ip`.
     pub ingress_ips: Vec<IpAddr>,
     pub external_name: Option<String>,
-    /// `None`: no selector, endpoints come from Endpoints/EndpointSlices only.
-    pub selector: Option<BTreeMap<String, String>>,
+    /// `None`: no selector, endpoints come from Endpoints/EndpointSlices
+    /// only. Sorted by key. A list, not a map: a selector has a label or
+    /// two, and a map's smallest node is over 500 bytes.
+    pub selector: Option<Box<[(String, String)]>>,
     /// `sessionAffinity: ClientIP` and its timeout.
     pub affinity: Option<Duration>,
     pub internal_local: bool,
@@ -126,7 +127,9 @@ pub(crate) fn validate(
     if kind == ServiceType::ExternalName && spec.external_name.as_deref().unwrap_or("").is_empty() {
         f.required(FieldPath::of("spec.externalName"));
     }
-    let selector = spec.selector.clone().filter(|s| !s.is_empty());
+    let selector = spec.selector.as_ref().filter(|s| !s.is_empty()).map(|s| {
+        s.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Box<[(String, String)]>>()
+    });
     f.finish(Service {
         // Interned: a Service and its EndpointSlices then name it with one
         // shared string, which every lookup by id compares by address.

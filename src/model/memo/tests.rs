@@ -24,8 +24,7 @@ fn an_unchanged_object_is_validated_once() {
     let second = Model::rebuild(&objects, &options(), &mut memo);
     assert_eq!(memo.kept.len(), 2);
     // Allocation filled in a copy: what is kept stays as written...
-    let kept: Vec<&Arc<Entry>> = memo.kept.values().map(|k| &k.entry).collect();
-    let service = kept.iter().find_map(|e| match &***e {
+    let service = memo.kept.values().find_map(|k| match &k.entry {
         Ok(Validated::Service(s)) => Some(s.clone()),
         _ => None,
     });
