@@ -1,64 +1,180 @@
 //! Snapshot build at cluster scale: 10,000 Services × 2 ports × 3 endpoints
-//! (one EndpointSlice each), as one `kind: List` manifest.
+//! (one EndpointSlice each). Goal (issue #6): from objects already loaded
+//! to a published Snapshot in under 50 ms.
 //!
-//! Compares the stages of a rebuild: YAML text → objects (`parse`), objects
-//! → validated model (`model`), and objects → model → Snapshot (`snapshot`,
-//! the whole rebuild after parsing, reusing the metric entries as the daemon
-//! does; goal: under 50 ms), with the binary's
-//! allocator (the system's) wrapped to count the heap one Snapshot holds.
+//! Compares the stages and the ways a Snapshot comes to be:
+//! - `parse`: YAML text (one `kind: List`) → objects;
+//! - `model`: objects → validated model, cold (as `check` and the
+//!   daemon's first build do it);
+//! - `snapshot`: objects → model → Snapshot, cold, metric entries reused;
+//! - `publish_cold`: the same, stored in an `ArcSwap` as the daemon
+//!   publishes it;
+//! - `publish`: the daemon's rebuild: the objects and the validation Memo
+//!   of the last build, model → Snapshot → stored;
+//! - `one_file_changed`: the daemon's whole rebuild (`Control::rebuild`)
+//!   over 100 files of 100 Services after one file was rewritten: every
+//!   file read, the changed one parsed, model, Snapshot, store, metrics.
+//!
+//! The `publish*` and `one_file_changed` figures stop at the store: the
+//! previous Snapshot is freed after it (and after the timing), as the
+//! daemon frees it after publishing. The binary's allocator (the system's)
+//! is wrapped to count the heap a Snapshot and the Memo hold.
 //! Run: `cargo bench --bench snapshot`.
 
 #![allow(clippy::expect_used)] // a bench stops on a broken setup
 
 use std::alloc::System;
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use svcproxy::manifest::Object;
 use svcproxy::metrics::Metrics;
-use svcproxy::model::Model;
+use svcproxy::model::{Memo, Model};
+use svcproxy::table::Snapshot;
 
 mod scale;
 
-use scale::{SERVICES, manifest, objects, options, snapshot};
+use scale::{NODE, SERVICES, manifest, objects, options, snapshot};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Prints the heap one built Snapshot holds and what building it allocates.
-fn report_memory(objects: &[svcproxy::manifest::Object]) {
+/// Files of the `one_file_changed` bench, and Services per file.
+const FILES: usize = 100;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+/// Prints the heap one built Snapshot holds and what building it
+/// allocates, cold and as a rebuild (with the Memo it keeps).
+fn report_memory(objects: &[Object]) {
     let region = Region::new(GLOBAL);
     // The first build, which also creates every metric entry.
-    let built = snapshot(objects, &Metrics::new().expect("metrics"));
+    let metrics = Metrics::new().expect("metrics");
+    let built = snapshot(objects, &metrics);
     let change = region.change();
     let held = change.bytes_allocated.saturating_sub(change.bytes_deallocated);
     assert_eq!(built.len(), SERVICES * 2);
     assert!(built.services.iter().all(|s| s.endpoints.iter().all(|e| e.len() == 3)));
-    let mib = |bytes: usize| bytes as f64 / f64::from(1 << 20);
     println!(
-        "snapshot of {SERVICES} Services x 2 ports x 3 endpoints: {} routes, {:.1} MiB held, \
-         {:.1} MiB allocated while building",
+        "snapshot of {SERVICES} Services x 2 ports x 3 endpoints: {} routes, {:.1} MiB held \
+         (metric entries included), {:.1} MiB allocated while building",
         built.len(),
         mib(held),
         mib(change.bytes_allocated)
     );
+    drop(built);
+    let region = Region::new(GLOBAL);
+    let mut memo = Memo::default();
+    let model = Model::rebuild(objects, &options(), &mut memo);
+    let built = Snapshot::build(model, 2, &NODE, "bench", &metrics);
+    let change = region.change();
+    let held = change.bytes_allocated.saturating_sub(change.bytes_deallocated);
+    println!(
+        "rebuild: Snapshot and the Memo kept for the next build: {:.1} MiB held \
+         (metric entries not included)",
+        mib(held)
+    );
+    black_box((built, memo));
+}
+
+/// Times `build` up to the store of its Snapshot; the previous one is
+/// freed after the timing.
+fn publish(table: &ArcSwap<Snapshot>, iters: u64, mut build: impl FnMut() -> Snapshot) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let started = Instant::now();
+        let previous = table.swap(Arc::new(build()));
+        total += started.elapsed();
+        drop(previous);
+    }
+    total
+}
+
+fn stages(c: &mut Criterion, text: &str, objects: &[Object]) {
+    let mut group = c.benchmark_group("10k_services");
+    group.sample_size(10);
+    group.bench_function("parse", |b| b.iter(|| black_box(scale::objects(black_box(text)))));
+    group.bench_function("model", |b| {
+        b.iter(|| black_box(Model::build(black_box(objects), &options())))
+    });
+    let metrics = Metrics::new().expect("metrics");
+    group.bench_function("snapshot", |b| {
+        b.iter(|| black_box(snapshot(black_box(objects), &metrics)))
+    });
+    let table = ArcSwap::from_pointee(Snapshot::default());
+    group.bench_function("publish_cold", |b| {
+        b.iter_custom(|iters| publish(&table, iters, || snapshot(black_box(objects), &metrics)))
+    });
+    let mut memo = Memo::default();
+    let mut generation = 0;
+    group.bench_function("publish", |b| {
+        b.iter_custom(|iters| {
+            publish(&table, iters, || {
+                generation += 1;
+                let model = Model::rebuild(black_box(objects), &options(), &mut memo);
+                Snapshot::build(model, generation, &NODE, "bench", &metrics)
+            })
+        })
+    });
+    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
     let text = manifest(SERVICES);
     let objects = objects(&text);
     report_memory(&objects);
+    stages(c, &text, &objects);
+    one_file_changed(c);
+}
+
+/// `Control::rebuild` over [`FILES`] files after one of them changed.
+fn one_file_changed(c: &mut Criterion) {
+    use svcproxy::control::Control;
+    use svcproxy::proxy::Context;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let per_file = SERVICES / FILES;
+    let path = |f: usize| dir.path().join(format!("services-{f:03}.yaml"));
+    for f in 0..FILES {
+        let services = f * per_file..(f + 1) * per_file;
+        std::fs::write(path(f), scale::list(services, 0)).expect("write");
+    }
+    let ctx = Context::new(Duration::from_secs(1)).expect("context");
+    let mut control = Control::new(vec![dir.path().to_owned()], options(), NODE.to_vec());
+    let first = control.rebuild(&ctx);
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.snapshot.len(), SERVICES * 2);
+    let mut last = first.snapshot;
+    let mut versions = [0u8; FILES];
+    let mut round = 0usize;
     let mut group = c.benchmark_group("10k_services");
     group.sample_size(10);
-    group.bench_function("parse", |b| b.iter(|| black_box(scale::objects(black_box(&text)))));
-    group.bench_function("model", |b| {
-        b.iter(|| black_box(Model::build(black_box(&objects), &options())))
-    });
-    let metrics = Metrics::new().expect("metrics");
-    group.bench_function("snapshot", |b| {
-        b.iter(|| black_box(snapshot(black_box(&objects), &metrics)))
+    group.bench_function("one_file_changed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let f = round % FILES;
+                versions[f] ^= 1;
+                let services = f * per_file..(f + 1) * per_file;
+                std::fs::write(path(f), scale::list(services, versions[f])).expect("write");
+                let started = Instant::now();
+                let outcome = control.rebuild(&ctx);
+                total += started.elapsed();
+                // The previous Snapshot is freed here, after the timing.
+                last = outcome.snapshot;
+            }
+            total
+        })
     });
     group.finish();
+    black_box(last);
 }
 
 criterion_group!(benches, bench);

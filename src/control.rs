@@ -7,21 +7,25 @@
 //! inside a watched directory removes them). Every such fault is logged
 //! with its file, object and field, and counted as a failed reload.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use rustc_hash::FxHashMap;
 use tracing::{info, warn};
 
-use crate::manifest::{self, Loaded, Object, ObjectKey};
+use crate::manifest::{self, Object, ObjectKey};
 use crate::metrics::Metrics;
-use crate::model::{Model, Options};
+use crate::model::{Memo, Model, Options};
 use crate::proxy::Context;
 use crate::table::Snapshot;
 
+mod files;
 pub mod watch;
+
+use files::Files;
 
 /// Rebuilds and publishes Snapshots from the manifest paths.
 #[derive(Debug)]
@@ -32,9 +36,11 @@ pub struct Control {
     node_ips: Vec<IpAddr>,
     generation: u64,
     /// The objects each file yielded when it last parsed.
-    files: HashMap<PathBuf, Vec<Object>>,
+    files: Files,
+    /// Their validation, redone only for objects new since the last build.
+    memo: Memo,
     /// The last valid version of every object in service.
-    good: HashMap<ObjectKey, Object>,
+    good: FxHashMap<ObjectKey, Object>,
 }
 
 /// What one rebuild found.
@@ -54,8 +60,9 @@ impl Control {
             options,
             node_ips,
             generation: 0,
-            files: HashMap::new(),
-            good: HashMap::new(),
+            files: Files::default(),
+            memo: Memo::default(),
+            good: FxHashMap::default(),
         }
     }
 
@@ -66,29 +73,8 @@ impl Control {
         let started = Instant::now();
         // Flattened first: each item of a broken List names its own object.
         let errors: Vec<manifest::Error> =
-            self.read().into_iter().flat_map(manifest::Error::flatten).collect();
-        let mut model = Model::build(self.files.values().flatten(), &self.options);
-        let rejected: HashSet<ObjectKey> = model
-            .errors
-            .iter()
-            .map(|e| e.key().clone())
-            .chain(errors.iter().filter_map(|e| e.key().cloned()))
-            .collect();
-        let fallback: Vec<&Object> = rejected.iter().filter_map(|k| self.good.get(k)).collect();
-        if !fallback.is_empty() {
-            for object in &fallback {
-                let (file, key) = (object.origin.file.display(), object.key());
-                warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
-            }
-            let current = || self.files.values().flatten().filter(|o| !rejected.contains(&o.key()));
-            let retry = Model::build(current().chain(fallback.iter().copied()), &self.options);
-            // Only what the retry served: never an object rejected at first.
-            let good = valid(current().chain(fallback), &retry);
-            model = merge(model, retry);
-            self.good = good;
-        } else {
-            self.good = valid(self.files.values().flatten(), &model);
-        }
+            self.files.read(&self.paths).into_iter().flat_map(manifest::Error::flatten).collect();
+        let model = self.model(&errors);
         let invalid = errors.len() + model.invalid_objects();
         let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         messages.extend(model.errors.iter().map(ToString::to_string));
@@ -106,7 +92,7 @@ impl Control {
         for conflict in &snapshot.conflicts {
             warn!("{conflict}");
         }
-        ctx.table.store(snapshot.clone());
+        let previous = ctx.table.swap(snapshot.clone());
         record(metrics, &snapshot, invalid, started);
         info!(
             generation = self.generation,
@@ -116,37 +102,39 @@ impl Control {
             took = ?started.elapsed(),
             "routing table published"
         );
+        // Freeing the old Snapshot (when no connection holds it) is not part
+        // of publishing the new one: it is left out of the sync duration.
+        drop(previous);
         Outcome { snapshot, errors: messages }
     }
 
-    /// Reads every file; a file that cannot be read or parsed as a whole
-    /// keeps the objects it had. Returns the errors found.
-    fn read(&mut self) -> Vec<manifest::Error> {
-        let (files, mut errors) = manifest::discover(&self.paths);
-        let mut fresh: HashMap<PathBuf, Vec<Object>> = HashMap::with_capacity(files.len());
-        for file in files {
-            let mut loaded = Loaded::default();
-            let parsed = match manifest::read(&file) {
-                Ok(text) => loaded.add_text(&file, &text),
-                Err(e) => {
-                    loaded.errors.push(e);
-                    false
-                }
-            };
-            errors.append(&mut loaded.errors);
-            let objects =
-                if parsed { loaded.objects } else { self.files.remove(&file).unwrap_or_default() };
-            fresh.insert(file, objects);
-        }
-        for error in &errors {
-            if let manifest::Error::Missing { file } = error
-                && let Some(objects) = self.files.remove(file)
-            {
-                fresh.insert(file.clone(), objects);
+    /// The model of every object; an object rejected now that was valid
+    /// before is served in its last valid version.
+    fn model(&mut self, errors: &[manifest::Error]) -> Model {
+        let model = Model::rebuild(self.files.objects(), &self.options, &mut self.memo);
+        let rejected: HashSet<ObjectKey> = model
+            .errors
+            .iter()
+            .map(|e| e.key().clone())
+            .chain(errors.iter().filter_map(|e| e.key().cloned()))
+            .collect();
+        let fallback: Vec<&Object> = rejected.iter().filter_map(|k| self.good.get(k)).collect();
+        if !fallback.is_empty() {
+            for object in &fallback {
+                let (file, key) = (object.origin.file.display(), object.key());
+                warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
             }
+            let current = || self.files.objects().filter(|o| !rejected.contains(o.key()));
+            let retry = current().chain(fallback.iter().copied());
+            let retry = Model::rebuild(retry, &self.options, &mut self.memo);
+            // Only what the retry served: never an object rejected at first.
+            let good = valid(current().chain(fallback), &retry);
+            self.good = good;
+            merge(model, retry)
+        } else {
+            self.good = valid(self.files.objects(), &model);
+            model
         }
-        self.files = fresh;
-        errors
     }
 }
 
@@ -154,9 +142,9 @@ impl Control {
 fn valid<'a>(
     objects: impl Iterator<Item = &'a Object>,
     model: &Model,
-) -> HashMap<ObjectKey, Object> {
+) -> FxHashMap<ObjectKey, Object> {
     let rejected: HashSet<&ObjectKey> = model.errors.iter().map(|e| e.key()).collect();
-    objects.filter(|o| !rejected.contains(&o.key())).map(|o| (o.key(), o.clone())).collect()
+    objects.filter(|o| !rejected.contains(o.key())).map(|o| (o.key().clone(), o.clone())).collect()
 }
 
 /// The retry's Services with the first build's errors (they point at the

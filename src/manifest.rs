@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use rustc_hash::FxHashSet;
 
 mod file;
 mod node;
@@ -22,20 +23,24 @@ pub use node::Lines;
 pub use path::{FieldPath, Segment};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
 
-/// A Kubernetes object read from a manifest.
+/// A Kubernetes object read from a manifest. Cheap to clone: the decoded
+/// object is shared, so the control loop keeps last good versions and
+/// unchanged files' objects across rebuilds without copying them.
 #[derive(Clone, Debug)]
 pub struct Object {
     pub origin: Origin,
     pub resource: Resource,
+    /// Read once from the metadata: every rebuild asks for it.
+    key: ObjectKey,
 }
 
 /// The kinds svcproxy reads.
 #[derive(Clone, Debug)]
 pub enum Resource {
-    Service(Box<Service>),
-    Endpoints(Box<Endpoints>),
-    EndpointSlice(Box<EndpointSlice>),
-    Pod(Box<Pod>),
+    Service(Arc<Service>),
+    Endpoints(Arc<Endpoints>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Pod(Arc<Pod>),
 }
 
 /// Which kind an object is.
@@ -47,12 +52,13 @@ pub enum Kind {
     Pod,
 }
 
-/// An object's identity across reloads: kind, namespace and name.
+/// An object's identity across reloads: kind, namespace and name. The
+/// names are shared with the model's ids, which clone them for free.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
     pub kind: Kind,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 /// Where an object came from: its file and the line of each of its fields.
@@ -94,20 +100,25 @@ pub enum Error {
 // === impl Object ===
 
 impl Object {
-    /// The object's kind, namespace (defaulted) and name.
-    pub fn key(&self) -> ObjectKey {
-        let (kind, meta) = match &self.resource {
+    /// An object of `resource`, read from `origin`.
+    pub fn new(origin: Origin, resource: Resource) -> Self {
+        let (kind, meta) = match &resource {
             Resource::Service(o) => (Kind::Service, &o.metadata),
             Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata),
             Resource::EndpointSlice(o) => (Kind::EndpointSlice, &o.metadata),
             Resource::Pod(o) => (Kind::Pod, &o.metadata),
         };
-        let namespace = namespace_of(meta);
-        ObjectKey {
+        let key = ObjectKey {
             kind,
-            namespace: namespace.to_owned(),
-            name: meta.name.clone().unwrap_or_default(),
-        }
+            namespace: namespace_of(meta).into(),
+            name: meta.name.as_deref().unwrap_or_default().into(),
+        };
+        Self { origin, resource, key }
+    }
+
+    /// The object's kind, namespace (defaulted) and name.
+    pub fn key(&self) -> &ObjectKey {
+        &self.key
     }
 }
 
@@ -155,13 +166,30 @@ impl Loaded {
             }
         };
         let file: Arc<Path> = Arc::from(file);
+        let first = self.objects.len();
         for (i, node) in documents.iter().enumerate() {
             let doc = object::Document { file: &file, index: i + 1 };
             if let Err(e) = object::decode(&doc, node, &mut self.objects) {
                 self.errors.push(e);
             }
         }
+        share_namespaces(&mut self.objects[first..]);
         true
+    }
+}
+
+/// One copy of each namespace for all of `objects`: a file's objects are
+/// kept for as long as it is unchanged, most of them in one namespace.
+fn share_namespaces(objects: &mut [Object]) {
+    let mut seen: FxHashSet<Arc<str>> = FxHashSet::default();
+    for object in objects {
+        let namespace = &mut object.key.namespace;
+        match seen.get(&**namespace) {
+            Some(shared) => *namespace = shared.clone(),
+            None => {
+                seen.insert(namespace.clone());
+            }
+        }
     }
 }
 

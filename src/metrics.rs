@@ -133,7 +133,18 @@ impl Metrics {
         addr: SocketAddr,
         in_use: &InUse,
     ) -> Arc<EndpointStats> {
-        self.traffic.endpoint(port, addr, in_use)
+        self.traffic.endpoints(port, in_use, |lookup| lookup(addr))
+    }
+
+    /// Runs `with` with a lookup of the traffic of endpoints of one Service
+    /// port: a Route's targets resolved under one lock.
+    pub fn endpoints<T>(
+        &self,
+        port: &PortStats,
+        in_use: &InUse,
+        with: impl FnOnce(&mut dyn FnMut(SocketAddr) -> Arc<EndpointStats>) -> T,
+    ) -> T {
+        self.traffic.endpoints(port, in_use, with)
     }
 
     /// Forgets every Service port and endpoint `in_use` does not name: their

@@ -13,18 +13,24 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::manifest::{self, FieldPath, ObjectKey, Resource};
+use crate::manifest::{self, FieldPath, ObjectKey};
+use memo::Validated;
 
 mod allocate;
 mod endpoints;
 mod field;
+mod memo;
+mod names;
 mod resolve;
 mod service;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-pub use endpoints::{Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Subset};
+pub use endpoints::{
+    Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Slice, Subset,
+};
+pub use memo::Memo;
 pub use resolve::{Catalog, Endpoint, usable};
 pub use service::{
     ClusterIp, DEFAULT_AFFINITY_SECONDS, MAX_AFFINITY_SECONDS, NODE_PORTS, Service, ServicePort,
@@ -37,7 +43,9 @@ pub const PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
 /// A Service's identity: `namespace/name`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Equality is by text, as the hash is: it only looks at addresses first.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceId {
     pub namespace: Arc<str>,
     pub name: Arc<str>,
@@ -78,7 +86,9 @@ pub enum Skip {
 /// A valid Service with allocations made and endpoints resolved.
 #[derive(Clone, Debug)]
 pub struct Resolved {
-    pub service: Service,
+    /// Shared with the validation kept for the next rebuild, unless
+    /// allocation filled something in.
+    pub service: Arc<Service>,
     pub skip: Option<Skip>,
     /// All endpoints of each of `service.ports`, in the same order.
     pub endpoints: Vec<Vec<Endpoint>>,
@@ -93,7 +103,7 @@ pub struct Model {
 }
 
 /// An invalid field of one object.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}:{line}: {}/{}: {path}: {detail}", file.display(), key.namespace, key.name)]
     Field { file: PathBuf, line: u32, key: ObjectKey, path: FieldPath, detail: String },
@@ -108,26 +118,42 @@ impl Model {
         objects: impl IntoIterator<Item = &'a manifest::Object>,
         options: &Options,
     ) -> Self {
+        Self::assemble(objects, options, &mut Memo::default(), false)
+    }
+
+    /// [`Self::build`] for a caller that builds again and again (the control
+    /// loop): objects that `memo` saw at the last build are not validated
+    /// again.
+    pub fn rebuild<'a>(
+        objects: impl IntoIterator<Item = &'a manifest::Object>,
+        options: &Options,
+        memo: &mut Memo,
+    ) -> Self {
+        Self::assemble(objects, options, memo, true)
+    }
+
+    fn assemble<'a>(
+        objects: impl IntoIterator<Item = &'a manifest::Object>,
+        options: &Options,
+        memo: &mut Memo,
+        keep: bool,
+    ) -> Self {
+        let entries = memo.validate(objects.into_iter(), keep);
+        let mut catalog = Catalog::with_capacity(entries.len() / 2);
         let mut errors = Vec::new();
-        let objects = objects.into_iter();
-        let mut services = Vec::with_capacity(objects.size_hint().0);
-        let mut catalog = Catalog::default();
-        for object in objects {
-            let origin = &object.origin;
-            let result = match &object.resource {
-                Resource::Service(raw) => service::validate(raw, origin).map(|s| services.push(s)),
-                Resource::Endpoints(raw) => {
-                    endpoints::endpoints(raw, origin).map(|e| catalog.add_endpoints(e))
-                }
-                Resource::EndpointSlice(raw) => endpoints::slice(raw, origin)
-                    .map(|s| s.into_iter().for_each(|s| catalog.add_slice(s))),
-                Resource::Pod(raw) => endpoints::pod(raw, origin).map(|p| catalog.add_pod(p)),
-            };
-            if let Err(e) = result {
-                errors.extend(e);
+        let mut services = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            match entry {
+                Ok(Validated::Service(service)) => services.push(service.clone()),
+                Ok(Validated::Slice(set)) => set.iter().for_each(|s| catalog.add_slice(s)),
+                Ok(Validated::Endpoints(set)) => catalog.add_endpoints(set),
+                Ok(Validated::Pod(pod)) => catalog.add_pod(pod),
+                Err(e) => errors.extend(e.iter().cloned()),
             }
         }
-        let services = sorted(services);
+        // Sorted by id, one Service per id (the API server holds only one).
+        services.sort_by(|a, b| a.id.cmp(&b.id));
+        services.dedup_by(|later, first| later.id == first.id);
         let (services, allocation_errors) = allocate::allocate(services, options.service_cidr);
         errors.extend(allocation_errors);
         let services = services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
@@ -143,17 +169,7 @@ impl Model {
     }
 }
 
-/// Sorted by id, one Service per id (the API server holds only one):
-/// sorting indices moves each large Service once, not log n times.
-fn sorted(services: Vec<Service>) -> Vec<Service> {
-    let mut order: Vec<usize> = (0..services.len()).collect();
-    order.sort_by(|a, b| services[*a].id.cmp(&services[*b].id));
-    order.dedup_by(|later, first| services[*later].id == services[*first].id);
-    let mut slots: Vec<Option<Service>> = services.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
-}
-
-fn resolve(service: Service, catalog: &Catalog, options: &Options) -> Resolved {
+fn resolve(service: Arc<Service>, catalog: &Catalog<'_>, options: &Options) -> Resolved {
     let skip = skip(&service, options);
     let endpoints = service.ports.iter().map(|p| catalog.resolve(&service, p)).collect();
     Resolved { service, skip, endpoints }
@@ -199,6 +215,15 @@ impl Error {
 impl ServiceId {
     pub fn new(namespace: &str, name: &str) -> Self {
         Self { namespace: Arc::from(namespace), name: Arc::from(name) }
+    }
+}
+
+impl PartialEq for ServiceId {
+    /// By address first: a build interns ids, so equal ids are most often
+    /// one shared string (`Arc<str>`'s own comparison reads the text).
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || **a == **b;
+        same(&self.name, &other.name) && same(&self.namespace, &other.namespace)
     }
 }
 

@@ -6,12 +6,13 @@
 //! through one `ArcSwap` and never mutates one: a connection resolves its
 //! Route once and keeps the `Arc<Route>`, not the Snapshot.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use crate::metrics::{EndpointStats, Metrics, PortStats};
 use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort};
@@ -66,14 +67,16 @@ pub struct Route {
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
     /// Round-robin position, shared by every Route of one ServicePort (its
-    /// ClusterIP, NodePort and external frontends); the only mutable part.
+    /// ClusterIP, NodePort and external frontends) and kept across rebuilds
+    /// with the port's [`PortStats`]; the only mutable part.
     pub cursor: Arc<Cursor>,
     /// The Service port's metric children, resolved at build time.
     pub stats: Arc<PortStats>,
 }
 
 /// A round-robin counter shared by every connection of one ServicePort. A
-/// new Snapshot starts it again at zero.
+/// new Snapshot carries it on while the port exists, so a reload does not
+/// send the next connections to the first endpoint again.
 #[derive(Debug, Default)]
 pub struct Cursor(AtomicUsize);
 
@@ -81,7 +84,7 @@ pub struct Cursor(AtomicUsize);
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub generation: u64,
-    routes: HashMap<Frontend, Arc<Route>>,
+    routes: FxHashMap<Frontend, Arc<Route>>,
     /// The Services it was built from, sorted by namespace/name.
     pub services: Vec<Resolved>,
     /// Frontends claimed by two Services (the first in sorted order wins).
@@ -146,7 +149,7 @@ impl App {
         let by_app = port.app_protocol.as_deref().is_some_and(|a| {
             matches!(a, "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http")
         });
-        let name = port.name.as_str();
+        let name = &*port.name;
         let by_name = matches!(name, "http" | "grpc" | "h2c")
             || name.starts_with("http-")
             || name.starts_with("grpc-");
@@ -159,3 +162,6 @@ impl fmt::Display for Frontend {
         write!(f, "{}/{}", self.addr, self.protocol)
     }
 }
+
+#[cfg(test)]
+mod tests;

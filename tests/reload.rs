@@ -431,7 +431,7 @@ fn a_thousand_generations_under_a_hundred_live_connections_do_not_grow_memory() 
     let (ip, ballast_ip) = (fresh_ip(), fresh_ip());
     let frontend = addr(ip, PORT);
     let echo = Named::echo("mem");
-    let yaml = service_of("mem", ip, &[&echo]) + &weighty_service("ballast", ballast_ip, 300);
+    let yaml = service_of("mem", ip, &[&echo]) + &weighty_service("ballast", ballast_ip, 1000);
     let (mut proxy, ()) = Proxy::serving(&yaml, &[], || visit_expecting(frontend, "mem"));
     // The ballast is valid, so it is in every Snapshot.
     assert_eq!(proxy.metric(INVALID), 0.0, "{}", proxy.log());

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
 use std::path::Path;
 
 use svcproxy::manifest::{Loaded, Object};
@@ -14,8 +15,14 @@ pub const SERVICES: usize = 10_000;
 /// A `kind: List` of `count` Services, each with two named ports and one
 /// EndpointSlice of three ready endpoints.
 pub fn manifest(count: usize) -> String {
+    list(0..count, 0)
+}
+
+/// Services `range` as [`manifest`] writes them; `version` moves every
+/// third endpoint, so two versions of one range differ in each slice.
+pub fn list(range: Range<usize>, version: u8) -> String {
     let mut text = String::from("apiVersion: v1\nkind: List\nitems:\n");
-    for i in 0..count {
+    for i in range {
         let (a, b) = (i / 250, i % 250);
         let _ = write!(
             text,
@@ -25,8 +32,9 @@ pub fn manifest(count: usize) -> String {
              - apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  \
              metadata: {{name: svc-{i}-abc, namespace: bench, labels: {{kubernetes.io/service-name: svc-{i}}}}}\n  \
              addressType: IPv4\n  ports: [{{name: http, port: 8080}}, {{name: metrics, port: 9090}}]\n  endpoints:\n  \
-             - addresses: [127.200.{a}.{b}]\n  - addresses: [127.201.{a}.{b}]\n  - addresses: [127.202.{a}.{b}]\n",
-            96 + i / 62_500
+             - addresses: [127.200.{a}.{b}]\n  - addresses: [127.201.{a}.{b}]\n  - addresses: [127.{}.{a}.{b}]\n",
+            96 + i / 62_500,
+            202 + version
         );
     }
     text
@@ -47,9 +55,12 @@ pub fn options() -> Options {
     }
 }
 
-/// One rebuild, as the control loop does it: `metrics` is the daemon's
-/// registry, whose per-port and per-endpoint entries a rebuild reuses.
+/// The addresses NodePorts are bound on.
+pub const NODE: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+
+/// One cold build (`check`, or the daemon's first): objects → model →
+/// Snapshot; `metrics` is the registry, whose per-port and per-endpoint
+/// entries a build reuses when they exist.
 pub fn snapshot(objects: &[Object], metrics: &Metrics) -> Snapshot {
-    let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
-    Snapshot::build(Model::build(objects, &options()), 1, &node, "bench", metrics)
+    Snapshot::build(Model::build(objects, &options()), 1, &NODE, "bench", metrics)
 }

@@ -69,14 +69,14 @@ fn decode_as(
     let origin = Origin { file: doc.file.clone(), lines: Arc::new(lines) };
     let resource = match (api_version, kind) {
         ("v1", "Service") => {
-            Resource::Service(Box::new(typed::<Service>(json, &origin, Kind::Service)?))
+            Resource::Service(Arc::new(typed::<Service>(json, &origin, Kind::Service)?))
         }
         ("v1", "Endpoints") => {
-            Resource::Endpoints(Box::new(typed::<Endpoints>(json, &origin, Kind::Endpoints)?))
+            Resource::Endpoints(Arc::new(typed::<Endpoints>(json, &origin, Kind::Endpoints)?))
         }
-        ("v1", "Pod") => Resource::Pod(Box::new(typed::<Pod>(json, &origin, Kind::Pod)?)),
+        ("v1", "Pod") => Resource::Pod(Arc::new(typed::<Pod>(json, &origin, Kind::Pod)?)),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
-            Resource::EndpointSlice(Box::new(typed::<EndpointSlice>(
+            Resource::EndpointSlice(Arc::new(typed::<EndpointSlice>(
                 json,
                 &origin,
                 Kind::EndpointSlice,
@@ -92,7 +92,7 @@ fn decode_as(
             return Ok(());
         }
     };
-    out.push(Object { origin, resource });
+    out.push(Object::new(origin, resource));
     Ok(())
 }
 
@@ -160,7 +160,7 @@ fn object_key(json: &Json, kind: Kind) -> ObjectKey {
     let namespace =
         meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE);
     let name = meta["name"].as_str().unwrap_or_default();
-    ObjectKey { kind, namespace: namespace.to_owned(), name: name.to_owned() }
+    ObjectKey { kind, namespace: namespace.into(), name: name.into() }
 }
 
 fn missing_field(message: &str) -> Option<&str> {

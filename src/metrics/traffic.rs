@@ -7,13 +7,13 @@
 //! at scrape time. Every reason is written from the start, zeros included,
 //! so `increase()` sees the first error.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use super::{
     CONNECT_ERROR_REASONS, CONNECTION_DURATION, CONNECTIONS, CONNECTIONS_ACTIVE,
@@ -21,6 +21,7 @@ use super::{
     REJECTED_CONNECTIONS, SENT_BYTES,
 };
 use crate::model::ServiceId;
+use crate::table::Cursor;
 
 /// Upper bounds of the connection-duration buckets, in seconds.
 const BUCKETS: [f64; 12] =
@@ -68,9 +69,16 @@ pub struct PortStats {
     pub duration: Histogram,
     /// By [`REJECT_REASONS`].
     pub rejected: [Counter; 2],
-    endpoints: Mutex<HashMap<SocketAddr, Arc<EndpointStats>>>,
+    /// The port's round-robin position. Not a metric, but it has the same
+    /// key, sharing and lifetime: kept here, a rebuild keeps the rotation
+    /// going (instead of sending the next connections to the first
+    /// endpoint again) with no lookup of its own.
+    pub cursor: Arc<Cursor>,
+    endpoints: Mutex<FxHashMap<SocketAddr, Arc<EndpointStats>>>,
     /// The last build that used this port.
     seen: AtomicU64,
+    /// How many of `endpoints` that build used so far.
+    endpoints_seen: AtomicUsize,
 }
 
 /// One endpoint's traffic under one Service port.
@@ -86,14 +94,20 @@ pub struct EndpointStats {
 /// Every live port, by key.
 #[derive(Debug, Default)]
 pub(super) struct Traffic {
-    ports: Mutex<HashMap<PortKey, Arc<PortStats>>>,
+    ports: Mutex<FxHashMap<PortKey, Arc<PortStats>>>,
     builds: AtomicU64,
 }
 
 /// One Snapshot build: the ports and endpoints it touches are stamped with
-/// it, and [`super::Metrics::retain`] drops every one not stamped.
+/// it, and [`super::Metrics::retain`] drops every one not stamped. Builds
+/// take turns (the control loop is the only one).
 #[derive(Debug)]
-pub struct InUse(u64);
+pub struct InUse {
+    build: u64,
+    /// How many ports this build stamped: when that is all of them, a
+    /// rebuild that removed nothing skips the sweep.
+    ports: AtomicUsize,
+}
 
 // === impl Counter, Gauge, Histogram ===
 
@@ -148,8 +162,10 @@ impl PortStats {
             sent: Counter::default(),
             duration: Histogram::default(),
             rejected: Default::default(),
-            endpoints: Mutex::new(HashMap::new()),
+            cursor: Arc::default(),
+            endpoints: Mutex::default(),
             seen: AtomicU64::new(0),
+            endpoints_seen: AtomicUsize::new(0),
         }
     }
 }
@@ -158,7 +174,8 @@ impl PortStats {
 
 impl Traffic {
     pub(super) fn begin(&self) -> InUse {
-        InUse(self.builds.fetch_add(1, Ordering::Relaxed) + 1)
+        let build = self.builds.fetch_add(1, Ordering::Relaxed) + 1;
+        InUse { build, ports: AtomicUsize::new(0) }
     }
 
     pub(super) fn port(
@@ -171,28 +188,44 @@ impl Traffic {
         let mut ports = self.ports.lock();
         let stats =
             ports.entry(key).or_insert_with_key(|key| Arc::new(PortStats::new(key.clone())));
-        stats.seen.store(in_use.0, Ordering::Relaxed);
+        if stats.seen.swap(in_use.build, Ordering::Relaxed) != in_use.build {
+            in_use.ports.fetch_add(1, Ordering::Relaxed);
+            stats.endpoints_seen.store(0, Ordering::Relaxed);
+        }
         stats.clone()
     }
 
-    pub(super) fn endpoint(
+    /// Runs `with` with a lookup of endpoint stats under `port`, all under
+    /// one lock of the port's endpoints.
+    pub(super) fn endpoints<T>(
         &self,
         port: &PortStats,
-        addr: SocketAddr,
         in_use: &InUse,
-    ) -> Arc<EndpointStats> {
+        with: impl FnOnce(&mut dyn FnMut(SocketAddr) -> Arc<EndpointStats>) -> T,
+    ) -> T {
         let mut endpoints = port.endpoints.lock();
-        let stats = endpoints.entry(addr).or_default();
-        stats.seen.store(in_use.0, Ordering::Relaxed);
-        stats.clone()
+        with(&mut |addr| {
+            let stats = endpoints.entry(addr).or_default();
+            if stats.seen.swap(in_use.build, Ordering::Relaxed) != in_use.build {
+                port.endpoints_seen.fetch_add(1, Ordering::Relaxed);
+            }
+            stats.clone()
+        })
     }
 
+    /// Drops the ports and endpoints `in_use` did not stamp; a map whose
+    /// every entry was stamped is left alone.
     pub(super) fn retain(&self, in_use: &InUse) {
-        let stamped = |seen: &AtomicU64| seen.load(Ordering::Relaxed) == in_use.0;
+        let stamped = |seen: &AtomicU64| seen.load(Ordering::Relaxed) == in_use.build;
         let mut ports = self.ports.lock();
-        ports.retain(|_, stats| stamped(&stats.seen));
+        if in_use.ports.load(Ordering::Relaxed) != ports.len() {
+            ports.retain(|_, stats| stamped(&stats.seen));
+        }
         for stats in ports.values() {
-            stats.endpoints.lock().retain(|_, e| stamped(&e.seen));
+            let mut endpoints = stats.endpoints.lock();
+            if stats.endpoints_seen.load(Ordering::Relaxed) != endpoints.len() {
+                endpoints.retain(|_, e| stamped(&e.seen));
+            }
         }
     }
 

@@ -14,11 +14,16 @@
 //!
 //! A Service's value therefore moves only when another Service takes its
 //! slot first, never because files were read in another order.
+//!
+//! Services arrive shared with the validation kept for the next rebuild:
+//! one that needs a value filled in is copied first, so what is kept stays
+//! as written.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
+use rustc_hash::FxHashSet;
 
 use super::field::Fields;
 use super::service::{ClusterIp, NODE_PORTS, Service, ServiceType};
@@ -28,16 +33,18 @@ use crate::manifest::{FieldPath, Kind};
 /// Fills in missing ClusterIPs and NodePorts; returns the Services that keep
 /// a consistent allocation and the errors of those rejected. `services` must
 /// be sorted by id.
-pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Vec<Error>) {
+pub(crate) fn allocate(
+    services: Vec<Arc<Service>>,
+    cidr: IpNet,
+) -> (Vec<Arc<Service>>, Vec<Error>) {
     let mut errors = Vec::new();
-    let services = claim_cluster_ips(services, &mut errors);
-    let services = claim_node_ports(services, &mut errors);
-    let mut taken: HashSet<IpAddr> = services.iter().flat_map(explicit_ips).collect();
+    let (services, mut taken) = claim_cluster_ips(services, &mut errors);
+    let services = claim_node_ports(services, &mut errors, &mut taken);
     let mut out = Vec::with_capacity(services.len());
     for mut service in services {
         if service.cluster_ip == ClusterIp::Allocate {
             match free_ip(cidr, &service, &mut taken) {
-                Some(ip) => service.cluster_ip = ClusterIp::Set(vec![ip]),
+                Some(ip) => Arc::make_mut(&mut service).cluster_ip = ClusterIp::Set(vec![ip]),
                 None => {
                     let mut f = Fields::new(
                         &service.origin,
@@ -54,15 +61,16 @@ pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Ve
         }
         out.push(service);
     }
-    let mut ports: HashSet<(u16, Protocol)> = out
+    let mut ports: FxHashSet<(u16, Protocol)> = out
         .iter()
         .flat_map(|s| s.ports.iter().filter_map(|p| Some((p.node_port?, p.protocol))))
         .collect();
     for service in &mut out {
-        if needs_node_ports(service) {
+        if needs_node_ports(service) && service.ports.iter().any(|p| p.node_port.is_none()) {
+            let service = Arc::make_mut(service);
             let key = service.id.to_string();
             for port in service.ports.iter_mut().filter(|p| p.node_port.is_none()) {
-                let start = fnv1a(&[&key, &port.label(), port.protocol.as_str()]);
+                let start = fnv1a(&[&key, &port.label, port.protocol.as_str()]);
                 port.node_port = free_node_port(start, port.protocol, &mut ports);
             }
         }
@@ -70,10 +78,10 @@ pub(crate) fn allocate(services: Vec<Service>, cidr: IpNet) -> (Vec<Service>, Ve
     (out, errors)
 }
 
-fn explicit_ips(service: &Service) -> Vec<IpAddr> {
+fn explicit_ips(service: &Service) -> &[IpAddr] {
     match &service.cluster_ip {
-        ClusterIp::Set(ips) => ips.clone(),
-        _ => Vec::new(),
+        ClusterIp::Set(ips) => ips,
+        _ => &[],
     }
 }
 
@@ -85,15 +93,18 @@ fn needs_node_ports(service: &Service) -> bool {
     }
 }
 
-/// Keeps the first Service (sorted order) that names each explicit ClusterIP.
-fn claim_cluster_ips(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Service> {
-    let mut taken = HashSet::new();
-    services
+/// Keeps the first Service (sorted order) that names each explicit
+/// ClusterIP; returns them and the addresses they claim.
+fn claim_cluster_ips(
+    services: Vec<Arc<Service>>,
+    errors: &mut Vec<Error>,
+) -> (Vec<Arc<Service>>, FxHashSet<IpAddr>) {
+    let mut taken = FxHashSet::with_capacity_and_hasher(services.len(), Default::default());
+    let kept = services
         .into_iter()
         .filter(|service| {
             let ips = explicit_ips(service);
-            let clash: Vec<&IpAddr> = ips.iter().filter(|ip| taken.contains(*ip)).collect();
-            if let Some(ip) = clash.first() {
+            if let Some(ip) = ips.iter().find(|ip| taken.contains(*ip)) {
                 let mut f = Fields::new(
                     &service.origin,
                     Kind::Service,
@@ -105,15 +116,21 @@ fn claim_cluster_ips(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Ser
                 errors.extend(f.errors);
                 return false;
             }
-            taken.extend(ips);
+            taken.extend(ips.iter().copied());
             true
         })
-        .collect()
+        .collect();
+    (kept, taken)
 }
 
-/// Keeps the first Service (sorted order) that names each explicit NodePort.
-fn claim_node_ports(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Service> {
-    let mut taken = HashSet::new();
+/// Keeps the first Service (sorted order) that names each explicit
+/// NodePort; a Service rejected here frees its ClusterIPs in `ips`.
+fn claim_node_ports(
+    services: Vec<Arc<Service>>,
+    errors: &mut Vec<Error>,
+    ips: &mut FxHashSet<IpAddr>,
+) -> Vec<Arc<Service>> {
+    let mut taken = FxHashSet::default();
     services
         .into_iter()
         .filter(|service| {
@@ -136,6 +153,9 @@ fn claim_node_ports(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Serv
             }
             if !f.errors.is_empty() {
                 errors.extend(f.errors);
+                for ip in explicit_ips(service) {
+                    ips.remove(ip);
+                }
                 return false;
             }
             taken.extend(mine);
@@ -144,7 +164,7 @@ fn claim_node_ports(services: Vec<Service>, errors: &mut Vec<Error>) -> Vec<Serv
         .collect()
 }
 
-fn free_ip(cidr: IpNet, service: &Service, taken: &mut HashSet<IpAddr>) -> Option<IpAddr> {
+fn free_ip(cidr: IpNet, service: &Service, taken: &mut FxHashSet<IpAddr>) -> Option<IpAddr> {
     let key = service.id.to_string();
     let (base, size) = host_range(cidr)?;
     let start = u128::from(fnv1a(&[&key])) % size;
@@ -173,7 +193,7 @@ fn add(ip: IpAddr, offset: u128) -> IpAddr {
 fn free_node_port(
     hash: u64,
     protocol: Protocol,
-    taken: &mut HashSet<(u16, Protocol)>,
+    taken: &mut FxHashSet<(u16, Protocol)>,
 ) -> Option<u16> {
     let first = *NODE_PORTS.start();
     let size = u64::from(NODE_PORTS.end() - first) + 1;

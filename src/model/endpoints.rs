@@ -1,16 +1,21 @@
 //! Validation of the objects that carry endpoints: `EndpointSlice`,
 //! `Endpoints` and `Pod`, each normalised to addresses and named ports.
+//!
+//! The results are kept across rebuilds while their object is unchanged
+//! (see `memo`), so they own what they need; repeated names are shared.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 
 use super::field::{self, Fields};
+use super::names::Names;
 use super::service::port_number;
 use super::{Error, Protocol, ServiceId};
-use crate::manifest::{FieldPath, Kind, Origin};
+use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -22,13 +27,16 @@ pub struct Address {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
-    pub node_name: Option<String>,
+    /// Shared: a cluster's endpoints name a handful of nodes.
+    pub node_name: Option<Arc<str>>,
 }
 
 /// A named port of an endpoint set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointPort {
-    pub name: String,
+    /// Shared with the ServicePorts of that name, so matching them is a
+    /// pointer comparison.
+    pub name: Arc<str>,
     pub port: u16,
     pub protocol: Protocol,
 }
@@ -41,20 +49,24 @@ pub struct Subset {
     pub ports: Vec<EndpointPort>,
 }
 
-/// A validated EndpointSlice or Endpoints object, keyed by its Service.
+/// The endpoints of one Service from its Endpoints object.
 #[derive(Clone, Debug)]
 pub struct EndpointSet {
     pub service: ServiceId,
-    /// The slice's own name (the Service's name for an Endpoints object).
-    pub name: String,
     pub subsets: Vec<Subset>,
+}
+
+/// The endpoints of one Service from one of its EndpointSlices.
+#[derive(Clone, Debug)]
+pub struct Slice {
+    pub service: ServiceId,
+    pub subset: Subset,
 }
 
 /// A validated Pod: what selection and named-port resolution need.
 #[derive(Clone, Debug)]
 pub struct PodInfo {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
     pub labels: BTreeMap<String, String>,
     /// `status.podIP`; a Pod without one is not an endpoint.
     pub address: Option<Address>,
@@ -65,9 +77,11 @@ pub struct PodInfo {
 /// carries FQDN addresses (not proxied).
 pub(crate) fn slice(
     raw: &discovery::EndpointSlice,
+    key: &ObjectKey,
     origin: &Origin,
-) -> Result<Option<EndpointSet>, Vec<Error>> {
-    let (namespace, name) = names(&raw.metadata);
+    names: &mut Names,
+) -> Result<Option<Slice>, Vec<Error>> {
+    let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::EndpointSlice, namespace, name);
     let family = match raw.address_type.as_str() {
         "IPv4" => Some(false),
@@ -79,6 +93,8 @@ pub(crate) fn slice(
         }
     };
     let service = raw.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+    // The slice as a Service's subset: validated in full, kept only when it
+    // names a Service and carries IPs.
     let raw_ports = raw.ports.as_deref().unwrap_or_default();
     let mut subset = Subset {
         addresses: Vec::with_capacity(raw.endpoints.len()),
@@ -89,8 +105,8 @@ pub(crate) fn slice(
         let Some(number) = port.port else { continue };
         let at = || FieldPath::of("ports").index(i);
         let protocol = Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
-        if let Some(number) = port_number(&mut f, &at(), "port", number) {
-            let name = port.name.clone().unwrap_or_default();
+        if let Some(number) = port_number(&mut f, &at, "port", number) {
+            let name = names.get(port.name.as_deref().unwrap_or_default());
             subset.ports.push(EndpointPort { name, port: number, protocol });
         }
     }
@@ -101,7 +117,7 @@ pub(crate) fn slice(
             f.required(at());
             continue;
         };
-        let Ok(ip) = text.parse::<IpAddr>() else {
+        let Some(ip) = field::parse_ip(text) else {
             f.invalid_str(at().index(0), text, field::IP_ADDRESS);
             continue;
         };
@@ -110,72 +126,82 @@ pub(crate) fn slice(
             f.invalid_str(at().index(0), text, &why);
             continue;
         }
-        subset.addresses.push(slice_address(ip, endpoint));
+        subset.addresses.push(slice_address(ip, endpoint, names));
     }
     let set = match (family, service) {
-        (Some(_), Some(service)) => Some(EndpointSet {
-            service: ServiceId::new(namespace, service),
-            name: name.to_owned(),
-            subsets: vec![subset],
+        (Some(_), Some(service)) => Some(Slice {
+            service: ServiceId { namespace: names.get(namespace), name: names.get(service) },
+            subset,
         }),
         _ => None,
     };
     f.finish(set)
 }
 
-fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint) -> Address {
+fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) -> Address {
     let conditions = endpoint.conditions.as_ref();
     // Unset `ready` means ready; unset `serving` follows `ready`.
     let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
     let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-    Address { ip, ready, serving, terminating, node_name: endpoint.node_name.clone() }
+    let node_name = endpoint.node_name.as_deref().map(|n| names.get(n));
+    Address { ip, ready, serving, terminating, node_name }
 }
 
 /// Validates a `v1 Endpoints` object.
-pub(crate) fn endpoints(raw: &core::Endpoints, origin: &Origin) -> Result<EndpointSet, Vec<Error>> {
-    let (namespace, name) = names(&raw.metadata);
+pub(crate) fn endpoints(
+    raw: &core::Endpoints,
+    key: &ObjectKey,
+    origin: &Origin,
+    names: &mut Names,
+) -> Result<EndpointSet, Vec<Error>> {
+    let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::Endpoints, namespace, name);
     let mut subsets = Vec::new();
     for (i, subset) in raw.subsets.as_deref().unwrap_or_default().iter().enumerate() {
-        let at = FieldPath::of("subsets").index(i);
+        let at = || FieldPath::of("subsets").index(i);
         let mut out = Subset::default();
         for (ready, key, list) in [
             (true, "addresses", &subset.addresses),
             (false, "notReadyAddresses", &subset.not_ready_addresses),
         ] {
             for (j, address) in list.as_deref().unwrap_or_default().iter().enumerate() {
-                let path = || at.field(key).index(j).field("ip");
-                match address.ip.parse() {
-                    Ok(ip) => out.addresses.push(Address {
+                let path = || at().field(key).index(j).field("ip");
+                match field::parse_ip(&address.ip) {
+                    Some(ip) => out.addresses.push(Address {
                         ip,
                         ready,
                         serving: ready,
                         terminating: false,
-                        node_name: address.node_name.clone(),
+                        node_name: address.node_name.as_deref().map(|n| names.get(n)),
                     }),
-                    Err(_) => f.invalid_str(path(), &address.ip, field::IP_ADDRESS),
+                    None => f.invalid_str(path(), &address.ip, field::IP_ADDRESS),
                 }
             }
         }
         for (j, port) in subset.ports.as_deref().unwrap_or_default().iter().enumerate() {
-            let path = at.field("ports").index(j);
+            let path = || at().field("ports").index(j);
             let protocol =
-                Protocol::parse(&mut f, port.protocol.as_deref(), || path.field("protocol"));
+                Protocol::parse(&mut f, port.protocol.as_deref(), || path().field("protocol"));
             if let Some(number) = port_number(&mut f, &path, "port", port.port) {
-                let name = port.name.clone().unwrap_or_default();
+                let name = names.get(port.name.as_deref().unwrap_or_default());
                 out.ports.push(EndpointPort { name, port: number, protocol });
             }
         }
         subsets.push(out);
     }
-    let service = ServiceId::new(namespace, name);
-    f.finish(EndpointSet { service, name: name.to_owned(), subsets })
+    let service = ServiceId { namespace: names.get(namespace), name: names.get(name) };
+    f.finish(EndpointSet { service, subsets })
 }
 
 /// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
-pub(crate) fn pod(raw: &core::Pod, origin: &Origin) -> Result<PodInfo, Vec<Error>> {
-    let (namespace, name) = names(&raw.metadata);
+pub(crate) fn pod(
+    raw: &core::Pod,
+    key: &ObjectKey,
+    origin: &Origin,
+    names: &mut Names,
+) -> Result<PodInfo, Vec<Error>> {
+    let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::Pod, namespace, name);
     if name.is_empty() {
         f.required(FieldPath::of("metadata.name"));
@@ -184,30 +210,24 @@ pub(crate) fn pod(raw: &core::Pod, origin: &Origin) -> Result<PodInfo, Vec<Error
     let containers = raw.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
     for (i, container) in containers.iter().enumerate() {
         for (j, port) in container.ports.as_deref().unwrap_or_default().iter().enumerate() {
-            let at = FieldPath::of("spec.containers").index(i).field("ports").index(j);
+            let at = || FieldPath::of("spec.containers").index(i).field("ports").index(j);
             let protocol =
-                Protocol::parse(&mut f, port.protocol.as_deref(), || at.field("protocol"));
+                Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
             if let Some(number) = port_number(&mut f, &at, "containerPort", port.container_port) {
-                let name = port.name.clone().unwrap_or_default();
+                let name = names.get(port.name.as_deref().unwrap_or_default());
                 ports.push(EndpointPort { name, port: number, protocol });
             }
         }
     }
-    let address = pod_address(&mut f, raw);
+    let address = pod_address(&mut f, raw, names);
     let labels = raw.metadata.labels.clone().unwrap_or_default();
-    f.finish(PodInfo {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        labels,
-        address,
-        ports,
-    })
+    f.finish(PodInfo { namespace: names.get(namespace), labels, address, ports })
 }
 
-fn pod_address(f: &mut Fields<'_>, raw: &core::Pod) -> Option<Address> {
+fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option<Address> {
     let status = raw.status.as_ref()?;
     let text = status.pod_ip.as_deref().filter(|s| !s.is_empty())?;
-    let Ok(ip) = text.parse() else {
+    let Some(ip) = field::parse_ip(text) else {
         f.invalid_str(FieldPath::of("status.podIP"), text, field::IP_ADDRESS);
         return None;
     };
@@ -227,11 +247,6 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod) -> Option<Address> {
         ready: ready && !terminating,
         serving: ready,
         terminating,
-        node_name: raw.spec.as_ref().and_then(|s| s.node_name.clone()),
+        node_name: raw.spec.as_ref().and_then(|s| s.node_name.as_deref()).map(|n| names.get(n)),
     })
-}
-
-fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
-    let namespace = crate::manifest::namespace_of(meta);
-    (namespace, meta.name.as_deref().unwrap_or_default())
 }

@@ -3,11 +3,13 @@
 //! Source, first that exists for the Service: its EndpointSlices, else its
 //! Endpoints object, else the Pods its selector matches.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::ServiceId;
-use super::endpoints::{EndpointSet, PodInfo, Subset};
+use super::endpoints::{EndpointSet, PodInfo, Slice, Subset};
 use super::service::{Service, ServicePort, TargetPort};
 
 /// One pod ip:port a ServicePort may forward to, with its conditions.
@@ -17,38 +19,67 @@ pub struct Endpoint {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
-    pub node_name: Option<String>,
+    pub node_name: Option<Arc<str>>,
 }
 
-/// Every endpoint-carrying object, indexed for resolution.
+/// Every endpoint-carrying object, indexed for resolution; borrows the
+/// validated objects of one model build.
 #[derive(Debug, Default)]
-pub struct Catalog {
-    slices: HashMap<ServiceId, Vec<EndpointSet>>,
-    endpoints: HashMap<ServiceId, EndpointSet>,
-    pods: HashMap<String, Vec<PodInfo>>,
+pub struct Catalog<'a> {
+    /// The subsets of every EndpointSlice of each Service.
+    slices: FxHashMap<&'a ServiceId, Slices<'a>>,
+    endpoints: FxHashMap<&'a ServiceId, &'a [Subset]>,
+    pods: FxHashMap<&'a str, Vec<&'a PodInfo>>,
+}
+
+/// The EndpointSlices of one Service: most Services have one, and a list
+/// for each would be one more allocation per Service per rebuild.
+#[derive(Debug)]
+enum Slices<'a> {
+    One(&'a Subset),
+    Many(Vec<&'a Subset>),
 }
 
 // === impl Catalog ===
 
-impl Catalog {
-    pub fn add_slice(&mut self, set: EndpointSet) {
-        self.slices.entry(set.service.clone()).or_default().push(set);
+impl<'a> Catalog<'a> {
+    /// A catalog for about `services` Services.
+    pub fn with_capacity(services: usize) -> Self {
+        Self {
+            slices: FxHashMap::with_capacity_and_hasher(services, Default::default()),
+            ..Self::default()
+        }
     }
 
-    pub fn add_endpoints(&mut self, set: EndpointSet) {
-        self.endpoints.insert(set.service.clone(), set);
+    /// Adds one EndpointSlice.
+    pub fn add_slice(&mut self, slice: &'a Slice) {
+        let subset = &slice.subset;
+        self.slices
+            .entry(&slice.service)
+            .and_modify(|slices| match slices {
+                Slices::One(first) => *slices = Slices::Many(vec![*first, subset]),
+                Slices::Many(all) => all.push(subset),
+            })
+            .or_insert(Slices::One(subset));
     }
 
-    pub fn add_pod(&mut self, pod: PodInfo) {
-        self.pods.entry(pod.namespace.clone()).or_default().push(pod);
+    pub fn add_endpoints(&mut self, set: &'a EndpointSet) {
+        self.endpoints.insert(&set.service, &set.subsets);
+    }
+
+    pub fn add_pod(&mut self, pod: &'a PodInfo) {
+        self.pods.entry(&pod.namespace).or_default().push(pod);
     }
 
     /// Every endpoint of `port`, sorted by address, duplicates merged.
     pub fn resolve(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
         let mut found = if let Some(slices) = self.slices.get(&service.id) {
-            subsets(slices.iter().flat_map(|s| &s.subsets), port)
+            match slices {
+                Slices::One(subset) => subsets(std::iter::once(*subset), port),
+                Slices::Many(all) => subsets(all.iter().copied(), port),
+            }
         } else if let Some(set) = self.endpoints.get(&service.id) {
-            subsets(set.subsets.iter(), port)
+            subsets(set.iter(), port)
         } else {
             self.selected_pods(service, port)
         };
@@ -81,7 +112,7 @@ impl Catalog {
                         let p = pod
                             .ports
                             .iter()
-                            .find(|p| &p.name == name && p.protocol == port.protocol)?;
+                            .find(|p| *p.name == **name && p.protocol == port.protocol)?;
                         p.port
                     }
                 };
@@ -99,7 +130,7 @@ impl Catalog {
 }
 
 /// Endpoints of subsets whose port name and protocol match the ServicePort.
-fn subsets<'a>(subsets: impl Iterator<Item = &'a Subset>, port: &ServicePort) -> Vec<Endpoint> {
+fn subsets<'s>(subsets: impl Iterator<Item = &'s Subset>, port: &ServicePort) -> Vec<Endpoint> {
     let mut out = Vec::new();
     for subset in subsets {
         let Some(matched) =

@@ -1,6 +1,5 @@
 //! Validation and defaulting of one `v1 Service`, as the API server does them.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -8,9 +7,12 @@ use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use std::sync::Arc;
+
 use super::field::{self, Fields};
+use super::names::Names;
 use super::{Error, Protocol, ServiceId};
-use crate::manifest::{FieldPath, Kind, Origin};
+use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
 
 /// Default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
 pub const DEFAULT_AFFINITY_SECONDS: u32 = 10_800;
@@ -51,7 +53,10 @@ pub enum TargetPort {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServicePort {
     /// Empty only on single-port Services.
-    pub name: String,
+    pub name: Arc<str>,
+    /// How metrics and allocation name the port: its name, or its number
+    /// when unnamed (single-port Services).
+    pub label: Arc<str>,
     pub port: u16,
     pub protocol: Protocol,
     pub target: TargetPort,
@@ -72,8 +77,10 @@ pub struct Service {
     /// `status.loadBalancer.ingress[].ip`.
     pub ingress_ips: Vec<IpAddr>,
     pub external_name: Option<String>,
-    /// `None`: no selector, endpoints come from Endpoints/EndpointSlices only.
-    pub selector: Option<BTreeMap<String, String>>,
+    /// `None`: no selector, endpoints come from Endpoints/EndpointSlices
+    /// only. Sorted by key. A list, not a map: a selector has a label or
+    /// two, and a map's smallest node is over 500 bytes.
+    pub selector: Option<Box<[(String, String)]>>,
     /// `sessionAffinity: ClientIP` and its timeout.
     pub affinity: Option<Duration>,
     pub internal_local: bool,
@@ -87,29 +94,25 @@ pub struct Service {
     pub proxy_name: Option<String>,
 }
 
-// === impl ServicePort ===
-
-impl ServicePort {
-    /// How metrics and allocation name the port: its name, or its number
-    /// when unnamed (single-port Services).
-    pub fn label(&self) -> String {
-        if self.name.is_empty() { self.port.to_string() } else { self.name.clone() }
-    }
-}
-
-/// Validates one Service object; every field error is reported.
-pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Service, Vec<Error>> {
+/// Validates one Service object (`key` is its identity); every field error
+/// is reported. Field paths are built only for errors: this runs for every
+/// Service on each rebuild.
+pub(crate) fn validate(
+    service: &k8s::Service,
+    key: &ObjectKey,
+    origin: &Origin,
+    names: &mut Names,
+) -> Result<Service, Vec<Error>> {
     let meta = &service.metadata;
-    let namespace = crate::manifest::namespace_of(meta);
-    let name = meta.name.as_deref().unwrap_or_default();
+    let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::Service, namespace, name);
     validate_meta(&mut f, namespace, name);
     let default_spec = k8s::ServiceSpec::default();
     let spec = service.spec.as_ref().unwrap_or(&default_spec);
     let kind = service_type(&mut f, spec);
     let cluster_ip = cluster_ip(&mut f, spec, kind);
-    let ports = ports(&mut f, spec, kind, &cluster_ip);
-    let external_ips = ips(&mut f, FieldPath::of("spec.externalIPs"), spec.external_ips.as_deref());
+    let ports = ports(&mut f, spec, kind, &cluster_ip, names);
+    let external_ips = ips(&mut f, "spec.externalIPs", spec.external_ips.as_deref());
     // NodePort, LoadBalancer, or any Service with externalIPs, as the API
     // server counts them for externalTrafficPolicy.
     let externally_reachable = matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer)
@@ -124,9 +127,13 @@ pub(crate) fn validate(service: &k8s::Service, origin: &Origin) -> Result<Servic
     if kind == ServiceType::ExternalName && spec.external_name.as_deref().unwrap_or("").is_empty() {
         f.required(FieldPath::of("spec.externalName"));
     }
-    let selector = spec.selector.clone().filter(|s| !s.is_empty());
+    let selector = spec.selector.as_ref().filter(|s| !s.is_empty()).map(|s| {
+        s.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Box<[(String, String)]>>()
+    });
     f.finish(Service {
-        id: ServiceId::new(namespace, name),
+        // Interned: a Service and its EndpointSlices then name it with one
+        // shared string, which every lookup by id compares by address.
+        id: ServiceId { namespace: names.get(namespace), name: names.get(name) },
         origin: origin.clone(),
         kind,
         cluster_ip,
@@ -194,14 +201,14 @@ fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) ->
             }
             ClusterIp::Headless
         }
-        (Some(ip), []) => match service_ip(f, FieldPath::of("spec.clusterIP"), ip) {
+        (Some(ip), []) => match service_ip(f, || FieldPath::of("spec.clusterIP"), ip) {
             Some(ip) => ClusterIp::Set(vec![ip]),
             None => ClusterIp::Allocate,
         },
         (_, []) => ClusterIp::Allocate,
         (_, [first, ..]) if first == "None" => ClusterIp::Headless,
         (_, listed) => {
-            let ips = ips(f, FieldPath::of("spec.clusterIPs"), Some(listed));
+            let ips = ips(f, "spec.clusterIPs", Some(listed));
             if ips.is_empty() { ClusterIp::Allocate } else { ClusterIp::Set(ips) }
         }
     }
@@ -212,69 +219,72 @@ fn ports(
     spec: &k8s::ServiceSpec,
     kind: ServiceType,
     cluster_ip: &ClusterIp,
+    names: &mut Names,
 ) -> Vec<ServicePort> {
     let list = spec.ports.as_deref().unwrap_or_default();
-    let path = FieldPath::of("spec.ports");
     if list.is_empty() && kind != ServiceType::ExternalName && *cluster_ip != ClusterIp::Headless {
-        f.required(path.clone());
+        f.required(FieldPath::of("spec.ports"));
     }
     // Services have a handful of ports: linear scans beat hashing here.
     let mut out: Vec<ServicePort> = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
-        let at = path.index(i);
-        let port = service_port(f, &at, raw, list.len() > 1, kind);
+        let at = || FieldPath::of("spec.ports").index(i);
+        let port = service_port(f, &at, raw, list.len() > 1, kind, names);
         if !port.name.is_empty() && out.iter().any(|p| p.name == port.name) {
-            f.duplicate(at.field("name"), format_args!("{:?}", port.name));
+            f.duplicate(at().field("name"), format_args!("{:?}", port.name));
         }
         if out.iter().any(|p| (p.port, p.protocol) == (port.port, port.protocol)) {
             let value = format!("{{\"protocol\":\"{}\",\"port\":{}}}", port.protocol, port.port);
-            f.duplicate(at.clone(), value);
+            f.duplicate(at(), value);
         }
         if port.node_port.is_some()
             && out.iter().any(|p| (p.node_port, p.protocol) == (port.node_port, port.protocol))
         {
-            f.duplicate(at.field("nodePort"), port.node_port.unwrap_or_default());
+            f.duplicate(at().field("nodePort"), port.node_port.unwrap_or_default());
         }
         out.push(port);
     }
     out
 }
 
-/// One `spec.ports[i]`; `at` is its path. Child paths are built only for
-/// errors: this runs for every port of every Service on each rebuild.
+/// One `spec.ports[i]`; `at` builds its path, only for errors.
 fn service_port(
     f: &mut Fields<'_>,
-    at: &FieldPath,
+    at: &impl Fn() -> FieldPath,
     raw: &k8s::ServicePort,
     multi: bool,
     kind: ServiceType,
+    names: &mut Names,
 ) -> ServicePort {
-    let name = raw.name.clone().unwrap_or_default();
+    let name = raw.name.as_deref().unwrap_or_default();
     if name.is_empty() && multi {
-        f.required(at.field("name"));
-    } else if !name.is_empty() && !field::is_dns1123_label(&name) {
-        f.invalid_str(at.field("name"), &name, field::DNS1123_LABEL);
+        f.required(at().field("name"));
+    } else if !name.is_empty() && !field::is_dns1123_label(name) {
+        f.invalid_str(at().field("name"), name, field::DNS1123_LABEL);
     }
     let port = port_number(f, at, "port", raw.port).unwrap_or(0);
-    let protocol = Protocol::parse(f, raw.protocol.as_deref(), || at.field("protocol"));
+    let protocol = Protocol::parse(f, raw.protocol.as_deref(), || at().field("protocol"));
     let target = target_port(f, at, raw.target_port.as_ref(), port);
     let node_port = node_port(f, at, raw.node_port, kind);
     let app_protocol = raw.app_protocol.clone().filter(|s| !s.is_empty());
-    ServicePort { name, port, protocol, target, node_port, app_protocol }
+    let label = if name.is_empty() { names.number(port) } else { names.get(name) };
+    let name = if name.is_empty() { names.get("") } else { label.clone() };
+    ServicePort { name, label, port, protocol, target, node_port, app_protocol }
 }
 
-/// A required port field `at.child`; k8s-openapi decodes a missing one as 0,
-/// so a 0 is told apart from a missing field by the manifest's own lines.
+/// A required port field `child` of the path `at` builds; k8s-openapi
+/// decodes a missing one as 0, so a 0 is told apart from a missing field by
+/// the manifest's own lines.
 pub(crate) fn port_number(
     f: &mut Fields<'_>,
-    at: &FieldPath,
+    at: &impl Fn() -> FieldPath,
     child: &'static str,
     value: i32,
 ) -> Option<u16> {
     if let Some(port) = u16::try_from(value).ok().filter(|p| *p > 0) {
         return Some(port);
     }
-    let path = at.field(child);
+    let path = at().field(child);
     if f.present(&path) {
         f.invalid(path, value, field::PORT_RANGE)
     } else {
@@ -285,7 +295,7 @@ pub(crate) fn port_number(
 
 fn target_port(
     f: &mut Fields<'_>,
-    at: &FieldPath,
+    at: &impl Fn() -> FieldPath,
     raw: Option<&IntOrString>,
     port: u16,
 ) -> TargetPort {
@@ -296,13 +306,13 @@ fn target_port(
         Some(IntOrString::Int(n)) => match u16::try_from(*n) {
             Ok(n) => TargetPort::Number(n),
             Err(_) => {
-                f.invalid(at.field("targetPort"), n, field::PORT_RANGE);
+                f.invalid(at().field("targetPort"), n, field::PORT_RANGE);
                 TargetPort::Number(port)
             }
         },
         Some(IntOrString::String(s)) => {
             if !field::is_port_name(s) {
-                f.invalid_str(at.field("targetPort"), s, field::PORT_NAME);
+                f.invalid_str(at().field("targetPort"), s, field::PORT_NAME);
             }
             TargetPort::Name(s.clone())
         }
@@ -311,13 +321,13 @@ fn target_port(
 
 fn node_port(
     f: &mut Fields<'_>,
-    at: &FieldPath,
+    at: &impl Fn() -> FieldPath,
     raw: Option<i32>,
     kind: ServiceType,
 ) -> Option<u16> {
     let value = raw.filter(|n| *n != 0)?;
     if !matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
-        f.forbidden(at.field("nodePort"), "may not be used when `type` is 'ClusterIP'");
+        f.forbidden(at().field("nodePort"), "may not be used when `type` is 'ClusterIP'");
         return None;
     }
     match u16::try_from(value).ok().filter(|n| NODE_PORTS.contains(n)) {
@@ -328,33 +338,34 @@ fn node_port(
                 NODE_PORTS.start(),
                 NODE_PORTS.end()
             );
-            f.invalid(at.field("nodePort"), value, &why);
+            f.invalid(at().field("nodePort"), value, &why);
             None
         }
     }
 }
 
-fn ips(f: &mut Fields<'_>, path: FieldPath, raw: Option<&[String]>) -> Vec<IpAddr> {
+fn ips(f: &mut Fields<'_>, path: &'static str, raw: Option<&[String]>) -> Vec<IpAddr> {
     let list = raw.unwrap_or_default().iter().enumerate();
-    list.filter_map(|(i, text)| service_ip(f, path.index(i), text)).collect()
+    list.filter_map(|(i, text)| service_ip(f, || FieldPath::of(path).index(i), text)).collect()
 }
 
 /// An address a Service may be reached on: an IP, neither unspecified (it
-/// would take the port on every address) nor multicast.
-fn service_ip(f: &mut Fields<'_>, path: FieldPath, text: &str) -> Option<IpAddr> {
-    let Ok(ip) = text.parse::<IpAddr>() else {
-        f.invalid_str(path, text, field::IP_ADDRESS);
+/// would take the port on every address) nor multicast. `path` builds the
+/// field's path, only for errors.
+fn service_ip(f: &mut Fields<'_>, path: impl Fn() -> FieldPath, text: &str) -> Option<IpAddr> {
+    let Some(ip) = field::parse_ip(text) else {
+        f.invalid_str(path(), text, field::IP_ADDRESS);
         return None;
     };
     if ip.is_unspecified() || ip.is_multicast() {
-        f.invalid_str(path, text, "may not be unspecified (0.0.0.0, ::) or multicast");
+        f.invalid_str(path(), text, "may not be unspecified (0.0.0.0, ::) or multicast");
         return None;
     }
     Some(ip)
 }
 
 fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> Vec<IpAddr> {
-    let path = FieldPath::of("status.loadBalancer.ingress");
+    let path = |i: usize| FieldPath::of("status.loadBalancer.ingress").index(i).field("ip");
     let mut out = Vec::new();
     for (i, ingress) in
         status.and_then(|s| s.ingress.as_deref()).unwrap_or_default().iter().enumerate()
@@ -362,7 +373,7 @@ fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> 
         let Some(text) = ingress.ip.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
-        out.extend(service_ip(f, path.index(i).field("ip"), text));
+        out.extend(service_ip(f, || path(i), text));
     }
     out
 }

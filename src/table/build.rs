@@ -1,13 +1,14 @@
 //! One pass over the model: every Frontend of every proxied ServicePort,
 //! with the metric children its connections will count into.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::{App, Cursor, Frontend, FrontendKind, Route, Snapshot, Target};
-use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
+use rustc_hash::FxHashMap;
+
+use super::{App, Frontend, FrontendKind, Route, Snapshot, Target};
+use crate::metrics::{InUse, Metrics, PortStats};
 use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
 
 /// Where this node is: NodePort addresses and the name `Local` policies
@@ -26,7 +27,8 @@ pub(super) fn build(
 ) -> Snapshot {
     let node = Node { ips: node_ips, name: node_name };
     let in_use = metrics.begin();
-    let mut routes = HashMap::with_capacity(model.services.len() * 2);
+    let mut routes =
+        FxHashMap::with_capacity_and_hasher(model.services.len() * 2, Default::default());
     let mut conflicts = Vec::new();
     for service in model.services.iter().filter(|s| s.skip.is_none()) {
         for (port, endpoints) in service.ports() {
@@ -60,7 +62,6 @@ struct PortBuild<'a> {
     port: &'a ServicePort,
     endpoints: &'a [Endpoint],
     label: Arc<str>,
-    cursor: Arc<Cursor>,
     stats: Arc<PortStats>,
     metrics: &'a Metrics,
     in_use: &'a InUse,
@@ -74,18 +75,9 @@ impl<'a> PortBuild<'a> {
         metrics: &'a Metrics,
         in_use: &'a InUse,
     ) -> Self {
-        let label: Arc<str> = port.label().into();
+        let label = port.label.clone();
         let stats = metrics.port(&service.service.id, &label, in_use);
-        Self {
-            service,
-            port,
-            endpoints,
-            label,
-            cursor: Arc::new(Cursor::default()),
-            stats,
-            metrics,
-            in_use,
-        }
+        Self { service, port, endpoints, label, stats, metrics, in_use }
     }
 
     /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
@@ -118,9 +110,12 @@ impl<'a> PortBuild<'a> {
 
     fn route(&mut self, kind: FrontendKind, local: bool, node: &Node<'_>) -> Arc<Route> {
         let spec = &self.service.service;
-        let targets = usable(self.endpoints, local.then_some(node.name))
-            .map(|e| Target { addr: e.addr, terminating: !e.ready, stats: self.endpoint(e.addr) })
-            .collect();
+        let endpoints = usable(self.endpoints, local.then_some(node.name));
+        let targets = self.metrics.endpoints(&self.stats, self.in_use, |stats| {
+            endpoints
+                .map(|e| Target { addr: e.addr, terminating: !e.ready, stats: stats(e.addr) })
+                .collect()
+        });
         Arc::new(Route {
             service: spec.id.clone(),
             port: self.label.clone(),
@@ -128,14 +123,8 @@ impl<'a> PortBuild<'a> {
             app: App::of(self.port),
             targets,
             affinity: spec.affinity,
-            cursor: self.cursor.clone(),
+            cursor: self.stats.cursor.clone(),
             stats: self.stats.clone(),
         })
-    }
-
-    /// The endpoint's traffic, shared by the port's internal and external
-    /// Routes (the metrics registry holds one per port and address).
-    fn endpoint(&self, addr: SocketAddr) -> Arc<EndpointStats> {
-        self.metrics.endpoint(&self.stats, addr, self.in_use)
     }
 }

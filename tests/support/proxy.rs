@@ -447,19 +447,32 @@ pub fn endpoint_slice(
     yaml
 }
 
-/// A Service `name` at `cluster_ip`, port 8080, whose selector has
-/// `labels` labels as long as Kubernetes allows (a 253-character prefix,
-/// a 63-character name and value) and matches no Pod. Cheap to parse,
-/// heavy to hold: every Snapshot built from it carries the selector, about
-/// 1 KiB a label, so Snapshots kept alive show in the resident memory.
-pub fn weighty_service(name: &str, cluster_ip: Ipv4Addr, labels: usize) -> String {
-    let prefix = ["a", "b", "c", "d"].map(|c| c.repeat(60)).join(".");
-    let mut selector = String::from("  selector:\n");
-    for i in 0..labels {
-        let _ =
-            writeln!(selector, "    {prefix}/k{i:05}{}: v{i:05}{}", "k".repeat(57), "v".repeat(57));
+/// A Service `name` at `cluster_ip` with four UDP ports, whose
+/// EndpointSlice lists `endpoints` ready addresses (in 127.250.0.0/16).
+/// Cheap to parse and to serve (UDP ports get no listener and no traffic
+/// series), heavy to hold: every Snapshot resolves each port's endpoints
+/// anew, about 56 bytes each, so Snapshots kept alive show in the resident
+/// memory. (What is read from an unchanged file, such as a large selector,
+/// is shared by every Snapshot and would not show.)
+pub fn weighty_service(name: &str, cluster_ip: Ipv4Addr, endpoints: usize) -> String {
+    const PORTS: [u16; 4] = [9001, 9002, 9003, 9004];
+    let ports: String =
+        PORTS.iter().map(|p| format!("    - {{name: u{p}, protocol: UDP, port: {p}}}\n")).collect();
+    let mut yaml = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n\
+         spec:\n  clusterIP: {cluster_ip}\n  ports:\n{ports}\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-1\n\
+         \x20 namespace: default\n  labels:\n    kubernetes.io/service-name: {name}\n\
+         addressType: IPv4\nports:\n"
+    );
+    for p in PORTS {
+        let _ = writeln!(yaml, "  - {{name: u{p}, protocol: UDP, port: {p}}}");
     }
-    service(name, cluster_ip, None, &[Port::tcp(8080)], &selector)
+    yaml.push_str("endpoints:\n");
+    for i in 0..endpoints {
+        let _ = writeln!(yaml, "  - addresses: [127.250.{}.{}]", i / 250, i % 250 + 1);
+    }
+    yaml
 }
 
 /// The IPv4 address of `addr` (every test address is IPv4).

@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::tests::{model, service_yaml};
+use std::collections::HashSet;
 
 fn cidr() -> IpNet {
     "10.96.0.0/12".parse().unwrap()
@@ -84,7 +85,7 @@ fn a_duplicate_explicit_cluster_ip_rejects_the_later_service_only() {
 
 #[test]
 fn node_ports_are_unique_per_protocol() {
-    let mut taken = HashSet::new();
+    let mut taken = FxHashSet::default();
     let tcp = free_node_port(7, Protocol::Tcp, &mut taken).unwrap();
     let udp = free_node_port(7, Protocol::Udp, &mut taken).unwrap();
     let tcp2 = free_node_port(7, Protocol::Tcp, &mut taken).unwrap();
@@ -95,7 +96,7 @@ fn node_ports_are_unique_per_protocol() {
 
 #[test]
 fn node_port_range_is_exhausted_cleanly() {
-    let mut taken = HashSet::new();
+    let mut taken = FxHashSet::default();
     let count = (0..3000).filter_map(|i| free_node_port(i, Protocol::Tcp, &mut taken)).count();
     assert_eq!(count, 2768);
 }
