@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
 /// `Control::rebuild` over [`FILES`] files after one of them changed.
 fn one_file_changed(c: &mut Criterion) {
     use svcproxy::control::Control;
-    use svcproxy::proxy::Context;
+    use svcproxy::proxy::{Context, Splice};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let per_file = SERVICES / FILES;
@@ -145,7 +145,7 @@ fn one_file_changed(c: &mut Criterion) {
         let services = f * per_file..(f + 1) * per_file;
         std::fs::write(path(f), scale::list(services, 0)).expect("write");
     }
-    let ctx = Context::new(Duration::from_secs(1)).expect("context");
+    let ctx = Context::new(Duration::from_secs(1), Splice::Auto).expect("context");
     let mut control = Control::new(vec![dir.path().to_owned()], options(), NODE.to_vec());
     let first = control.rebuild(&ctx);
     assert!(first.errors.is_empty(), "{:?}", first.errors);
