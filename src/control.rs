@@ -7,25 +7,26 @@
 //! inside a watched directory removes them). Every such fault is logged
 //! with its file, object and field, and counted as a failed reload.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxHashSet;
 use tracing::{info, warn};
 
-use crate::manifest::{self, Object, ObjectKey};
+use crate::manifest::{self, ObjectKey};
 use crate::metrics::Metrics;
 use crate::model::{Memo, Model, Options};
 use crate::proxy::Context;
 use crate::table::Snapshot;
 
 mod files;
+mod good;
 pub mod watch;
 
 use files::Files;
+use good::Good;
 
 /// Rebuilds and publishes Snapshots from the manifest paths.
 #[derive(Debug)]
@@ -40,7 +41,7 @@ pub struct Control {
     /// Their validation, redone only for objects new since the last build.
     memo: Memo,
     /// The last valid version of every object in service.
-    good: FxHashMap<ObjectKey, Object>,
+    good: Good,
 }
 
 /// What one rebuild found.
@@ -62,7 +63,7 @@ impl Control {
             generation: 0,
             files: Files::default(),
             memo: Memo::default(),
-            good: FxHashMap::default(),
+            good: Good::default(),
         }
     }
 
@@ -112,39 +113,28 @@ impl Control {
     /// before is served in its last valid version.
     fn model(&mut self, errors: &[manifest::Error]) -> Model {
         let model = Model::rebuild(self.files.objects(), &self.options, &mut self.memo);
-        let rejected: HashSet<ObjectKey> = model
-            .errors
-            .iter()
-            .map(|e| e.key().clone())
-            .chain(errors.iter().filter_map(|e| e.key().cloned()))
-            .collect();
-        let fallback: Vec<&Object> = rejected.iter().filter_map(|k| self.good.get(k)).collect();
-        if !fallback.is_empty() {
-            for object in &fallback {
-                let (file, key) = (object.origin.file.display(), object.key());
-                warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
-            }
-            let current = || self.files.objects().filter(|o| !rejected.contains(o.key()));
-            let retry = current().chain(fallback.iter().copied());
-            let retry = Model::rebuild(retry, &self.options, &mut self.memo);
-            // Only what the retry served: never an object rejected at first.
-            let good = valid(current().chain(fallback), &retry);
-            self.good = good;
-            merge(model, retry)
-        } else {
-            self.good = valid(self.files.objects(), &model);
-            model
+        let invalid: FxHashSet<ObjectKey> = model.errors.iter().map(|e| e.key().clone()).collect();
+        let mut rejected = invalid.clone();
+        rejected.extend(errors.iter().filter_map(|e| e.key().cloned()));
+        let fallback =
+            if rejected.is_empty() { Vec::new() } else { self.good.get(rejected.iter()) };
+        if fallback.is_empty() {
+            self.good = Good::new(self.files.lists(), invalid, Vec::new());
+            return model;
         }
+        for object in &fallback {
+            let (file, key) = (object.origin.file.display(), object.key());
+            warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
+        }
+        let current = self.files.objects().filter(|o| !rejected.contains(o.key()));
+        let retry = Model::rebuild(current.chain(&fallback), &self.options, &mut self.memo);
+        // Only what the retry served: never an object rejected at first.
+        let invalid: FxHashSet<ObjectKey> = retry.errors.iter().map(|e| e.key().clone()).collect();
+        let kept = fallback.into_iter().filter(|o| !invalid.contains(o.key())).collect();
+        rejected.extend(invalid);
+        self.good = Good::new(self.files.lists(), rejected, kept);
+        merge(model, retry)
     }
-}
-
-/// Every object of `objects` that `model` did not reject, by key.
-fn valid<'a>(
-    objects: impl Iterator<Item = &'a Object>,
-    model: &Model,
-) -> FxHashMap<ObjectKey, Object> {
-    let rejected: HashSet<&ObjectKey> = model.errors.iter().map(|e| e.key()).collect();
-    objects.filter(|o| !rejected.contains(o.key())).map(|o| (o.key().clone(), o.clone())).collect()
 }
 
 /// The retry's Services with the first build's errors (they point at the

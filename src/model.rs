@@ -5,6 +5,10 @@
 //! with its ClusterIP and NodePorts allocated and its endpoints resolved,
 //! plus one [`Error`] per invalid field. An invalid object is rejected
 //! alone; every other object is still used.
+//!
+//! The control loop builds again on every change: with a [`Memo`]
+//! ([`Model::rebuild`]) an object it saw at the last build is not validated
+//! again; allocation and endpoint resolution always see the whole set.
 
 use std::fmt;
 use std::net::IpAddr;

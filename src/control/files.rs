@@ -5,12 +5,17 @@
 //! Services with their EndpointSlices), and a reload usually follows one
 //! changed file among many: every file is still read, but only one whose
 //! text differs from the last parse is parsed again. A file is recognised
-//! by its length and a hash of its text, not by its mtime, which a quick
-//! rewrite may leave unchanged.
+//! by its length and a 64-bit hash of its text (FxHash's byte hash: every
+//! file is hashed on every rebuild, 6 MiB at 10,000 Services, and the
+//! texts are the operator's, not an adversary's), not by its mtime, which
+//! a quick rewrite may leave unchanged.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::FxHasher;
 
 use crate::manifest::{self, Loaded, Object};
 
@@ -23,7 +28,8 @@ pub(super) struct Files {
 /// One file's objects, and the text they were parsed from.
 #[derive(Debug, Default)]
 struct Parsed {
-    objects: Vec<Object>,
+    /// Shared with the last-good record of the last build.
+    objects: Arc<Vec<Object>>,
     /// `None` when parsing reported errors: such a file is parsed on every
     /// rebuild, so its errors are reported on every rebuild too.
     digest: Option<Digest>,
@@ -69,7 +75,12 @@ impl Files {
 
     /// Every object of every file.
     pub(super) fn objects(&self) -> impl Iterator<Item = &Object> + Clone {
-        self.files.values().flat_map(|p| &p.objects)
+        self.files.values().flat_map(|p| p.objects.iter())
+    }
+
+    /// Every file's objects, in the order of [`Self::objects`].
+    pub(super) fn lists(&self) -> Vec<Arc<Vec<Object>>> {
+        self.files.values().map(|p| p.objects.clone()).collect()
     }
 }
 
@@ -93,14 +104,14 @@ fn parse(
     }
     let clean = loaded.errors.is_empty();
     errors.append(&mut loaded.errors);
-    Parsed { objects: loaded.objects, digest: clean.then_some(digest) }
+    Parsed { objects: Arc::new(loaded.objects), digest: clean.then_some(digest) }
 }
 
 // === impl Digest ===
 
 impl Digest {
     fn of(text: &str) -> Self {
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = FxHasher::default();
         text.hash(&mut hasher);
         Self { len: text.len(), hash: hasher.finish() }
     }
