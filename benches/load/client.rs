@@ -68,12 +68,7 @@ pub async fn keep_alive(plan: &Plan, path: &str, counters: &Counters, buf: usize
             tokio::time::timeout(TIMEOUT, http::exchange(stream, &request, &mut scratch)).await;
         match result {
             Ok(Ok(head)) if head.status == 200 => {
-                let t1 = Instant::now();
-                counters.done.fetch_add(1, Ordering::Relaxed);
-                counters.bytes.fetch_add(head.length as u64, Ordering::Relaxed);
-                if plan.keep(t1) {
-                    latencies.push(micros(t0, t1));
-                }
+                record(plan, counters, &mut latencies, t0, head.length as u64);
             }
             _ => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -102,12 +97,7 @@ pub async fn one_shot(plan: &Plan, path: &str, counters: &Counters) -> Vec<u32> 
         };
         match tokio::time::timeout(TIMEOUT, work).await {
             Ok(Ok(head)) if head.status == 200 => {
-                let t1 = Instant::now();
-                counters.done.fetch_add(1, Ordering::Relaxed);
-                counters.bytes.fetch_add(head.length as u64, Ordering::Relaxed);
-                if plan.keep(t1) {
-                    latencies.push(micros(t0, t1));
-                }
+                record(plan, counters, &mut latencies, t0, head.length as u64);
             }
             _ => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -121,4 +111,15 @@ pub async fn one_shot(plan: &Plan, path: &str, counters: &Counters) -> Vec<u32> 
 /// A failing proxy must not turn the client into a busy loop.
 async fn pause_after_error() {
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+}
+
+/// Counts one exchange that succeeded at `t0`..now, and keeps its latency
+/// when it ended inside the measured window.
+fn record(plan: &Plan, counters: &Counters, latencies: &mut Vec<u32>, t0: Instant, bytes: u64) {
+    let t1 = Instant::now();
+    counters.done.fetch_add(1, Ordering::Relaxed);
+    counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+    if plan.keep(t1) {
+        latencies.push(micros(t0, t1));
+    }
 }
