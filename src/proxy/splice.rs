@@ -12,6 +12,7 @@ use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
 
+use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -113,8 +114,7 @@ async fn drain(pipe: &Pipe, to: &TcpStream) -> io::Result<usize> {
 }
 
 fn is_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::INVAL.raw_os_error()
-        || code == rustix::io::Errno::NOSYS.raw_os_error())
+    matches!(Errno::from_io_error(e), Some(Errno::INVAL | Errno::NOSYS))
 }
 
 // === impl Pipe ===
