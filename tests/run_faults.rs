@@ -11,21 +11,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use support::endpoint::{Blackhole, Endpoint, refused_addr};
-use support::net::{self, addr, eventually, fetch, fresh_ip};
-use support::proxy::{self, Proxy, pod_at, simple_service};
-
-const PORT: u16 = 8080;
-
-/// A Service `name` at a fresh ClusterIP whose Pods are `endpoints`, in
-/// that order (`name-0`, `name-1`, ...); its frontend and manifests.
-fn service_of(name: &str, endpoints: &[SocketAddr]) -> (SocketAddr, String) {
-    let cluster_ip = fresh_ip();
-    let mut yaml = simple_service(name, cluster_ip, PORT, true);
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        yaml.push_str(&pod_at(&format!("{name}-{i}"), name, *endpoint));
-    }
-    (addr(cluster_ip, PORT), yaml)
-}
+use support::net::{self, eventually, fetch, fresh_ip};
+use support::proxy::{self, Proxy, service_of, simple_service};
 
 /// What a client of a frontend without usable endpoints sees: refused, or
 /// accepted then closed or reset. Panics on bytes or on a hang, and when
@@ -221,7 +208,7 @@ fn a_taken_frontend_port_is_bound_once_released() {
 fn metrics_address_taken_exits_2_with_a_clear_message() {
     let squatter = TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken = squatter.local_addr().expect("address").to_string();
-    let yaml = simple_service("idle", fresh_ip(), PORT, true);
+    let yaml = simple_service("idle", fresh_ip(), 8080, true);
     let (status, log) = proxy::run_to_exit(
         &yaml,
         &["--metrics-bind-address", &taken, "--healthz-bind-address", "127.0.0.1:0"],

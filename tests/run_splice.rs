@@ -7,31 +7,22 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use support::endpoint::{Ending, Endpoint};
-use support::net::{self, addr, connect, fresh_ip, read_to_end, stream_through};
-use support::proxy::{Proxy, pod_at, simple_service};
+use support::net::{self, connect, fresh_ip, read_to_end, stream_through};
+use support::proxy::{Proxy, service_of};
 
-const PORT: u16 = 8080;
 const MIB: u64 = 1024 * 1024;
 const MODES: [&str; 2] = ["always", "never"];
-
-/// A Service `name` at a fresh ClusterIP with one Pod at `endpoint`.
-fn service_of(name: &str, endpoint: SocketAddr) -> (SocketAddr, String) {
-    let cluster_ip = fresh_ip();
-    let yaml = simple_service(name, cluster_ip, PORT, true)
-        + &pod_at(&format!("{name}-0"), name, endpoint);
-    (addr(cluster_ip, PORT), yaml)
-}
 
 #[test]
 fn a_64_mib_stream_arrives_byte_exact_both_ways_in_every_mode() {
     const LEN: u64 = 64 * MIB;
     for mode in MODES {
         let (endpoint, rx) = Endpoint::echo_hashing(fresh_ip());
-        let (frontend, yaml) = service_of("bulk", endpoint.addr);
+        let (frontend, yaml) = service_of("bulk", &[endpoint.addr]);
         let (_proxy, _) =
             Proxy::serving(&yaml, &["--splice", mode], || net::echo(frontend, b"probe"));
 
@@ -68,7 +59,7 @@ fn a_fast_one_way_download_arrives_whole_in_every_mode() {
                 left -= n;
             }
         });
-        let (frontend, yaml) = service_of("download", endpoint.addr);
+        let (frontend, yaml) = service_of("download", &[endpoint.addr]);
         let download = || -> std::io::Result<usize> {
             let mut stream = connect(frontend)?;
             stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -92,7 +83,7 @@ fn a_fast_one_way_download_arrives_whole_in_every_mode() {
 fn a_half_close_passes_while_the_reply_flows_in_every_mode() {
     for mode in MODES {
         let endpoint = Endpoint::reply_after_eof(fresh_ip());
-        let (frontend, yaml) = service_of("halfclose", endpoint.addr);
+        let (frontend, yaml) = service_of("halfclose", &[endpoint.addr]);
         let exchange = |message: &str| -> std::io::Result<String> {
             let mut stream = connect(frontend)?;
             stream.write_all(message.as_bytes())?;
@@ -112,9 +103,9 @@ fn a_half_close_passes_while_the_reply_flows_in_every_mode() {
 fn resets_cross_in_both_directions_in_every_mode() {
     for mode in MODES {
         let resetter = Endpoint::reset_after(fresh_ip(), Duration::from_millis(100));
-        let (reset_frontend, reset_yaml) = service_of("resetter", resetter.addr);
+        let (reset_frontend, reset_yaml) = service_of("resetter", &[resetter.addr]);
         let (echo, rx) = Endpoint::echo_reporting(fresh_ip());
-        let (frontend, yaml) = service_of("echo", echo.addr);
+        let (frontend, yaml) = service_of("echo", &[echo.addr]);
         let (_proxy, _) = Proxy::serving(&(yaml + &reset_yaml), &["--splice", mode], || {
             net::echo(frontend, b"probe")
         });

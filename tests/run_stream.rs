@@ -6,25 +6,15 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::endpoint::Endpoint;
-use support::net::{self, addr, connect, fresh_ip, stream_through};
-use support::proxy::{Proxy, pod_at, simple_service};
+use support::net::{self, connect, fresh_ip, stream_through};
+use support::proxy::{Proxy, service_of};
 
-const PORT: u16 = 8080;
 const MIB: u64 = 1024 * 1024;
-
-/// A Service `name` at a fresh ClusterIP with one Pod at `endpoint`.
-fn service_of(name: &str, endpoint: SocketAddr) -> (SocketAddr, String) {
-    let cluster_ip = fresh_ip();
-    let yaml = simple_service(name, cluster_ip, PORT, true)
-        + &pod_at(&format!("{name}-0"), name, endpoint);
-    (addr(cluster_ip, PORT), yaml)
-}
 
 /// The `(hash, len)` the endpoint reports for each stream of `len` bytes,
 /// `count` of them, ignoring the readiness probe's; within `deadline`.
@@ -51,7 +41,7 @@ fn endpoint_hashes(
 fn a_256_mib_stream_arrives_byte_exact_both_ways() {
     const LEN: u64 = 256 * MIB;
     let (endpoint, rx) = Endpoint::echo_hashing(fresh_ip());
-    let (frontend, yaml) = service_of("bulk", endpoint.addr);
+    let (frontend, yaml) = service_of("bulk", &[endpoint.addr]);
     let (_proxy, _) = Proxy::serving(&yaml, &[], || net::echo(frontend, b"probe"));
 
     let start = Instant::now();
@@ -70,7 +60,7 @@ fn a_256_mib_stream_arrives_byte_exact_both_ways() {
 fn eight_parallel_32_mib_streams_arrive_exact() {
     const LEN: u64 = 32 * MIB;
     let (endpoint, rx) = Endpoint::echo_hashing(fresh_ip());
-    let (frontend, yaml) = service_of("parallel", endpoint.addr);
+    let (frontend, yaml) = service_of("parallel", &[endpoint.addr]);
     let (_proxy, _) = Proxy::serving(&yaml, &[], || net::echo(frontend, b"probe"));
 
     let start = Instant::now();
@@ -99,7 +89,7 @@ fn a_thousand_concurrent_connections_are_all_served() {
     // Our side holds 2,000 sockets (clients and the echo's ends).
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let endpoint = Endpoint::echo(fresh_ip());
-    let (frontend, yaml) = service_of("many", endpoint.addr);
+    let (frontend, yaml) = service_of("many", &[endpoint.addr]);
     let (mut proxy, _) = Proxy::serving(&yaml, &[], || net::echo(frontend, b"probe"));
 
     let start = Instant::now();

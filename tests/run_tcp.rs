@@ -6,23 +6,13 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use support::endpoint::{Ending, Endpoint};
-use support::net::{self, addr, connect, fetch, fresh_ip, read_to_end};
-use support::proxy::{Proxy, pod_at, simple_service};
-
-const PORT: u16 = 8080;
-
-/// A Service `name` at a fresh ClusterIP with one Pod at `endpoint`.
-fn service_of(name: &str, endpoint: SocketAddr) -> (SocketAddr, String) {
-    let cluster_ip = fresh_ip();
-    let yaml = simple_service(name, cluster_ip, PORT, true)
-        + &pod_at(&format!("{name}-0"), name, endpoint);
-    (addr(cluster_ip, PORT), yaml)
-}
+use support::net::{self, connect, fetch, fresh_ip, read_to_end};
+use support::proxy::{Proxy, service_of};
 
 /// The next ending the endpoint reports that is not `skip` (the readiness
 /// probe's), within 5 s.
@@ -41,7 +31,7 @@ fn next_ending(rx: &Receiver<Ending>, skip: &Ending) -> Ending {
 #[test]
 fn client_half_close_reaches_the_endpoint_and_the_reply_still_arrives() {
     let endpoint = Endpoint::reply_after_eof(fresh_ip());
-    let (frontend, yaml) = service_of("halfclose", endpoint.addr);
+    let (frontend, yaml) = service_of("halfclose", &[endpoint.addr]);
     let exchange = |message: &str| -> std::io::Result<String> {
         let mut stream = connect(frontend)?;
         stream.write_all(message.as_bytes())?;
@@ -62,7 +52,7 @@ fn client_half_close_reaches_the_endpoint_and_the_reply_still_arrives() {
 #[test]
 fn endpoint_half_close_reaches_the_client_which_can_still_send() {
     let (endpoint, rx) = Endpoint::banner_then_read(fresh_ip(), "banner");
-    let (frontend, yaml) = service_of("banner", endpoint.addr);
+    let (frontend, yaml) = service_of("banner", &[endpoint.addr]);
     // Read the banner to EOF while our side stays open, then send.
     let exchange = |message: &str| -> std::io::Result<String> {
         let mut stream = connect(frontend)?;
@@ -87,9 +77,9 @@ fn endpoint_half_close_reaches_the_client_which_can_still_send() {
 #[test]
 fn endpoint_reset_reaches_the_client_as_a_reset() {
     let resetter = Endpoint::reset_after(fresh_ip(), Duration::from_millis(100));
-    let (frontend, yaml) = service_of("resetter", resetter.addr);
+    let (frontend, yaml) = service_of("resetter", &[resetter.addr]);
     let probe = Endpoint::name(fresh_ip(), "probe");
-    let (probe_frontend, probe_yaml) = service_of("probe", probe.addr);
+    let (probe_frontend, probe_yaml) = service_of("probe", &[probe.addr]);
     let (_proxy, _) = Proxy::serving(&(yaml + &probe_yaml), &[], || fetch(probe_frontend));
 
     let mut stream =
@@ -106,7 +96,7 @@ fn endpoint_reset_reaches_the_client_as_a_reset() {
 #[test]
 fn client_reset_reaches_the_endpoint_as_a_reset() {
     let (endpoint, rx) = Endpoint::echo_reporting(fresh_ip());
-    let (frontend, yaml) = service_of("echo", endpoint.addr);
+    let (frontend, yaml) = service_of("echo", &[endpoint.addr]);
     let (_proxy, _) = Proxy::serving(&yaml, &[], || net::echo(frontend, b"probe"));
 
     let mut stream = connect(frontend).expect("connect");

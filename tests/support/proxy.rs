@@ -394,6 +394,18 @@ pub fn service(
     yaml
 }
 
+/// A Service `name` on port 8080 of a fresh ClusterIP, with a Pod at each
+/// of `endpoints`; its frontend and its manifest.
+pub fn service_of(name: &str, endpoints: &[SocketAddr]) -> (SocketAddr, String) {
+    const PORT: u16 = 8080;
+    let cluster_ip = super::net::fresh_ip();
+    let mut yaml = simple_service(name, cluster_ip, PORT, true);
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        yaml.push_str(&pod_at(&format!("{name}-{i}"), name, *endpoint));
+    }
+    (SocketAddr::from((cluster_ip, PORT)), yaml)
+}
+
 /// A single-port Service `name`, port `port` named `tcp` to the target port
 /// named `tcp`: the container port of Pods labelled `app: NAME` (with
 /// `selector`), or the EndpointSlice port named `tcp` (without).
