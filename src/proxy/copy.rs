@@ -4,7 +4,8 @@
 //! pool only for the read and the writes that drain it, and gives it back
 //! before waiting again: an idle connection holds no buffer at all. EOF on
 //! one side is passed on as a FIN (shutdown of the other side's write half)
-//! while the other direction keeps flowing. A direction that fills a whole
+//! while the other direction keeps flowing; the second EOF needs no
+//! shutdown, closing the sockets sends that FIN. A direction that fills a whole
 //! buffer is bulk: it moves to `splice(2)` when the mode allows.
 
 use std::cell::RefCell;
@@ -12,6 +13,7 @@ use std::future::poll_fn;
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use socket2::SockRef;
@@ -60,11 +62,12 @@ pub async fn both_ways(
 ) -> (Totals, io::Result<()>) {
     let mut up = Tally { total: 0, counter: received };
     let mut down = Tally { total: 0, counter: sent };
+    let half = AtomicBool::new(false);
     let result = {
         let (client_rx, client_tx) = client.split();
         let (endpoint_rx, endpoint_tx) = endpoint.split();
-        let up = one_way(client_rx, endpoint_tx, &mut up, mode);
-        let down = one_way(endpoint_rx, client_tx, &mut down, mode);
+        let up = one_way(client_rx, endpoint_tx, &mut up, mode, &half);
+        let down = one_way(endpoint_rx, client_tx, &mut down, mode, &half);
         tokio::try_join!(up, down).map(|_| ())
     };
     (Totals { received: up.total, sent: down.total }, result)
@@ -75,9 +78,10 @@ async fn one_way(
     mut to: WriteHalf<'_>,
     tally: &mut Tally<'_>,
     mode: Splice,
+    half: &AtomicBool,
 ) -> io::Result<()> {
     if mode == Splice::Always {
-        return splice_or_copy(from, to, tally).await;
+        return splice_or_copy(from, to, tally, half).await;
     }
     loop {
         // Not `readable()`: that future ignores the task's cooperative
@@ -92,7 +96,7 @@ async fn one_way(
         let read = match read {
             Ok(0) => {
                 give(buffer);
-                return finish(&to);
+                return finish(&to, half);
             }
             Ok(n) => n,
             Err(e) => return Err(e),
@@ -102,7 +106,7 @@ async fn one_way(
         written?;
         tally.add(read);
         if read == BUFFER && mode == Splice::Auto {
-            return splice_or_copy(from, to, tally).await;
+            return splice_or_copy(from, to, tally, half).await;
         }
     }
 }
@@ -113,11 +117,12 @@ async fn splice_or_copy(
     from: ReadHalf<'_>,
     to: WriteHalf<'_>,
     tally: &mut Tally<'_>,
+    half: &AtomicBool,
 ) -> io::Result<()> {
     match splice::one_way(from.as_ref(), to.as_ref(), &mut |n| tally.add(n)).await {
-        Ok(()) => finish(&to),
+        Ok(()) => finish(&to, half),
         Err(splice::Error::Unsupported(_)) => {
-            Box::pin(one_way(from, to, tally, Splice::Never)).await
+            Box::pin(one_way(from, to, tally, Splice::Never, half)).await
         }
         Err(splice::Error::Io(e)) => Err(e),
     }
@@ -138,8 +143,14 @@ async fn read_once(from: &mut ReadHalf<'_>, buffer: &mut [u8]) -> Option<io::Res
     .await
 }
 
-/// Passes EOF on as a FIN. The peer may already be gone.
-fn finish(to: &WriteHalf<'_>) -> io::Result<()> {
+/// Passes EOF on as a FIN. `half` tells whether the other direction has
+/// already ended: then both sockets are about to be closed, with nothing
+/// left unread in them, and the close sends this FIN (one syscall less per
+/// connection). The peer may already be gone.
+fn finish(to: &WriteHalf<'_>, half: &AtomicBool) -> io::Result<()> {
+    if half.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
     match SockRef::from(to.as_ref()).shutdown(Shutdown::Write) {
         Err(e) if e.kind() != ErrorKind::NotConnected => Err(e),
         _ => Ok(()),
