@@ -1,8 +1,11 @@
 //! Drain on SIGTERM: stop accepting, let live connections finish for up to
 //! `--drain-timeout`, then reset the rest and exit.
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -15,7 +18,8 @@ pub struct Tracker(Arc<Inner>);
 struct Inner {
     live: AtomicUsize,
     idle: Notify,
-    /// Told when the drain gives up on the connections still live.
+    /// Set, then told, when the drain gives up on the connections still live.
+    aborting: AtomicBool,
     abort: Notify,
 }
 
@@ -57,6 +61,7 @@ impl Tracker {
     /// Tells every live connection to end at once with a reset: a client
     /// cut off by the drain must not take a truncated stream for a whole one.
     pub fn abort(&self) {
+        self.0.aborting.store(true, Ordering::Release);
         self.0.abort.notify_waiters();
     }
 }
@@ -64,9 +69,30 @@ impl Tracker {
 // === impl Live ===
 
 impl Live {
-    /// Completes when the drain gives up on this connection.
-    pub async fn aborted(&self) {
-        self.0.abort.notified().await;
+    /// Runs `work` to its end, or until the drain gives up on this
+    /// connection (`None`).
+    ///
+    /// The task's waker is registered with the abort `Notify` once, not on
+    /// every wake: polling a waiting `Notified` takes the lock every task
+    /// of every thread shares, and a connection wakes once per read.
+    /// Later wakes only load the flag.
+    pub async fn unless_aborted<F: Future>(&self, work: F) -> Option<F::Output> {
+        let mut notified = pin!(self.0.abort.notified());
+        let mut work = pin!(work);
+        let mut registered: Option<Waker> = None;
+        poll_fn(|cx| {
+            if self.0.aborting.load(Ordering::Acquire) {
+                return Poll::Ready(None);
+            }
+            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if notified.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                registered = Some(cx.waker().clone());
+            }
+            work.as_mut().poll(cx).map(Some)
+        })
+        .await
     }
 }
 

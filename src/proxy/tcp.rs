@@ -37,14 +37,11 @@ pub async fn serve(
     tune(&endpoint);
     let copy =
         copy::both_ways(&mut client, &mut endpoint, &stats.received, &stats.sent, ctx.splice);
-    let (totals, result) = tokio::select! {
-        done = copy => done,
-        () = live.aborted() => {
-            debug!(client = %peer, endpoint = %target.addr, "drain timeout: reset");
-            reset(&client);
-            reset(&endpoint);
-            return;
-        }
+    let Some((totals, result)) = live.unless_aborted(copy).await else {
+        debug!(client = %peer, endpoint = %target.addr, "drain timeout: reset");
+        reset(&client);
+        reset(&endpoint);
+        return;
     };
     stats.duration.observe(started.elapsed().as_secs_f64());
     match result {
