@@ -1,14 +1,16 @@
 //! Drain on SIGTERM: stop accepting, let live connections finish for up to
 //! `--drain-timeout`, then reset the rest and exit.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 /// Counts live connections; wakes the drain when the last one ends.
 #[derive(Clone, Debug, Default)]
@@ -71,28 +73,50 @@ impl Tracker {
 impl Live {
     /// Runs `work` to its end, or until the drain gives up on this
     /// connection (`None`).
+    pub fn unless_aborted<F: Future>(&self, work: F) -> UnlessAborted<'_, F> {
+        UnlessAborted {
+            work,
+            notified: self.0.abort.notified(),
+            aborting: &self.0.aborting,
+            registered: None,
+        }
+    }
+}
+
+pin_project! {
+    /// [`Live::unless_aborted`]'s future: a struct rather than an `async
+    /// fn`, which would hold `work` twice (as argument and pinned local)
+    /// in every connection's task.
     ///
     /// The task's waker is registered with the abort `Notify` once, not on
     /// every wake: polling a waiting `Notified` takes the lock every task
-    /// of every thread shares, and a connection wakes once per read.
-    /// Later wakes only load the flag.
-    pub async fn unless_aborted<F: Future>(&self, work: F) -> Option<F::Output> {
-        let mut notified = pin!(self.0.abort.notified());
-        let mut work = pin!(work);
-        let mut registered: Option<Waker> = None;
-        poll_fn(|cx| {
-            if self.0.aborting.load(Ordering::Acquire) {
+    /// of every thread shares, and a connection wakes once per read. Later
+    /// wakes only load the flag.
+    pub struct UnlessAborted<'a, F> {
+        #[pin]
+        work: F,
+        #[pin]
+        notified: Notified<'a>,
+        aborting: &'a AtomicBool,
+        registered: Option<Waker>,
+    }
+}
+
+impl<F: Future> Future for UnlessAborted<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if this.aborting.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
+        if !this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if this.notified.poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                if notified.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                registered = Some(cx.waker().clone());
-            }
-            work.as_mut().poll(cx).map(Some)
-        })
-        .await
+            *this.registered = Some(cx.waker().clone());
+        }
+        this.work.poll(cx).map(Some)
     }
 }
 

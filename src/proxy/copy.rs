@@ -66,9 +66,12 @@ pub async fn both_ways(
     let result = {
         let (client_rx, client_tx) = client.split();
         let (endpoint_rx, endpoint_tx) = endpoint.split();
-        let up = one_way(client_rx, endpoint_tx, &mut up, mode, &half);
-        let down = one_way(endpoint_rx, client_tx, &mut down, mode, &half);
-        tokio::try_join!(up, down).map(|_| ())
+        // Built in place: each direction's future held once in the task.
+        tokio::try_join!(
+            one_way(client_rx, endpoint_tx, &mut up, mode, &half),
+            one_way(endpoint_rx, client_tx, &mut down, mode, &half),
+        )
+        .map(|_| ())
     };
     (Totals { received: up.total, sent: down.total }, result)
 }

@@ -35,8 +35,8 @@ pub async fn serve(
         return reset(&client);
     };
     tune(&endpoint);
-    let copy =
-        copy::both_ways(&mut client, &mut endpoint, &stats.received, &stats.sent, ctx.splice);
+    let (received, sent) = (&stats.received, &stats.sent);
+    let copy = copy::both_ways(&mut client, &mut endpoint, received, sent, ctx.splice);
     let Some((totals, result)) = live.unless_aborted(copy).await else {
         debug!(client = %peer, endpoint = %target.addr, "drain timeout: reset");
         reset(&client);
