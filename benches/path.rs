@@ -24,6 +24,10 @@ use svcproxy::table::{Frontend, Route, Snapshot};
 
 mod scale;
 
+/// The daemon's allocator (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 
 /// A published Snapshot of `services` Services and the Frontend of one in

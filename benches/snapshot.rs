@@ -17,20 +17,18 @@
 //!
 //! The `publish*` and `one_file_changed` figures stop at the store: the
 //! previous Snapshot is freed after it (and after the timing), as the
-//! daemon frees it after publishing. The binary's allocator (the system's)
-//! is wrapped to count the heap a Snapshot and the Memo hold.
+//! daemon frees it after publishing. The allocator is the daemon's
+//! (mimalloc); the heap a Snapshot holds is the `heap` bench's.
 //! Run: `cargo bench --bench snapshot`.
 
 #![allow(clippy::expect_used)] // a bench stops on a broken setup
 
-use std::alloc::System;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use svcproxy::manifest::Object;
 use svcproxy::metrics::Metrics;
 use svcproxy::model::{Memo, Model};
@@ -40,48 +38,12 @@ mod scale;
 
 use scale::{NODE, SERVICES, manifest, objects, options, snapshot};
 
+/// The daemon's allocator (src/main.rs): a rebuild is mostly allocation.
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Files of the `one_file_changed` bench, and Services per file.
 const FILES: usize = 100;
-
-fn mib(bytes: usize) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
-}
-
-/// Prints the heap one built Snapshot holds and what building it
-/// allocates, cold and as a rebuild (with the Memo it keeps).
-fn report_memory(objects: &[Object]) {
-    let region = Region::new(GLOBAL);
-    // The first build, which also creates every metric entry.
-    let metrics = Metrics::new().expect("metrics");
-    let built = snapshot(objects, &metrics);
-    let change = region.change();
-    let held = change.bytes_allocated.saturating_sub(change.bytes_deallocated);
-    assert_eq!(built.len(), SERVICES * 2);
-    assert!(built.services.iter().all(|s| s.endpoints.iter().all(|e| e.len() == 3)));
-    println!(
-        "snapshot of {SERVICES} Services x 2 ports x 3 endpoints: {} routes, {:.1} MiB held \
-         (metric entries included), {:.1} MiB allocated while building",
-        built.len(),
-        mib(held),
-        mib(change.bytes_allocated)
-    );
-    drop(built);
-    let region = Region::new(GLOBAL);
-    let mut memo = Memo::default();
-    let model = Model::rebuild(objects, &options(), &mut memo);
-    let built = Snapshot::build(model, 2, &NODE, "bench", &metrics);
-    let change = region.change();
-    let held = change.bytes_allocated.saturating_sub(change.bytes_deallocated);
-    println!(
-        "rebuild: Snapshot and the Memo kept for the next build: {:.1} MiB held \
-         (metric entries not included)",
-        mib(held)
-    );
-    black_box((built, memo));
-}
 
 /// Times `build` up to the store of its Snapshot; the previous one is
 /// freed after the timing.
@@ -130,7 +92,6 @@ fn stages(c: &mut Criterion, text: &str, objects: &[Object]) {
 fn bench(c: &mut Criterion) {
     let text = manifest(SERVICES);
     let objects = objects(&text);
-    report_memory(&objects);
     one_file_changed(c);
     stages(c, &text, &objects);
 }

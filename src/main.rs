@@ -16,6 +16,13 @@ use svcproxy::model::{Model, Options};
 use svcproxy::proxy::Splice;
 use svcproxy::table::Snapshot;
 
+/// mimalloc rather than glibc's malloc: a Snapshot build is mostly small
+/// allocations and frees, where glibc spent a quarter of a cold build
+/// (`_int_malloc`, `malloc_consolidate`); with mimalloc the cold build at
+/// 10,000 Services takes 45 ms instead of 75 (benches/snapshot.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A per-node userspace service proxy and load balancer for Kubernetes Services.
 #[derive(Parser)]
 #[command(name = "svcproxy", version, about)]
