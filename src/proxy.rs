@@ -15,6 +15,7 @@ use crate::shutdown::Tracker;
 use crate::table::Snapshot;
 
 pub mod copy;
+pub mod dial;
 pub mod splice;
 pub mod tcp;
 

@@ -10,7 +10,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::{Context, copy};
+use super::{Context, copy, dial};
 use crate::metrics::PortStats;
 use crate::shutdown::Live;
 use crate::table::{Route, Target};
@@ -70,7 +70,7 @@ async fn connect<'r>(
         return None;
     }
     for target in plan.iter().map(|i| &route.targets[i]) {
-        match attempt(target.addr, ctx.connect_timeout).await {
+        match dial::attempt(target.addr, ctx.connect_timeout).await {
             Ok(stream) => {
                 target.stats.connections.inc();
                 ctx.balancer.connected(route, peer.ip(), target.addr, Instant::now());
@@ -93,13 +93,6 @@ async fn connect<'r>(
     }
     route.stats.rejected[1].inc();
     None
-}
-
-async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-    }
 }
 
 /// The index in [`crate::metrics::CONNECT_ERROR_REASONS`].
