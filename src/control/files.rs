@@ -46,8 +46,11 @@ struct Digest {
 
 impl Files {
     /// Reads every file under `paths`; a file that cannot be read or parsed
-    /// as a whole keeps the objects it had, and so does an explicitly named
-    /// file that vanished. Returns the errors found.
+    /// as a whole keeps the objects it had, and so do the files under a
+    /// path given that vanished (a file, or a whole directory being
+    /// replaced: `rm -r` then a copy) or that could not be walked to the
+    /// end. A file deleted from a directory that is still there takes its
+    /// objects with it. Returns the errors found.
     pub(super) fn read(&mut self, paths: &[PathBuf]) -> Vec<manifest::Error> {
         let (found, mut errors) = manifest::discover(paths);
         let mut fresh = HashMap::with_capacity(found.len());
@@ -63,10 +66,18 @@ impl Files {
             fresh.insert(file, parsed);
         }
         for error in &errors {
-            if let manifest::Error::Missing { file } = error
-                && let Some(parsed) = self.files.remove(file)
+            if let manifest::Error::Missing { file: root }
+            | manifest::Error::Walk { file: root, .. } = error
             {
-                fresh.insert(file.clone(), parsed);
+                // What is left of the last read under `root` was not found
+                // this time.
+                let kept: Vec<PathBuf> =
+                    self.files.keys().filter(|f| f.starts_with(root)).cloned().collect();
+                for file in kept {
+                    if let Some(parsed) = self.files.remove(&file) {
+                        fresh.entry(file).or_insert(parsed);
+                    }
+                }
             }
         }
         self.files = fresh;
@@ -154,6 +165,41 @@ mod tests {
         std::fs::write(&path, SERVICE.replace("80", "81")).unwrap();
         assert!(files.read(&paths).is_empty());
         assert_ne!(decoded(&files), first);
+    }
+
+    #[test]
+    fn a_directory_replaced_keeps_its_objects_until_it_is_back() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("web.yaml"), SERVICE).unwrap();
+        let mut files = Files::default();
+        let paths = [dir.clone()];
+        assert!(files.read(&paths).is_empty());
+        let first = decoded(&files);
+
+        std::fs::remove_dir_all(&dir).unwrap();
+        let errors = files.read(&paths);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(decoded(&files), first, "the vanished directory's objects are kept");
+
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("api.yaml"), SERVICE.replace("web", "api")).unwrap();
+        assert!(files.read(&paths).is_empty());
+        let names: Vec<&str> = files.objects().map(|o| o.key().name.as_ref()).collect();
+        assert_eq!(names, ["api"], "back: what it holds now, and only that");
+    }
+
+    #[test]
+    fn a_file_deleted_from_a_directory_takes_its_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.yaml"), SERVICE).unwrap();
+        let mut files = Files::default();
+        let paths = [dir.path().to_owned()];
+        assert!(files.read(&paths).is_empty());
+        std::fs::remove_file(dir.path().join("web.yaml")).unwrap();
+        assert!(files.read(&paths).is_empty());
+        assert_eq!(files.objects().count(), 0);
     }
 
     #[test]
