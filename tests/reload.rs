@@ -363,6 +363,36 @@ fn a_configmap_data_symlink_swap_is_picked_up() {
 }
 
 #[test]
+fn a_manifests_directory_removed_and_made_again_keeps_serving_and_is_watched_again() {
+    let ip = fresh_ip();
+    let frontend = addr(ip, PORT);
+    let (a, b) = (Named::echo("a"), Named::echo("b"));
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("manifests");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("web.yaml"), service_of("web", ip, &[&a])).expect("write");
+    let mut proxy = Proxy::start_on(root, &dir, &[]);
+    proxy.wait_ready(|| visit_expecting(frontend, "a"));
+
+    // A deploy that replaces the directory: while it is gone, the Services
+    // it held keep their last version.
+    std::fs::remove_dir_all(&dir).expect("rm -r");
+    proxy.wait_metric(RELOADS_FAILED, WAIT, |v| v >= 1.0);
+    assert_all_reach(frontend, &["a"], 5);
+
+    std::fs::create_dir(&dir).expect("mkdir again");
+    std::fs::write(dir.join("web.yaml"), service_of("web", ip, &[&b])).expect("write again");
+    let made = Instant::now();
+    wait_reaching(frontend, "b", WAIT);
+    // The new directory is watched: a later edit applies too.
+    let c = Named::echo("c");
+    write_by_rename(&dir.join("web.yaml"), &service_of("web", ip, &[&c]));
+    wait_reaching(frontend, "c", WAIT);
+    let took = made.elapsed();
+    assert!(took <= 2 * APPLY, "the directory made again was applied after {took:?}");
+}
+
+#[test]
 fn a_listener_whose_frontend_stays_is_never_rebound() {
     const REWRITES: usize = 20;
     let ip = fresh_ip();

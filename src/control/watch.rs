@@ -2,10 +2,13 @@
 //!
 //! Directories are watched, never single files: editors that save by
 //! rename, and Kubernetes ConfigMap mounts (whose `..data` symlink is
-//! swapped), replace the file a single-file watch would hold. Any change
-//! re-reads every source; bursts are coalesced.
+//! swapped), replace the file a single-file watch would hold. A directory
+//! given is also watched through its parent, so that one removed and made
+//! again (`rm -r` then a copy) is watched again. Any change re-reads every
+//! source; bursts are coalesced.
 
 use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::warn;
 
 /// A burst ends after this much quiet...
 const QUIET: Duration = Duration::from_millis(25);
@@ -22,9 +26,15 @@ const MAX_DELAY: Duration = Duration::from_millis(150);
 /// Watches the manifest paths; dropping it stops watching.
 #[derive(Debug)]
 pub struct Watch {
-    _watcher: RecommendedWatcher,
+    watcher: RecommendedWatcher,
     events: mpsc::UnboundedReceiver<()>,
+    /// Each directory given (absolute), and the identity of the directory
+    /// its watch was put on: when that changes, it is watched again.
+    dirs: Vec<(PathBuf, Option<Identity>)>,
 }
+
+/// A directory's device and inode.
+type Identity = (u64, u64);
 
 /// The watcher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,20 +47,29 @@ pub struct Error {
 // === impl Watch ===
 
 impl Watch {
-    /// Watches each directory recursively, and for each file its parent.
+    /// Watches each directory recursively and through its parent, and for
+    /// each file its parent.
     pub fn new(paths: &[PathBuf]) -> Result<Self, Error> {
         let (tx, events) = mpsc::unbounded_channel();
+        // Absolute, so that an event's path (the watch's path joined with
+        // a name) compares with the paths given whichever watch saw it.
+        let paths: Vec<PathBuf> =
+            paths.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())).collect();
         let files: Vec<OsString> = paths
             .iter()
             .filter(|p| !p.is_dir())
             .filter_map(|p| p.file_name().map(Into::into))
             .collect();
-        let watches_dir = paths.iter().any(|p| p.is_dir());
+        let dirs: Vec<PathBuf> = paths.iter().filter(|p| p.is_dir()).cloned().collect();
+        let roots = dirs.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
             // An error may mean lost events: re-reading is always safe.
             let relevant = match &event {
                 Ok(e) => {
-                    is_change(&e.kind) && (watches_dir || e.paths.iter().any(|p| names(p, &files)))
+                    is_change(&e.kind)
+                        && e.paths
+                            .iter()
+                            .any(|p| roots.iter().any(|d| p.starts_with(d)) || names(p, &files))
                 }
                 Err(_) => true,
             };
@@ -59,16 +78,33 @@ impl Watch {
             }
         })
         .map_err(|source| Error { path: PathBuf::new(), source })?;
-        for path in paths {
+        for path in &paths {
             let (target, mode) = target(path);
             watcher
                 .watch(&target, mode)
                 .map_err(|source| Error { path: target.clone(), source })?;
         }
-        Ok(Self { _watcher: watcher, events })
+        for dir in &dirs {
+            // Best effort: without it, a directory made again is only
+            // read again on SIGHUP.
+            if let Some(parent) = dir.parent()
+                && let Err(e) = watcher.watch(parent, RecursiveMode::NonRecursive)
+            {
+                warn!(dir = %dir.display(), error = %e, "cannot watch the parent directory");
+            }
+        }
+        let dirs = dirs
+            .into_iter()
+            .map(|d| {
+                let id = identity(&d);
+                (d, id)
+            })
+            .collect();
+        Ok(Self { watcher, events, dirs })
     }
 
-    /// Waits for a change, then for the burst it starts to settle.
+    /// Waits for a change, then for the burst it starts to settle; then
+    /// watches again each directory that was made anew.
     pub async fn changed(&mut self) {
         if self.events.recv().await.is_none() {
             return std::future::pending().await;
@@ -77,12 +113,33 @@ impl Watch {
         loop {
             let quiet = (Instant::now() + QUIET).min(deadline);
             tokio::select! {
-                event = self.events.recv() => if event.is_none() { return },
-                _ = tokio::time::sleep_until(quiet) => return,
+                event = self.events.recv() => if event.is_none() { break },
+                _ = tokio::time::sleep_until(quiet) => break,
             }
             if Instant::now() >= deadline {
-                return;
+                break;
             }
+        }
+        self.rewatch();
+    }
+
+    /// A watch follows the directory it was put on, and ends when that is
+    /// removed: a directory at the same path again needs a watch of its own.
+    /// The rebuild that follows reads whatever it already holds.
+    fn rewatch(&mut self) {
+        for (dir, watched) in &mut self.dirs {
+            let now = identity(dir);
+            if now == *watched {
+                continue;
+            }
+            if now.is_some()
+                && let Err(e) = self.watcher.watch(dir, RecursiveMode::Recursive)
+            {
+                // Tried again after the next change.
+                warn!(dir = %dir.display(), error = %e, "cannot watch again");
+                continue;
+            }
+            *watched = now;
         }
     }
 }
@@ -103,6 +160,10 @@ fn is_change(kind: &EventKind) -> bool {
         EventKind::Access(_) => false,
         _ => true,
     }
+}
+
+fn identity(dir: &Path) -> Option<Identity> {
+    std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
 }
 
 /// What to watch for `path`: a directory itself, recursively; a file (or a
