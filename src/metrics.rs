@@ -41,10 +41,50 @@ pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
 
 const PORT_LABELS: [&str; 3] = ["namespace", "service", "port"];
-/// Why a client was turned away: no usable endpoint, or every attempt failed.
-pub const REJECT_REASONS: [&str; 2] = ["no_endpoints", "connect_failed"];
-/// Why a connect to an endpoint failed.
-pub const CONNECT_ERROR_REASONS: [&str; 3] = ["refused", "timeout", "other"];
+
+/// Why a client was turned away (the `reason` label of
+/// `svcproxy_rejected_connections_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// No usable endpoint: none ready, or all ejected.
+    NoEndpoints,
+    /// Every attempt to connect failed.
+    ConnectFailed,
+}
+
+/// Why a connect to an endpoint failed (the `reason` label of
+/// `svcproxy_endpoint_connect_errors_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    Refused,
+    Timeout,
+    Other,
+}
+
+impl Reject {
+    /// Every reason, in the order the counters are kept and shown.
+    pub const ALL: [Self; 2] = [Self::NoEndpoints, Self::ConnectFailed];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NoEndpoints => "no_endpoints",
+            Self::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
+impl ConnectError {
+    /// Every reason, in the order the counters are kept and shown.
+    pub const ALL: [Self; 3] = [Self::Refused, Self::Timeout, Self::Other];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Other => "other",
+        }
+    }
+}
 
 /// The registry and a handle on each family.
 #[derive(Debug)]
@@ -180,4 +220,20 @@ fn register_http(registry: &Registry) -> Result<(), Error> {
     )?;
     registry.register(Box::new(duration))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnectError, Reject};
+
+    /// The counters are kept in an array indexed by the reason itself.
+    #[test]
+    fn each_reason_is_its_own_index() {
+        for (i, reason) in Reject::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "{reason:?}");
+        }
+        for (i, reason) in ConnectError::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "{reason:?}");
+        }
+    }
 }

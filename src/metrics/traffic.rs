@@ -16,9 +16,8 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
 use super::{
-    CONNECT_ERROR_REASONS, CONNECTION_DURATION, CONNECTIONS, CONNECTIONS_ACTIVE,
-    ENDPOINT_CONNECT_ERRORS, ENDPOINT_CONNECTIONS, RECEIVED_BYTES, REJECT_REASONS,
-    REJECTED_CONNECTIONS, SENT_BYTES,
+    CONNECTION_DURATION, CONNECTIONS, CONNECTIONS_ACTIVE, ConnectError, ENDPOINT_CONNECT_ERRORS,
+    ENDPOINT_CONNECTIONS, RECEIVED_BYTES, REJECTED_CONNECTIONS, Reject, SENT_BYTES,
 };
 use crate::model::ServiceId;
 use crate::table::Cursor;
@@ -67,8 +66,8 @@ pub struct PortStats {
     /// Bytes to clients.
     pub sent: Counter,
     pub duration: Histogram,
-    /// By [`REJECT_REASONS`].
-    pub rejected: [Counter; 2],
+    /// By [`Reject`], in the order of [`Reject::ALL`].
+    rejected: [Counter; Reject::ALL.len()],
     /// The port's round-robin position. Not a metric, but it has the same
     /// key, sharing and lifetime: kept here, a rebuild keeps the rotation
     /// going (instead of sending the next connections to the first
@@ -85,8 +84,8 @@ pub struct PortStats {
 #[derive(Debug, Default)]
 pub struct EndpointStats {
     pub connections: Counter,
-    /// By [`CONNECT_ERROR_REASONS`].
-    pub errors: [Counter; 3],
+    /// By [`ConnectError`], in the order of [`ConnectError::ALL`].
+    errors: [Counter; ConnectError::ALL.len()],
     /// The last build that used this endpoint.
     seen: AtomicU64,
 }
@@ -167,6 +166,20 @@ impl PortStats {
             seen: AtomicU64::new(0),
             endpoints_seen: AtomicUsize::new(0),
         }
+    }
+
+    /// The count of clients turned away for `reason`.
+    pub fn rejected(&self, reason: Reject) -> &Counter {
+        &self.rejected[reason as usize]
+    }
+}
+
+// === impl EndpointStats ===
+
+impl EndpointStats {
+    /// The count of failed connects for `reason`.
+    pub fn errors(&self, reason: ConnectError) -> &Counter {
+        &self.errors[reason as usize]
     }
 }
 
@@ -281,8 +294,8 @@ fn render_duration(out: &mut String, ports: &[Arc<PortStats>]) {
 fn render_rejected(out: &mut String, ports: &[Arc<PortStats>]) {
     header(out, REJECTED_CONNECTIONS, "counter", "Client connections turned away.");
     for s in ports {
-        for (reason, counter) in REJECT_REASONS.iter().zip(&s.rejected) {
-            let l = labels(&s.key, &[("reason", reason)]);
+        for (reason, counter) in Reject::ALL.iter().zip(&s.rejected) {
+            let l = labels(&s.key, &[("reason", reason.label())]);
             let _ = writeln!(out, "{REJECTED_CONNECTIONS}{{{l}}} {}", counter.get());
         }
     }
@@ -299,8 +312,8 @@ fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>]) {
             let endpoint = addr.to_string();
             let l = labels(&s.key, &[("endpoint", &endpoint)]);
             let _ = writeln!(connections, "{ENDPOINT_CONNECTIONS}{{{l}}} {}", e.connections.get());
-            for (reason, counter) in CONNECT_ERROR_REASONS.iter().zip(&e.errors) {
-                let l = labels(&s.key, &[("endpoint", &endpoint), ("reason", reason)]);
+            for (reason, counter) in ConnectError::ALL.iter().zip(&e.errors) {
+                let l = labels(&s.key, &[("endpoint", &endpoint), ("reason", reason.label())]);
                 let _ = writeln!(errors, "{ENDPOINT_CONNECT_ERRORS}{{{l}}} {}", counter.get());
             }
         }

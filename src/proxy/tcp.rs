@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::{Context, copy, dial};
-use crate::metrics::PortStats;
+use crate::metrics::{ConnectError, PortStats, Reject};
 use crate::shutdown::Live;
 use crate::table::{Route, Target};
 
@@ -66,7 +66,7 @@ async fn connect<'r>(
     let plan = ctx.balancer.plan(route, peer.ip(), Instant::now());
     if plan.is_empty() {
         debug!(client = %peer, service = %route.service, port = %route.port, "no usable endpoint: reset");
-        route.stats.rejected[0].inc();
+        route.stats.rejected(Reject::NoEndpoints).inc();
         return None;
     }
     for target in plan.iter().map(|i| &route.targets[i]) {
@@ -77,7 +77,7 @@ async fn connect<'r>(
                 return Some((stream, target));
             }
             Err(e) => {
-                target.stats.errors[error_reason(&e)].inc();
+                target.stats.errors(error_reason(&e)).inc();
                 // Our own shortage (descriptors, ports, buffers) is not the
                 // endpoint's fault: it is not ejected for it.
                 let ejected =
@@ -91,16 +91,15 @@ async fn connect<'r>(
             }
         }
     }
-    route.stats.rejected[1].inc();
+    route.stats.rejected(Reject::ConnectFailed).inc();
     None
 }
 
-/// The index in [`crate::metrics::CONNECT_ERROR_REASONS`].
-fn error_reason(e: &io::Error) -> usize {
+fn error_reason(e: &io::Error) -> ConnectError {
     match e.kind() {
-        io::ErrorKind::ConnectionRefused => 0,
-        io::ErrorKind::TimedOut => 1,
-        _ => 2,
+        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+        io::ErrorKind::TimedOut => ConnectError::Timeout,
+        _ => ConnectError::Other,
     }
 }
 
