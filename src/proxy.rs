@@ -16,6 +16,7 @@ use crate::table::Snapshot;
 
 pub mod copy;
 pub mod dial;
+mod pool;
 pub mod splice;
 pub mod tcp;
 

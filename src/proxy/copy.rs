@@ -8,7 +8,6 @@
 //! shutdown, closing the sockets sends that FIN. A direction that fills a whole
 //! buffer is bulk: it moves to `splice(2)` when the mode allows.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
@@ -21,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
+use super::pool::{self, Pool};
 use super::splice::{self, Splice};
 use crate::metrics::Counter;
 
@@ -31,7 +31,7 @@ const BUFFER: usize = 32 * 1024;
 const POOLED: usize = 64;
 
 thread_local! {
-    static POOL: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+    static BUFFERS: Pool<Box<[u8]>, POOLED> = const { Pool::new() };
 }
 
 /// Bytes copied, seen from the client.
@@ -168,14 +168,9 @@ impl Tally<'_> {
 }
 
 fn take() -> Box<[u8]> {
-    POOL.with(|pool| pool.borrow_mut().pop()).unwrap_or_else(|| vec![0; BUFFER].into_boxed_slice())
+    pool::take(&BUFFERS).unwrap_or_else(|| vec![0; BUFFER].into_boxed_slice())
 }
 
 fn give(buffer: Box<[u8]>) {
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < POOLED {
-            pool.push(buffer);
-        }
-    });
+    pool::give(&BUFFERS, buffer);
 }

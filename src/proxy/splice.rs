@@ -7,7 +7,6 @@
 //! failed mid-way) is closed instead, so a pooled pipe never leaks one
 //! connection's data into another.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -17,6 +16,8 @@ use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::pool::{self, Pool};
+
 /// The most one splice moves: the kernel's default pipe capacity (16
 /// pages), so no `F_SETPIPE_SZ` and no pressure on the per-user pipe quota.
 const CHUNK: usize = 64 * 1024;
@@ -24,7 +25,7 @@ const CHUNK: usize = 64 * 1024;
 const POOLED: usize = 64;
 
 thread_local! {
-    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+    static PIPES: Pool<Pipe, POOLED> = const { Pool::new() };
 }
 
 /// When a direction switches from copying to splicing.
@@ -122,7 +123,7 @@ fn is_unsupported(e: &io::Error) -> bool {
 impl Pipe {
     /// A pooled pipe, or a new one (non-blocking, close-on-exec).
     fn take() -> io::Result<Self> {
-        if let Some(pipe) = POOL.with(|pool| pool.borrow_mut().pop()) {
+        if let Some(pipe) = pool::take(&PIPES) {
             return Ok(pipe);
         }
         let (rx, tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
@@ -131,14 +132,8 @@ impl Pipe {
 
     /// Back to the pool if empty; closed otherwise.
     fn give(self) {
-        if self.held > 0 {
-            return;
+        if self.held == 0 {
+            pool::give(&PIPES, self);
         }
-        POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.len() < POOLED {
-                pool.push(self);
-            }
-        });
     }
 }
