@@ -6,13 +6,13 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::Shutdown;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::endpoint::{Ending, Endpoint};
-use support::net::{self, connect, fresh_ip, read_to_end, stream_through};
+use support::endpoint::Endpoint;
+use support::net::{self, connect, fresh_ip, stream_through};
 use support::proxy::{Proxy, service_of};
+use support::semantics;
 
 const MIB: u64 = 1024 * 1024;
 const MODES: [&str; 2] = ["always", "never"];
@@ -80,60 +80,23 @@ fn a_fast_one_way_download_arrives_whole_in_every_mode() {
 }
 
 #[test]
-fn a_half_close_passes_while_the_reply_flows_in_every_mode() {
+fn a_client_half_close_passes_while_the_reply_flows_in_every_mode() {
     for mode in MODES {
-        let endpoint = Endpoint::reply_after_eof(fresh_ip());
-        let (frontend, yaml) = service_of("halfclose", &[endpoint.addr]);
-        let exchange = |message: &str| -> std::io::Result<String> {
-            let mut stream = connect(frontend)?;
-            stream.write_all(message.as_bytes())?;
-            stream.shutdown(Shutdown::Write)?;
-            net::text(read_to_end(&mut stream)?)
-        };
-        let (_proxy, _) = Proxy::serving(&yaml, &["--splice", mode], || exchange("probe"));
+        semantics::client_half_close(&["--splice", mode]);
+    }
+}
 
-        let big = "x".repeat(300_000);
-        let reply = exchange(&big).expect("half-closed exchange of 300 kB");
-        assert_eq!(reply.len(), "got 300000 bytes: ".len() + big.len(), "--splice {mode}");
-        assert!(reply.starts_with("got 300000 bytes: "), "--splice {mode}: {}", &reply[..40]);
+#[test]
+fn an_endpoint_half_close_passes_while_the_client_still_sends_in_every_mode() {
+    for mode in MODES {
+        semantics::endpoint_half_close(&["--splice", mode]);
     }
 }
 
 #[test]
 fn resets_cross_in_both_directions_in_every_mode() {
     for mode in MODES {
-        let resetter = Endpoint::reset_after(fresh_ip(), Duration::from_millis(100));
-        let (reset_frontend, reset_yaml) = service_of("resetter", &[resetter.addr]);
-        let (echo, rx) = Endpoint::echo_reporting(fresh_ip());
-        let (frontend, yaml) = service_of("echo", &[echo.addr]);
-        let (_proxy, _) = Proxy::serving(&(yaml + &reset_yaml), &["--splice", mode], || {
-            net::echo(frontend, b"probe")
-        });
-
-        let mut stream =
-            net::eventually("frontend bound", Duration::from_secs(5), || connect(reset_frontend));
-        let mut buf = [0u8; 64];
-        match stream.read(&mut buf) {
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-            other => panic!("--splice {mode}: expected a reset from the endpoint, got {other:?}"),
-        }
-
-        let mut stream = connect(frontend).expect("connect");
-        stream.write_all(b"abc").expect("write");
-        let mut back = [0u8; 3];
-        stream.read_exact(&mut back).expect("echo");
-        net::reset(stream);
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Ending::Eof(bytes)) if bytes == b"probe" => continue,
-                Ok(ending) => {
-                    assert_eq!(ending, Ending::Reset(b"abc".to_vec()), "--splice {mode}");
-                    break;
-                }
-                Err(e) => panic!("--splice {mode}: the endpoint saw no end: {e}"),
-            }
-        }
+        semantics::endpoint_reset(&["--splice", mode]);
+        semantics::client_reset(&["--splice", mode]);
     }
 }

@@ -1,113 +1,30 @@
-//! TCP semantics through `svcproxy run`: a half-close travels one way while
-//! the other way keeps flowing, in both directions, and a reset on one
-//! side becomes a reset on the other.
+//! TCP semantics through `svcproxy run` with the default `--splice auto`:
+//! a half-close travels one way while the other way keeps flowing, in both
+//! directions, and a reset on one side becomes a reset on the other. The
+//! checks live in `support::semantics`; tests/run_splice.rs runs them under
+//! the other modes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::Shutdown;
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
-
-use support::endpoint::{Ending, Endpoint};
-use support::net::{self, connect, fetch, fresh_ip, read_to_end};
-use support::proxy::{Proxy, service_of};
-
-/// The next ending the endpoint reports that is not `skip` (the readiness
-/// probe's), within 5 s.
-fn next_ending(rx: &Receiver<Ending>, skip: &Ending) -> Ending {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(ending) if ending == *skip => continue,
-            Ok(ending) => return ending,
-            Err(e) => panic!("the endpoint reported no end of the connection within 5 s: {e}"),
-        }
-    }
-}
+use support::semantics;
 
 #[test]
 fn client_half_close_reaches_the_endpoint_and_the_reply_still_arrives() {
-    let endpoint = Endpoint::reply_after_eof(fresh_ip());
-    let (frontend, yaml) = service_of("halfclose", &[endpoint.addr]);
-    let exchange = |message: &str| -> std::io::Result<String> {
-        let mut stream = connect(frontend)?;
-        stream.write_all(message.as_bytes())?;
-        stream.shutdown(Shutdown::Write)?;
-        net::text(read_to_end(&mut stream)?)
-    };
-    let (_proxy, _) = Proxy::serving(&yaml, &[], || exchange("probe"));
-
-    // The endpoint only answers once it has read EOF: the reply proves the
-    // FIN went through while the way back stayed open.
-    assert_eq!(exchange("ping").expect("half-closed exchange"), "got 4 bytes: ping");
-    let big = "x".repeat(200_000);
-    let reply = exchange(&big).expect("half-closed exchange of 200 kB");
-    assert_eq!(reply.len(), "got 200000 bytes: ".len() + big.len());
-    assert!(reply.starts_with("got 200000 bytes: "), "{}", &reply[..40]);
+    semantics::client_half_close(&[]);
 }
 
 #[test]
 fn endpoint_half_close_reaches_the_client_which_can_still_send() {
-    let (endpoint, rx) = Endpoint::banner_then_read(fresh_ip(), "banner");
-    let (frontend, yaml) = service_of("banner", &[endpoint.addr]);
-    // Read the banner to EOF while our side stays open, then send.
-    let exchange = |message: &str| -> std::io::Result<String> {
-        let mut stream = connect(frontend)?;
-        let banner = net::text(read_to_end(&mut stream)?)?;
-        stream.write_all(message.as_bytes())?;
-        stream.shutdown(Shutdown::Write)?;
-        // Both ways are closed now: the proxy ends the connection.
-        let rest = read_to_end(&mut stream)?;
-        assert!(rest.is_empty(), "bytes after EOF: {rest:?}");
-        Ok(banner)
-    };
-    let (_proxy, _) = Proxy::serving(&yaml, &[], || exchange("probe"));
-
-    assert_eq!(exchange("late data").expect("exchange"), "banner");
-    assert_eq!(
-        next_ending(&rx, &Ending::Eof(b"probe".to_vec())),
-        Ending::Eof(b"late data".to_vec()),
-        "what the client sent after the endpoint's FIN should reach it, then a FIN"
-    );
+    semantics::endpoint_half_close(&[]);
 }
 
 #[test]
 fn endpoint_reset_reaches_the_client_as_a_reset() {
-    let resetter = Endpoint::reset_after(fresh_ip(), Duration::from_millis(100));
-    let (frontend, yaml) = service_of("resetter", &[resetter.addr]);
-    let probe = Endpoint::name(fresh_ip(), "probe");
-    let (probe_frontend, probe_yaml) = service_of("probe", &[probe.addr]);
-    let (_proxy, _) = Proxy::serving(&(yaml + &probe_yaml), &[], || fetch(probe_frontend));
-
-    let mut stream =
-        net::eventually("frontend bound", Duration::from_secs(5), || connect(frontend));
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Ok(0) => panic!("the endpoint reset its connection but the client saw a clean EOF"),
-        Ok(n) => panic!("unexpected bytes: {:?}", &buf[..n]),
-        Err(e) => panic!("expected a reset, got {e}"),
-    }
+    semantics::endpoint_reset(&[]);
 }
 
 #[test]
 fn client_reset_reaches_the_endpoint_as_a_reset() {
-    let (endpoint, rx) = Endpoint::echo_reporting(fresh_ip());
-    let (frontend, yaml) = service_of("echo", &[endpoint.addr]);
-    let (_proxy, _) = Proxy::serving(&yaml, &[], || net::echo(frontend, b"probe"));
-
-    let mut stream = connect(frontend).expect("connect");
-    stream.write_all(b"abc").expect("write");
-    let mut back = [0u8; 3];
-    stream.read_exact(&mut back).expect("echo");
-    assert_eq!(&back, b"abc");
-    net::reset(stream);
-    assert_eq!(
-        next_ending(&rx, &Ending::Eof(b"probe".to_vec())),
-        Ending::Reset(b"abc".to_vec()),
-        "the client's reset should reach the endpoint as a reset"
-    );
+    semantics::client_reset(&[]);
 }

@@ -392,4 +392,5 @@ pub mod endpoint;
 pub mod net;
 pub mod prom;
 pub mod proxy;
+pub mod semantics;
 pub mod tagged;
