@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::proxy::{Context, tcp};
+use crate::proxy::{self, Context, tcp};
 use crate::table::Frontend;
 
 pub mod supervisor;
@@ -97,7 +97,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         }
     }
     // Accepted sockets inherit these: set once here, not per connection.
-    socket.set_tcp_keepalive(&tcp::keepalive())?;
+    socket.set_tcp_keepalive(&proxy::keepalive())?;
     socket.set_tcp_nodelay(true)?;
     socket.listen(BACKLOG)?;
     TcpListener::from_std(socket.into())

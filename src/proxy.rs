@@ -22,6 +22,14 @@ pub mod tcp;
 
 pub use splice::Splice;
 
+/// Keepalive probes after 60 s of silence (the kernel's interval and count
+/// after), on both sockets of a connection: a peer that vanished without
+/// FIN or RST does not hold the connection forever. Client sockets inherit
+/// it from their listener, endpoint sockets get it before they connect.
+pub(crate) fn keepalive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new().with_time(Duration::from_secs(60))
+}
+
 /// What every connection shares: the routing table, balancing state, and
 /// the settings of the data plane.
 #[derive(Debug)]

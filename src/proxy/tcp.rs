@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socket2::{SockRef, TcpKeepalive};
+use socket2::SockRef;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -34,7 +34,6 @@ pub async fn serve(
     let Some((mut endpoint, target)) = connect(&ctx, &route, peer).await else {
         return reset(&client);
     };
-    tune(&endpoint);
     let (received, sent) = (&stats.received, &stats.sent);
     let copy = copy::both_ways(&mut client, &mut endpoint, received, sent, ctx.splice);
     let Some((totals, result)) = live.unless_aborted(copy).await else {
@@ -116,19 +115,6 @@ fn is_endpoint_fault(e: &io::Error) -> bool {
             | ConnectionReset
             | ConnectionAborted
     )
-}
-
-/// No Nagle delay; keepalive probes so an endpoint that vanished without
-/// FIN or RST does not hold the connection forever. (Client sockets inherit
-/// keepalive from their listener: no per-connection syscalls.)
-fn tune(stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive());
-}
-
-/// Probes after 60 s of silence (the kernel's interval and count after).
-pub(crate) fn keepalive() -> TcpKeepalive {
-    TcpKeepalive::new().with_time(Duration::from_secs(60))
 }
 
 /// Closes with RST rather than FIN (SO_LINGER 0), once the socket is dropped.
