@@ -71,12 +71,8 @@ impl Files {
             {
                 // What is left of the last read under `root` was not found
                 // this time.
-                let kept: Vec<PathBuf> =
-                    self.files.keys().filter(|f| f.starts_with(root)).cloned().collect();
-                for file in kept {
-                    if let Some(parsed) = self.files.remove(&file) {
-                        fresh.entry(file).or_insert(parsed);
-                    }
+                for (file, parsed) in self.files.extract_if(|f, _| f.starts_with(root)) {
+                    fresh.entry(file).or_insert(parsed);
                 }
             }
         }
