@@ -86,10 +86,13 @@ impl Watch {
         }
         for dir in &dirs {
             // Best effort: without it, a directory made again is only
-            // read again on SIGHUP.
-            if let Some(parent) = dir.parent()
-                && let Err(e) = watcher.watch(parent, RecursiveMode::NonRecursive)
-            {
+            // read again on SIGHUP. A parent already watched recursively
+            // (one path given inside another) must keep that watch.
+            let Some(parent) = dir.parent().filter(|p| !dirs.iter().any(|d| p.starts_with(d)))
+            else {
+                continue;
+            };
+            if let Err(e) = watcher.watch(parent, RecursiveMode::NonRecursive) {
                 warn!(dir = %dir.display(), error = %e, "cannot watch the parent directory");
             }
         }
