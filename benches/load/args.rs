@@ -70,6 +70,10 @@ pub struct Args {
     /// Run unpinned even where taskset could pin the proxy to its own CPU.
     #[arg(long)]
     pub no_pin: bool,
+    /// An extra argument for `svcproxy run`, repeatable: A/B runs of a
+    /// flag (`--svcproxy-arg=--splice=never`).
+    #[arg(long = "svcproxy-arg", allow_hyphen_values = true)]
+    pub svcproxy_args: Vec<String>,
     /// Where the Markdown report is written [TARGET_DIR/load-bench.md].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -102,6 +106,7 @@ pub struct Settings {
     pub tests: Vec<Test>,
     pub impls: Vec<Impl>,
     pub services: u32,
+    pub svcproxy_args: Vec<String>,
     pub idle: usize,
     pub pin: bool,
     pub out: PathBuf,
@@ -131,6 +136,7 @@ impl Settings {
             tests,
             impls,
             services: args.services,
+            svcproxy_args: args.svcproxy_args,
             idle: args.idle as usize,
             pin: !args.no_pin,
             out: args.out.unwrap_or_else(|| target_dir().join("load-bench.md")),

@@ -69,6 +69,7 @@ pub fn run(s: Settings) -> Result<Results> {
         endpoints: &backends.addrs,
         workdir: workdir.path(),
         services: s.services,
+        svcproxy_args: &s.svcproxy_args,
         // Above the idle test's connections, within the descriptor budget.
         maxconn: s.idle.max(1024) + 128,
         nofile,

@@ -24,6 +24,9 @@ pub struct Machine {
     pub allowed: Vec<usize>,
     pub cpu_model: String,
     pub kernel: String,
+    /// `net.ipv4.tcp_congestion_control`: under `bbr` without an `fq`
+    /// qdisc TCP paces with a timer per packet, which moves bulk figures.
+    pub congestion: String,
 }
 
 /// `/proc/PID/stat`; `None` once the process is gone.
@@ -153,6 +156,9 @@ impl Machine {
         let version = fs::read_to_string("/proc/version").unwrap_or_default();
         // "Linux version 6.1.0-... (builder@host) (gcc ...) #1 SMP ...": the first three words.
         let kernel = version.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-        Machine { online, allowed: allowed_cpus(), cpu_model, kernel }
+        let congestion = fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+            .map(|c| c.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+        Machine { online, allowed: allowed_cpus(), cpu_model, kernel, congestion }
     }
 }

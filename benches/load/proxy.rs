@@ -24,6 +24,8 @@ pub struct Env<'a> {
     pub workdir: &'a Path,
     /// Extra Services for svcproxy.
     pub services: u32,
+    /// Extra arguments for `svcproxy run`.
+    pub svcproxy_args: &'a [String],
     /// Connections a proxy must accept at once (the idle test's, and more).
     pub maxconn: usize,
     pub nofile: u64,
@@ -51,7 +53,10 @@ impl Proxy {
             Impl::Svcproxy => {
                 let manifests = dir.join("manifests");
                 svcproxy::write_manifests(&manifests, listen, env.endpoints, env.services)?;
-                svcproxy::command(env.pin.command(env!("CARGO_BIN_EXE_svcproxy")), &manifests, ip)
+                let mut cmd = env.pin.command(env!("CARGO_BIN_EXE_svcproxy"));
+                svcproxy::command(&mut cmd, &manifests, ip);
+                cmd.args(env.svcproxy_args);
+                cmd
             }
             Impl::Haproxy => {
                 let config = dir.join("haproxy.cfg");

@@ -37,8 +37,8 @@ fn header(r: &Results) -> String {
     let _ = writeln!(out, "- date: {date}, took {:.0} s", r.elapsed.as_secs_f64());
     let _ = writeln!(
         out,
-        "- machine: {} CPUs ({allowed} allowed), {}; {}",
-        m.online, m.cpu_model, m.kernel
+        "- machine: {} CPUs ({allowed} allowed), {}; {}; TCP congestion control {}",
+        m.online, m.cpu_model, m.kernel, m.congestion
     );
     let _ = writeln!(out, "- command: `{}`", s.command);
     let _ = writeln!(out, "- placement: {}", r.pin.note);

@@ -83,9 +83,9 @@ pub fn extra_ip(n: u32) -> Ipv4Addr {
     Ipv4Addr::new(127, (78 + n / PER_OCTET2) as u8, (rest / 250) as u8, (rest % 250 + 1) as u8)
 }
 
-/// `svcproxy run` on `manifests`, its admin servers on ephemeral ports of
-/// `admin_ip`; `base` is the (possibly taskset-wrapped) command.
-pub fn command(mut base: Command, manifests: &Path, admin_ip: Ipv4Addr) -> Command {
+/// Adds `svcproxy run` on `manifests` to `base`, its admin servers on ephemeral ports of
+/// `admin_ip`; `base` is the (possibly taskset-wrapped) program.
+pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr) {
     base.arg("run")
         .arg("--manifests")
         .arg(manifests)
@@ -93,7 +93,6 @@ pub fn command(mut base: Command, manifests: &Path, admin_ip: Ipv4Addr) -> Comma
         .arg(format!("{admin_ip}:0"))
         .arg("--healthz-bind-address")
         .arg(format!("{admin_ip}:0"));
-    base
 }
 
 /// The metrics address from the startup line
