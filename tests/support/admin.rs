@@ -1,10 +1,13 @@
 //! The admin side of a running proxy: its `/healthz` and `/metrics`
 //! addresses (read from the startup log line), plain HTTP/1.1 GETs to
-//! them, and Prometheus samples out of the text exposition.
+//! them, Prometheus samples out of the text exposition, the
+//! `/debug/routes` JSON, and the RFC 3339 times of a health body.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+
+use serde_json::Value;
 
 use super::net;
 
@@ -77,4 +80,75 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
+}
+
+/// `GET path` on `to`; panics unless it answers.
+pub fn http(to: SocketAddr, path: &str) -> (u16, String) {
+    get(to, path).unwrap_or_else(|e| panic!("GET {path} from {to}: {e}"))
+}
+
+/// `/debug/routes`, parsed.
+pub fn routes(admin: &Admin) -> Value {
+    let (status, body) = http(admin.metrics, "/debug/routes");
+    assert_eq!(status, 200, "/debug/routes answered {status}: {body}");
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/debug/routes is not JSON ({e}): {body}"))
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 date-time
+/// (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`); `None` if it is not one.
+pub fn rfc3339(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let in_range = (1..=12).contains(&month) && (1..=31).contains(&day);
+    if !in_range || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = text.get(19..)?;
+    let mut fraction = 0.0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let len = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if len == 0 {
+            return None;
+        }
+        fraction = format!("0.{}", &frac[..len]).parse().ok()?;
+        rest = &frac[len..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let h: i64 = rest[1..3].parse().ok()?;
+            let m: i64 = rest[4..6].parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(seconds as f64 + fraction)
 }

@@ -388,7 +388,9 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
     Some((port, node, proto.to_owned()))
 }
 pub mod admin;
+pub mod cluster_ip;
 pub mod endpoint;
+pub mod metrics;
 pub mod net;
 pub mod prom;
 pub mod proxy;
