@@ -140,9 +140,11 @@ pub(crate) fn slice(
 
 fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) -> Address {
     let conditions = endpoint.conditions.as_ref();
-    // Unset `ready` means ready; unset `serving` follows `ready`.
+    // Unset conditions are read as kube-proxy reads them: `ready` and
+    // `serving` true, `terminating` false (so a terminating endpoint with
+    // `serving` unset is a fallback, as in kube-proxy).
     let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-    let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
+    let serving = conditions.and_then(|c| c.serving).unwrap_or(true);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
     let node_name = endpoint.node_name.as_deref().map(|n| names.get(n));
     Address { ip, ready, serving, terminating, node_name }
@@ -207,10 +209,21 @@ pub(crate) fn pod(
         f.required(FieldPath::of("metadata.name"));
     }
     let mut ports = Vec::new();
-    let containers = raw.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
-    for (i, container) in containers.iter().enumerate() {
+    let spec = raw.spec.as_ref();
+    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    // Sidecars (init containers that keep running) serve ports too, after
+    // the containers: Kubernetes' `FindPort` order for named targetPorts.
+    let sidecars = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
+    let all = containers.iter().enumerate().map(|(i, c)| ("spec.containers", i, c)).chain(
+        sidecars
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
+            .map(|(i, c)| ("spec.initContainers", i, c)),
+    );
+    for (list, i, container) in all {
         for (j, port) in container.ports.as_deref().unwrap_or_default().iter().enumerate() {
-            let at = || FieldPath::of("spec.containers").index(i).field("ports").index(j);
+            let at = || FieldPath::of(list).index(i).field("ports").index(j);
             let protocol =
                 Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
             if let Some(number) = port_number(&mut f, &at, "containerPort", port.container_port) {
