@@ -83,6 +83,15 @@ impl<'a> Catalog<'a> {
         } else {
             self.selected_pods(service, port)
         };
+        if service.publish_not_ready {
+            // Every listed endpoint serves, whatever its source says of its
+            // readiness (DESIGN §3). In a cluster the controllers have
+            // already marked them ready; hand-written slices have not.
+            for endpoint in &mut found {
+                endpoint.ready = true;
+                endpoint.serving = true;
+            }
+        }
         found.sort_by_key(|e| e.addr);
         found.dedup_by(|later, first| {
             // Several slices may list one endpoint: it is ready if any says so.
@@ -118,9 +127,8 @@ impl<'a> Catalog<'a> {
                 };
                 Some(Endpoint {
                     addr: SocketAddr::new(address.ip, number),
-                    // publishNotReadyAddresses: every pod with an IP serves.
-                    ready: address.ready || service.publish_not_ready,
-                    serving: address.serving || service.publish_not_ready,
+                    ready: address.ready,
+                    serving: address.serving,
                     terminating: address.terminating,
                     node_name: address.node_name.clone(),
                 })
