@@ -373,7 +373,12 @@ fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> 
         let Some(text) = ingress.ip.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
-        out.extend(service_ip(f, || path(i), text));
+        let ip = service_ip(f, || path(i), text);
+        // `ipMode: Proxy`: the load balancer delivers to the nodes, not to
+        // this IP, so kube-proxy does not take it over; nor do we.
+        if ingress.ip_mode.as_deref() != Some("Proxy") {
+            out.extend(ip);
+        }
     }
     out
 }
