@@ -62,6 +62,11 @@ struct PinKey {
 #[derive(Clone, Copy, Debug)]
 struct Pin {
     endpoint: SocketAddr,
+    /// The client's last connection through the pin: its age is compared
+    /// with the Route's timeout at the time of asking, so a lowered
+    /// `timeoutSeconds` applies to existing pins too (as in kube-proxy).
+    seen: Instant,
+    /// The timeout in force when pinned: what a sweep of a full table uses.
     expires: Instant,
 }
 
@@ -99,9 +104,9 @@ impl Balancer {
         if targets.is_empty() {
             return plan;
         }
-        if route.affinity.is_some()
+        if let Some(timeout) = route.affinity
             && let Some(pin) = self.pins.get(&pin_key(route, client))
-            && pin.expires > now
+            && now.saturating_duration_since(pin.seen) < timeout
             && !self.is_ejected(pin.endpoint, now)
             && let Some(i) = targets.iter().position(|t| t.addr == pin.endpoint)
         {
@@ -133,7 +138,7 @@ impl Balancer {
             self.ejected_count.fetch_sub(1, Ordering::Relaxed);
         }
         let Some(timeout) = route.affinity else { return };
-        let pin = Pin { endpoint, expires: now + timeout };
+        let pin = Pin { endpoint, seen: now, expires: now + timeout };
         let key = pin_key(route, client);
         if self.pins.len() >= MAX_PINS && !self.pins.contains_key(&key) {
             let due = self.swept.try_lock().is_some_and(|mut last| {
