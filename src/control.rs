@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rustc_hash::FxHashSet;
 use tracing::{info, warn};
 
-use crate::manifest::{self, ObjectKey};
+use crate::manifest::{self, Object, ObjectKey};
 use crate::metrics::Metrics;
 use crate::model::{Memo, Model, Options};
 use crate::proxy::Context;
@@ -23,10 +23,12 @@ use crate::table::Snapshot;
 
 mod files;
 mod good;
+mod update;
 pub mod watch;
 
 use files::Files;
 use good::Good;
+use update::Updates;
 
 /// Rebuilds and publishes Snapshots from the manifest paths.
 #[derive(Debug)]
@@ -42,6 +44,8 @@ pub struct Control {
     memo: Memo,
     /// The last valid version of every object in service.
     good: Good,
+    /// nodePorts dropped from Services changed to a type without them.
+    updates: Updates,
 }
 
 /// What one rebuild found.
@@ -64,6 +68,7 @@ impl Control {
             files: Files::default(),
             memo: Memo::default(),
             good: Good::default(),
+            updates: Updates::default(),
         }
     }
 
@@ -112,26 +117,40 @@ impl Control {
     /// The model of every object; an object rejected now that was valid
     /// before is served in its last valid version.
     fn model(&mut self, errors: &[manifest::Error]) -> Model {
-        let model = Model::rebuild(self.files.objects(), &self.options, &mut self.memo);
+        // Edits the API server would take as updates, in the version it
+        // would store.
+        let patched = self.updates.apply(self.files.objects(), &self.good);
+        let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
+        let current = || self.files.objects().filter(|o| !replaced.contains(o.key()));
+        let model = Model::rebuild(current().chain(&patched), &self.options, &mut self.memo);
         let invalid: FxHashSet<ObjectKey> = model.errors.iter().map(|e| e.key().clone()).collect();
         let mut rejected = invalid.clone();
         rejected.extend(errors.iter().filter_map(|e| e.key().cloned()));
         let fallback =
             if rejected.is_empty() { Vec::new() } else { self.good.get(rejected.iter()) };
+        // The patched versions served stand in for their files' objects.
+        let served: Vec<Object> =
+            patched.iter().filter(|o| !rejected.contains(o.key())).cloned().collect();
         if fallback.is_empty() {
-            self.good = Good::new(self.files.lists(), invalid, Vec::new());
+            let mut replaced: FxHashSet<ObjectKey> =
+                served.iter().map(|o| o.key().clone()).collect();
+            replaced.extend(invalid);
+            self.good = Good::new(self.files.lists(), replaced, served);
             return model;
         }
         for object in &fallback {
             let (file, key) = (object.origin.file.display(), object.key());
             warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
         }
-        let current = self.files.objects().filter(|o| !rejected.contains(o.key()));
-        let retry = Model::rebuild(current.chain(&fallback), &self.options, &mut self.memo);
+        let current = current().filter(|o| !rejected.contains(o.key()));
+        let retry =
+            Model::rebuild(current.chain(&served).chain(&fallback), &self.options, &mut self.memo);
         // Only what the retry served: never an object rejected at first.
         let invalid: FxHashSet<ObjectKey> = retry.errors.iter().map(|e| e.key().clone()).collect();
-        let kept = fallback.into_iter().filter(|o| !invalid.contains(o.key())).collect();
+        let kept = served.into_iter().chain(fallback).filter(|o| !invalid.contains(o.key()));
+        let kept: Vec<Object> = kept.collect();
         rejected.extend(invalid);
+        rejected.extend(kept.iter().map(|o| o.key().clone()));
         self.good = Good::new(self.files.lists(), rejected, kept);
         merge(model, retry)
     }
