@@ -550,7 +550,6 @@ fn multiport_named_target_ports_resolve_pod_by_pod() {
 /// `restartPolicy: Always`) names resolves like a container's port, as
 /// the API's FindPort does.
 #[test]
-#[ignore = "svcproxy bug: named ports of restartable init containers (sidecars) are not resolved"]
 fn named_target_port_of_a_sidecar_container_is_served() {
     let ip = fresh_ip();
     let sidecar = Endpoint::name(fresh_ip(), "sidecar");
@@ -861,7 +860,6 @@ fn wait_expired(clients: &[Ipv4Addr], to: SocketAddr, pinned: &[Seen]) {
 /// §3), the Service's timeout now, as kube-proxy's `recent` match reads
 /// the rule's current `--seconds`.
 #[test]
-#[ignore = "svcproxy bug: a pin keeps the expiry of the timeout it was made under; a lowered timeoutSeconds does not apply to it"]
 fn a_lowered_affinity_timeout_applies_to_clients_already_pinned() {
     let ip = fresh_ip();
     let (_eps, pods) = three("lowered");
@@ -937,7 +935,6 @@ fn not_ready_endpoints_are_skipped_and_terminating_serving_ones_are_the_fallback
 /// interpreted as true") and kube-proxy (`Serving == nil || *Serving`)
 /// count it as serving, so it is the fallback when none is ready.
 #[test]
-#[ignore = "svcproxy bug: an EndpointSlice endpoint with serving unset takes ready's value instead of true"]
 fn a_terminating_slice_endpoint_with_serving_unset_is_the_fallback() {
     let ip = fresh_ip();
     let eps = servers(&["unset-serving"]);
@@ -951,7 +948,6 @@ fn a_terminating_slice_endpoint_with_serving_unset_is_the_fallback() {
 /// of every endpoint source; here an EndpointSlice lists a not-ready
 /// endpoint of a Service that publishes not-ready addresses.
 #[test]
-#[ignore = "svcproxy bug (DESIGN §3): publishNotReadyAddresses is applied to Pods only, not to EndpointSlice/Endpoints endpoints"]
 fn publish_not_ready_addresses_applies_to_endpoint_slices_too() {
     let ip = fresh_ip();
     let eps = servers(&["slice-unready"]);
@@ -1052,7 +1048,6 @@ fn external_ips_and_load_balancer_ingress_ips_follow_edits() {
 /// it (only VIP-mode ingress IPs are served), so the node must not listen
 /// on it.
 #[test]
-#[ignore = "svcproxy bug: status.loadBalancer.ingress[].ipMode: Proxy is ignored; the ingress IP is bound anyway"]
 fn a_proxy_mode_load_balancer_ingress_ip_is_not_captured() {
     let (ip, vip, proxied) = (fresh_ip(), fresh_ip(), fresh_ip());
     let e = Endpoint::name(fresh_ip(), "ipmode");
@@ -1304,7 +1299,6 @@ fn run_serves_around_bad_node_ports_and_keeps_the_last_good_one() {
 /// (`dropTypeDependentFields`). Here the manifest is edited the same way:
 /// only `type` changes.
 #[test]
-#[ignore = "svcproxy bug: type NodePort -> ClusterIP with nodePort left in place is rejected (Forbidden) and the old NodePort stays open"]
 fn type_changed_back_to_cluster_ip_alone_releases_the_node_port() {
     let (ip, node_port) = (fresh_ip(), free_node_port());
     let e = Endpoint::name(fresh_ip(), "back-1");
@@ -1313,9 +1307,22 @@ fn type_changed_back_to_cluster_ip_alone_releases_the_node_port() {
     let mut proxy = start(&(svc.clone().yaml() + &pods), &NODE_PORT_FLAGS);
     wait_serving(node(node_port), &["back-1"]);
 
-    edit(&mut proxy, &(svc.kind("ClusterIP").yaml() + &pods));
+    let cluster_ip = svc.kind("ClusterIP").yaml() + &pods;
+    edit(&mut proxy, &cluster_ip);
     wait_refused(node(node_port));
     wait_serving(addr(ip, PORT), &["back-1"]);
+    // Taken as the API server takes the update: no error, no last-good.
+    assert_eq!(proxy.metric("svcproxy_config_invalid_objects"), 0.0);
+
+    // Later rebuilds keep reading the file's leftover nodePort as dropped:
+    // another Service added beside it is served, and this one stays as it was.
+    let (other_ip, other) = (fresh_ip(), Endpoint::name(fresh_ip(), "other-1"));
+    let others = pod("other-1", "other", &other, PodState::Ready);
+    edit(&mut proxy, &(cluster_ip + &Svc::new("other", other_ip).yaml() + &others));
+    wait_serving(addr(other_ip, PORT), &["other-1"]);
+    wait_serving(addr(ip, PORT), &["back-1"]);
+    wait_refused(node(node_port));
+    assert_eq!(proxy.metric("svcproxy_config_invalid_objects"), 0.0);
 }
 
 /// ClusterIP → NodePort with no `nodePort` written: the proxy allocates
