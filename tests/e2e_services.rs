@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use support::endpoint::Endpoint;
-use support::net::{self, addr, fresh_ip};
+use support::net::{self, addr, eventually, fresh_ip};
 use support::proxy::{Proxy, ipv4, write_by_rename};
 
 /// The ServicePort of the test Services (the e2e jig's 8080 / 80 pair).
@@ -117,27 +117,12 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Polls `probe` until it returns `Ok`, within `deadline`; panics with the
-/// last answer past it.
-fn wait_for<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let until = Instant::now() + deadline;
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= until => {
-                panic!("{what}: not true after {deadline:?}; last: {last}")
-            }
-            Err(_) => thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
 /// Waits until new connections to `to` reach exactly the endpoints
 /// `names` (round robin: 2 per endpoint cover them all), then checks 3
 /// more per endpoint stay inside them.
 fn wait_serving(to: SocketAddr, names: &[&str]) {
     let expected = set(names);
-    wait_for(&format!("{to} serving {names:?}"), APPLY, || {
+    eventually(&format!("{to} serving {names:?}"), APPLY, || {
         let mut seen = BTreeSet::new();
         for _ in 0..2 * names.len() {
             match look(None, to)? {
@@ -155,7 +140,7 @@ fn wait_serving(to: SocketAddr, names: &[&str]) {
 /// Waits until `to` rejects new connections at once, then checks it does
 /// so 5 times in a row (never a hang, never a byte).
 fn wait_rejected(to: SocketAddr) {
-    wait_for(&format!("{to} rejecting"), APPLY, || match look(None, to)? {
+    eventually(&format!("{to} rejecting"), APPLY, || match look(None, to)? {
         Seen::Rejected => Ok(()),
         Seen::Name(name) => Err(format!("reached {name}")),
     });
@@ -166,7 +151,7 @@ fn wait_rejected(to: SocketAddr) {
 
 /// Waits until nothing listens on `to` any more (connections refused).
 fn wait_refused(to: SocketAddr) {
-    wait_for(&format!("{to} refusing (no listener)"), APPLY, || {
+    eventually(&format!("{to} refusing (no listener)"), APPLY, || {
         if net::refuses(to) { Ok(()) } else { Err("still accepts".to_owned()) }
     });
 }
@@ -174,7 +159,7 @@ fn wait_refused(to: SocketAddr) {
 /// Waits until another process could listen on `to` (the proxy released
 /// it), as the e2e test re-creating a Service with a freed NodePort needs.
 fn wait_released(to: SocketAddr) {
-    wait_for(&format!("{to} released"), APPLY, || {
+    eventually(&format!("{to} released"), APPLY, || {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
         socket.set_reuse_address(true).map_err(|e| e.to_string())?;
         socket.bind(&SockAddr::from(to)).map_err(|e| e.to_string())?;
@@ -747,7 +732,7 @@ fn picks(clients: &[Ipv4Addr], to: SocketAddr) -> Vec<Seen> {
 
 /// Waits until `to` serves some endpoint; its name.
 fn wait_any(to: SocketAddr) -> String {
-    wait_for(&format!("{to} serving"), APPLY, || match look(None, to)? {
+    eventually(&format!("{to} serving"), APPLY, || match look(None, to)? {
         Seen::Name(name) => Ok(name),
         Seen::Rejected => Err("rejected".to_owned()),
     })
@@ -1164,7 +1149,7 @@ fn an_endpoint_reaches_itself_through_its_own_service() {
     let yaml = Svc::new("hairpin-test", ip).yaml()
         + &pod("netexec-hairpin", "hairpin-test", &server, PodState::Ready);
     let _proxy = start(&yaml, &[]);
-    wait_for("hairpin Service up", APPLY, || ask(frontend, "name\n"));
+    eventually("hairpin Service up", APPLY, || ask(frontend, "name\n"));
     assert_eq!(ask(frontend, "name\n").unwrap(), "netexec-hairpin");
     assert_eq!(ask(frontend, "hairpin\n").unwrap(), "via service: netexec-hairpin");
 }

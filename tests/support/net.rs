@@ -141,10 +141,10 @@ pub fn text(bytes: Vec<u8>) -> io::Result<String> {
 
 /// Retries `attempt` every few milliseconds until it succeeds; panics with
 /// the last error past `deadline`. `what` names the wait in the panic.
-pub fn eventually<T>(
+pub fn eventually<T, E: std::fmt::Display>(
     what: &str,
     deadline: Duration,
-    mut attempt: impl FnMut() -> io::Result<T>,
+    mut attempt: impl FnMut() -> Result<T, E>,
 ) -> T {
     let until = Instant::now() + deadline;
     loop {
