@@ -51,8 +51,18 @@ enum Command {
 #[derive(Args)]
 struct RunArgs {
     /// A manifest file or directory (repeatable; walked for *.yaml, *.yml, *.json).
-    #[arg(long = "manifests", value_name = "PATH", required = true)]
+    #[arg(long = "manifests", value_name = "PATH", required_unless_present_any = ["kubeconfig", "master"])]
     manifests: Vec<PathBuf>,
+    /// The API server's kubeconfig (kube-proxy's flag); not built yet: an error.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The API server's URL (kube-proxy's flag); not built yet: an error.
+    #[arg(long, value_name = "URL")]
+    master: Option<String>,
+    /// Coalesce API-server changes before a rebuild (kube-proxy's flag). File
+    /// changes are coalesced by the watcher (25 ms), so it has no effect yet.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    min_sync_period: Duration,
     #[command(flatten)]
     node: NodeArgs,
     /// NodePorts listen on local addresses in these CIDRs [default: all addresses].
@@ -115,6 +125,12 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             init_logging(args.log_format, "info");
+            if args.kubeconfig.is_some() || args.master.is_some() {
+                return exit(Err(anyhow::anyhow!(
+                    "the API-server source (--kubeconfig, --master) is not built yet; \
+                     give the objects as manifests with --manifests PATH"
+                )));
+            }
             exit(serve(args.config(), false))
         }
         Command::Demo => {

@@ -237,3 +237,18 @@ fn udp_and_sctp_ports_are_not_proxied() {
     assert!(net::refuses(addr(cluster_ip, 5353)), "TCP listener on the UDP port");
     assert!(net::refuses(addr(cluster_ip, 3868)), "TCP listener on the SCTP port");
 }
+
+#[test]
+fn kube_proxys_min_sync_period_flag_is_accepted() {
+    // kube-proxy's command lines carry it (DESIGN §2); it is for the
+    // API-server source, so file mode serves as without it.
+    let cluster_ip = fresh_ip();
+    let hello = Endpoint::http_hello(fresh_ip(), "hello-1");
+    let mut yaml = simple_service("synced", cluster_ip, PORT, true);
+    yaml.push_str(&pod_at("hello-1", "synced", hello.addr));
+    let frontend = addr(cluster_ip, PORT);
+    let flags = ["--min-sync-period", "250ms"];
+    let (_proxy, (status, body)) = Proxy::serving(&yaml, &flags, || http_get(frontend));
+    assert_eq!(status, "HTTP/1.1 200 OK", "body: {body}");
+    assert_eq!(body, "Hello, k8s! from hello-1");
+}
