@@ -121,6 +121,16 @@ invalid_fixtures! {
         listed: &[],
         rejected: Some("clusterip-with-nodeport"),
     };
+    rejects_a_health_check_node_port_without_local_policy => Case {
+        file: "health-check-node-port-without-local.yaml",
+        line: Some(12),
+        error: &[
+            "default/lb-cluster-policy: ",
+            "spec.healthCheckNodePort: Invalid value: 30200: may only be set when",
+        ],
+        listed: &["lb-local"],
+        rejected: Some("lb-cluster-policy"),
+    };
     rejects_one_of_two_services_claiming_the_same_node_port => Case {
         file: "nodeport-duplicate.yaml",
         line: None,

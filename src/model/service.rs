@@ -85,6 +85,10 @@ pub struct Service {
     pub affinity: Option<Duration>,
     pub internal_local: bool,
     pub external_local: bool,
+    /// `spec.healthCheckNodePort`: where load balancers ask this node
+    /// whether it has endpoints of the Service (LoadBalancer with
+    /// `externalTrafficPolicy: Local` only).
+    pub health_check_node_port: Option<u16>,
     pub publish_not_ready: bool,
     /// `spec.allocateLoadBalancerNodePorts` (LoadBalancer only; default true).
     pub allocate_node_ports: bool,
@@ -124,6 +128,11 @@ pub(crate) fn validate(
         traffic_policy(&mut f, "spec.internalTrafficPolicy", &spec.internal_traffic_policy);
     let external_local =
         traffic_policy(&mut f, "spec.externalTrafficPolicy", &spec.external_traffic_policy);
+    let health_check_node_port = health_check_node_port(
+        &mut f,
+        spec.health_check_node_port,
+        kind == ServiceType::LoadBalancer && external_local,
+    );
     if kind == ServiceType::ExternalName && spec.external_name.as_deref().unwrap_or("").is_empty() {
         f.required(FieldPath::of("spec.externalName"));
     }
@@ -145,6 +154,7 @@ pub(crate) fn validate(
         affinity,
         internal_local,
         external_local: external_local && externally_reachable,
+        health_check_node_port,
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         allocate_node_ports: spec.allocate_load_balancer_node_ports.unwrap_or(true),
         headless_label: label(meta, super::HEADLESS_LABEL).is_some(),
@@ -342,6 +352,30 @@ fn node_port(
             None
         }
     }
+}
+
+/// `spec.healthCheckNodePort`, as the API server checks it: only on a
+/// LoadBalancer Service with `externalTrafficPolicy: Local`, in the
+/// NodePort range.
+fn health_check_node_port(f: &mut Fields<'_>, raw: Option<i32>, allowed: bool) -> Option<u16> {
+    let value = raw.filter(|n| *n != 0)?;
+    let at = || FieldPath::of("spec.healthCheckNodePort");
+    if !allowed {
+        let why =
+            "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'";
+        f.invalid(at(), value, why);
+        return None;
+    }
+    let port = u16::try_from(value).ok().filter(|n| NODE_PORTS.contains(n));
+    if port.is_none() {
+        let why = format!(
+            "provided port is not in the valid range. The range of valid ports is {}-{}",
+            NODE_PORTS.start(),
+            NODE_PORTS.end()
+        );
+        f.invalid(at(), value, &why);
+    }
+    port
 }
 
 fn ips(f: &mut Fields<'_>, path: &'static str, raw: Option<&[String]>) -> Vec<IpAddr> {
