@@ -19,6 +19,8 @@ use tracing::debug;
 
 use crate::proxy::Context;
 
+pub mod probe;
+
 /// What `/healthz` reports.
 #[derive(Debug, Default)]
 pub struct Health {

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::admin;
 use crate::proxy::{self, Context, tcp};
 use crate::table::Frontend;
 
@@ -115,8 +116,13 @@ async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context
                 backoff = Duration::from_millis(5);
                 // The Route is read once, here; the connection keeps it
                 // whatever Snapshot is published later.
-                let route = ctx.table.load().route(&frontend).cloned();
+                let table = ctx.table.load();
+                let route = table.route(&frontend).cloned();
                 let live = ctx.tracker.enter();
+                if route.is_none() && table.check(&frontend).is_some() {
+                    tokio::spawn(admin::probe::serve(stream, frontend, ctx.clone(), live));
+                    continue;
+                }
                 tokio::spawn(tcp::serve(stream, peer, route, ctx.clone(), live));
             }
             Err(e) => {

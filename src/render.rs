@@ -93,7 +93,25 @@ pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
             }))
         })
         .collect();
-    json!({ "generation": snapshot.generation, "services": services, "frontends": frontends })
+    let checks: Vec<Value> = snapshot
+        .frontends()
+        .into_iter()
+        .filter_map(|frontend| {
+            let check = snapshot.check(&frontend)?;
+            Some(json!({
+                "frontend": frontend.to_string(),
+                "namespace": &*check.service.namespace,
+                "service": &*check.service.name,
+                "localEndpoints": check.local,
+            }))
+        })
+        .collect();
+    json!({
+        "generation": snapshot.generation,
+        "services": services,
+        "frontends": frontends,
+        "healthChecks": checks,
+    })
 }
 
 fn kind_name(kind: FrontendKind) -> &'static str {

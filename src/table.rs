@@ -80,11 +80,22 @@ pub struct Route {
 #[derive(Debug, Default)]
 pub struct Cursor(AtomicUsize);
 
+/// What a load balancer's probe of a Service on this node is told
+/// (kube-proxy's service health server on `healthCheckNodePort`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub service: ServiceId,
+    /// Ready endpoints of the Service on this node.
+    pub local: usize,
+}
+
 /// Every Route at one generation. Immutable once built.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub generation: u64,
     routes: FxHashMap<Frontend, Arc<Route>>,
+    /// healthCheckNodePorts on the node addresses: answered, not proxied.
+    checks: FxHashMap<Frontend, HealthCheck>,
     /// The Services it was built from, sorted by namespace/name.
     pub services: Vec<Resolved>,
     /// Frontends claimed by two Services (the first in sorted order wins).
@@ -113,11 +124,22 @@ impl Snapshot {
         self.routes.get(frontend)
     }
 
-    /// Every Frontend, sorted.
+    /// The health check answered on `frontend`.
+    pub fn check(&self, frontend: &Frontend) -> Option<&HealthCheck> {
+        self.checks.get(frontend)
+    }
+
+    /// Every Frontend, routed or answering a health check, sorted.
     pub fn frontends(&self) -> Vec<Frontend> {
-        let mut all: Vec<Frontend> = self.routes.keys().copied().collect();
+        let mut all: Vec<Frontend> =
+            self.routes.keys().chain(self.checks.keys()).copied().collect();
         all.sort();
         all
+    }
+
+    /// True when a listener belongs on `frontend`.
+    pub fn serves(&self, frontend: &Frontend) -> bool {
+        self.routes.contains_key(frontend) || self.checks.contains_key(frontend)
     }
 
     /// How many Frontends there are.

@@ -1119,6 +1119,93 @@ fn external_traffic_policy_local_uses_only_this_nodes_endpoints_from_outside() {
     wait_serving(cluster, &["etp-remote"]);
 }
 
+// --- healthCheckNodePort ---
+
+/// One probe of a healthCheckNodePort, as a cloud load balancer sends it:
+/// the status, the `X-Load-Balancing-Endpoint-Weight` header and the JSON
+/// body.
+fn probe(to: SocketAddr) -> Result<(u16, String, serde_json::Value), String> {
+    let mut stream = TcpStream::connect_timeout(&to, AT_ONCE).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(AT_ONCE)).map_err(|e| e.to_string())?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or(format!("not HTTP: {answer:?}"))?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(head.to_owned())?;
+    let weight = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-load-balancing-endpoint-weight: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let json = serde_json::from_str(body).map_err(|e| format!("{e}: {body:?}"))?;
+    Ok((status, weight, json))
+}
+
+/// Waits until the probe of `to` answers `status` with `local` endpoints.
+fn wait_probe(to: SocketAddr, service: &str, status: u16, local: u64) {
+    eventually(&format!("{to} answers {status} with {local} local endpoints"), APPLY, || {
+        let (got, weight, json) = probe(to)?;
+        let count = json["localEndpoints"].as_u64();
+        let named = json["service"]["namespace"] == "default" && json["service"]["name"] == service;
+        if got == status && count == Some(local) && weight == local.to_string() && named {
+            Ok(())
+        } else {
+            Err(format!("{got}, weight {weight:?}, {json}"))
+        }
+    });
+}
+
+/// kube-proxy's service health server, which cloud load balancers probe
+/// to send traffic only to nodes with endpoints ("should only target
+/// nodes with endpoints"): 200 while this node has a ready endpoint of
+/// the Service, 503 when it has none, or only a terminating one ("should
+/// fail health check node port if there are only terminating endpoints");
+/// released when the Service stops asking for it.
+#[test]
+fn health_check_node_port_reports_this_nodes_ready_endpoints() {
+    let (ip, node_port) = (fresh_ip(), free_node_port());
+    let check = loop {
+        let port = free_node_port();
+        if port != node_port {
+            break port;
+        }
+    };
+    let eps = servers(&["hc-local", "hc-remote"]);
+    let (local, remote) = local_and_remote(&eps[0], &eps[1]);
+    let lb = Svc::new("hc", ip).no_selector().kind("LoadBalancer").node_port(node_port);
+    let svc = lb
+        .clone()
+        .spec(&format!("  externalTrafficPolicy: Local\n  healthCheckNodePort: {check}\n"))
+        .yaml();
+    let flags = ["--node-name", NODE, NODE_PORT_FLAGS[0], NODE_PORT_FLAGS[1]];
+    let mut proxy = start(&(svc.clone() + &slices("hc", &[local, remote])), &flags);
+    wait_probe(node(check), "hc", 200, 1);
+    wait_serving(node(node_port), &["hc-local"]);
+    let routes = support::admin::routes(&proxy.admin());
+    let listed = format!("{}/TCP", node(check));
+    let entry = routes["healthChecks"].as_array().and_then(|all| {
+        all.iter().find(|c| c["frontend"] == listed.as_str() && c["localEndpoints"] == 1)
+    });
+    assert!(entry.is_some(), "{listed} not in /debug/routes healthChecks: {routes:#}");
+
+    let draining = local.conditions(Some(false), Some(true), Some(true));
+    edit(&mut proxy, &(svc.clone() + &slices("hc", &[draining, remote])));
+    wait_probe(node(check), "hc", 503, 0);
+    edit(&mut proxy, &(svc.clone() + &slices("hc", &[remote])));
+    wait_probe(node(check), "hc", 503, 0);
+    edit(&mut proxy, &(svc + &slices("hc", &[local, remote])));
+    wait_probe(node(check), "hc", 200, 1);
+
+    // externalTrafficPolicy back to Cluster: no health check port any more.
+    edit(&mut proxy, &(lb.yaml() + &slices("hc", &[local, remote])));
+    wait_released(node(check));
+    wait_serving(node(node_port), &["hc-local", "hc-remote"]);
+}
+
 // --- hairpin ---
 
 /// "should allow pods to hairpin back to themselves through services": an

@@ -20,7 +20,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// Brings the listeners in line with `snapshot`.
     pub fn reconcile(&mut self, snapshot: &Snapshot, ctx: &Arc<Context>) {
-        self.listeners.retain(|frontend, _| snapshot.route(frontend).is_some());
+        self.listeners.retain(|frontend, _| snapshot.serves(frontend));
         for frontend in snapshot.frontends() {
             self.listeners
                 .entry(frontend)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{App, Frontend, FrontendKind, Route, Snapshot, Target};
+use super::{App, Frontend, FrontendKind, HealthCheck, Route, Snapshot, Target};
 use crate::metrics::{InUse, Metrics, PortStats};
 use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
 
@@ -53,7 +53,53 @@ pub(super) fn build(
         }
     }
     metrics.retain(in_use);
-    Snapshot { generation, routes, services: model.services, conflicts }
+    let checks = checks(&model.services, &node, &routes, &mut conflicts);
+    Snapshot { generation, routes, checks, services: model.services, conflicts }
+}
+
+/// The healthCheckNodePort of each Service that has one, on every node
+/// address; a port a Route already holds stays the Route's.
+fn checks(
+    services: &[Resolved],
+    node: &Node<'_>,
+    routes: &FxHashMap<Frontend, Arc<Route>>,
+    conflicts: &mut Vec<String>,
+) -> FxHashMap<Frontend, HealthCheck> {
+    let mut checks = FxHashMap::default();
+    for service in services.iter().filter(|s| s.skip.is_none()) {
+        let Some(port) = service.service.health_check_node_port else { continue };
+        let check =
+            HealthCheck { service: service.service.id.clone(), local: local(service, node) };
+        for ip in node.ips {
+            let frontend = Frontend { addr: SocketAddr::new(*ip, port), protocol: Protocol::Tcp };
+            let holder = routes.get(&frontend).map(|r| &r.service);
+            let holder = holder.or_else(|| checks.get(&frontend).map(|c: &HealthCheck| &c.service));
+            match holder {
+                Some(holder) => conflicts.push(format!(
+                    "{frontend}: claimed by {holder} and by {} (healthCheckNodePort); {holder} keeps it",
+                    check.service
+                )),
+                None => {
+                    checks.insert(frontend, check.clone());
+                }
+            }
+        }
+    }
+    checks
+}
+
+/// Ready endpoints of `service` on this node, counted once each whatever
+/// ports they serve: what kube-proxy reports as `localEndpoints`.
+fn local(service: &Resolved, node: &Node<'_>) -> usize {
+    let mut ips: Vec<IpAddr> = service
+        .ports()
+        .flat_map(|(_, endpoints)| endpoints)
+        .filter(|e| e.ready && e.node_name.as_deref() == Some(node.name))
+        .map(|e| e.addr.ip())
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    ips.len()
 }
 
 /// Everything the Routes of one ServicePort share.
