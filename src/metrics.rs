@@ -6,6 +6,7 @@
 //! atomics: no lock and no map lookup per connection or per byte. Series of
 //! Service ports and endpoints that leave the Snapshot are removed.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -202,22 +203,33 @@ impl Metrics {
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
         self.traffic.render(&mut text);
+        // A family without series is dropped by `gather`; the HTTP ones are
+        // written anyway, as every other family is, so dashboards and
+        // alerts find their names before the first request.
+        for (name, kind, help) in HTTP_FAMILIES {
+            if !text.contains(&format!("# TYPE {name} ")) {
+                let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            }
+        }
         text
     }
 }
 
-/// The HTTP families, registered for the HTTP data plane (a family without
-/// series is not written).
+/// The HTTP families: name, type, help.
+const HTTP_FAMILIES: [(&str, &str, &str); 2] = [
+    (HTTP_REQUESTS, "counter", "HTTP requests forwarded, by status code."),
+    (HTTP_REQUEST_DURATION, "histogram", "HTTP request latency through the proxy."),
+];
+
+/// The HTTP families, registered for the HTTP data plane.
 fn register_http(registry: &Registry) -> Result<(), Error> {
+    let [(requests, _, requests_help), (duration, _, duration_help)] = HTTP_FAMILIES;
     let requests = IntCounterVec::new(
-        Opts::new(HTTP_REQUESTS, "HTTP requests forwarded, by status code."),
+        Opts::new(requests, requests_help),
         &["namespace", "service", "port", "code"],
     )?;
     registry.register(Box::new(requests))?;
-    let duration = HistogramVec::new(
-        HistogramOpts::new(HTTP_REQUEST_DURATION, "HTTP request latency through the proxy."),
-        &PORT_LABELS,
-    )?;
+    let duration = HistogramVec::new(HistogramOpts::new(duration, duration_help), &PORT_LABELS)?;
     registry.register(Box::new(duration))?;
     Ok(())
 }
