@@ -61,7 +61,9 @@ impl Health {
         let updated = *self.updated.lock();
         let healthy = updated.is_some() && !self.draining.load(Ordering::Relaxed);
         let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-        let last = updated.map_or_else(String::new, rfc3339);
+        // Before the first Snapshot: Go's zero time, as kube-proxy writes
+        // its never-set `lastUpdated`, so the field always parses.
+        let last = updated.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), rfc3339);
         (status, format!("{{\"lastUpdated\": \"{last}\",\"currentTime\": \"{}\"}}", rfc3339(now)))
     }
 }
