@@ -75,31 +75,66 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let control = Control::new(config.manifests.clone(), config.options.clone(), node_ips);
     let mut plane =
         Plane { control: Some(control), listeners: Supervisor::default(), ctx: ctx.clone() };
-    plane.publish().await?;
-    health.published();
-    if let Some(ready) = ready {
-        let _ = ready.send(());
-    }
-    loop {
-        tokio::select! {
-            () = watch.changed() => plane.publish().await?,
-            _ = signals.hup.recv() => {
-                info!("SIGHUP: re-reading every source");
-                plane.publish().await?;
-            }
-            _ = signals.int.recv() => {
-                info!("SIGINT: exiting");
-                return Ok(());
-            }
-            _ = signals.term.recv() => break,
-        }
-        health.published();
+    if serve(&mut plane, &mut watch, &mut signals, &health, ready).await? == Stop::Int {
+        info!("SIGINT: exiting");
+        return Ok(());
     }
     // Health first: by the time a frontend refuses, /healthz says so too.
     health.drain();
     plane.listeners.close();
     drain(&ctx, config.drain_timeout, &mut signals).await;
     Ok(())
+}
+
+/// What ends serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM: drain, then exit.
+    Term,
+    /// SIGINT: exit at once.
+    Int,
+}
+
+/// Publishes the first Snapshot, then one per change or SIGHUP, until
+/// SIGTERM or SIGINT, which also cut a running rebuild short: a first build
+/// of a large manifest set must not hold the exit.
+async fn serve(
+    plane: &mut Plane,
+    watch: &mut Watch,
+    signals: &mut Signals,
+    health: &Health,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<Stop, Error> {
+    if let Some(stop) = publish(plane, signals).await? {
+        return Ok(stop);
+    }
+    health.published();
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
+    loop {
+        tokio::select! {
+            () = watch.changed() => {}
+            _ = signals.hup.recv() => info!("SIGHUP: re-reading every source"),
+            _ = signals.term.recv() => return Ok(Stop::Term),
+            _ = signals.int.recv() => return Ok(Stop::Int),
+        }
+        if let Some(stop) = publish(plane, signals).await? {
+            return Ok(stop);
+        }
+        health.published();
+    }
+}
+
+/// One rebuild and publish, unless SIGTERM or SIGINT comes first; the
+/// rebuild then goes on alone on the blocking pool and nothing waits for it
+/// (its listeners are never reconciled).
+async fn publish(plane: &mut Plane, signals: &mut Signals) -> Result<Option<Stop>, Error> {
+    tokio::select! {
+        result = plane.publish() => result.map(|()| None),
+        _ = signals.term.recv() => Ok(Some(Stop::Term)),
+        _ = signals.int.recv() => Ok(Some(Stop::Int)),
+    }
 }
 
 /// The signals the daemon answers.

@@ -178,7 +178,7 @@ fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         builder
     };
     let runtime = builder.enable_all().build().context("cannot start the runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let (ready, started) = tokio::sync::oneshot::channel();
         if demo {
             svcproxy::demo::start_pods().await.context("cannot start the demo pods")?;
@@ -194,7 +194,11 @@ fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             });
         }
         daemon::run(config, Some(ready)).await.map_err(anyhow::Error::from)
-    })
+    });
+    // Live connections are drained by now; a rebuild cut short by a signal
+    // may still run on the blocking pool: the exit does not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 fn demo() -> anyhow::Result<()> {
