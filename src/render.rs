@@ -132,6 +132,12 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
             out.push(format!("{id}: not proxied: {}", skip_reason(skip)));
             continue;
         }
+        if let Some(port) = resolved.service.health_check_node_port {
+            out.push(format!(
+                "{id}: healthCheckNodePort {port}/TCP answers load balancers with this node's \
+                 ready endpoints"
+            ));
+        }
         for port in resolved.service.ports.iter().filter(|p| p.protocol != Protocol::Tcp) {
             out.push(format!(
                 "{id}: port {}/{} is listed but not proxied: {} is not supported yet",

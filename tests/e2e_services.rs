@@ -1206,6 +1206,36 @@ fn health_check_node_port_reports_this_nodes_ready_endpoints() {
     wait_serving(node(node_port), &["hc-local", "hc-remote"]);
 }
 
+/// The API server gives a LoadBalancer Service with
+/// `externalTrafficPolicy: Local` a healthCheckNodePort when it names
+/// none; here the allocation is a function of the objects, `check` notes
+/// the port, and `run` answers on it.
+#[test]
+fn an_allocated_health_check_node_port_is_the_one_check_notes() {
+    let ip = fresh_ip();
+    let [_, _, c, d] = ip.octets();
+    let name = format!("hc-alloc-{c}-{d}");
+    let eps = servers(&["hca-local"]);
+    let local = Ep::ready(&eps[0]).on(NODE);
+    let svc = Svc::new(&name, ip)
+        .no_selector()
+        .kind("LoadBalancer")
+        .spec("  externalTrafficPolicy: Local\n")
+        .yaml();
+    let flags = ["--node-name", NODE, NODE_PORT_FLAGS[0], NODE_PORT_FLAGS[1]];
+    let proxy = start(&(svc + &slices(&name, &[local])), &flags);
+    let out = support::check([proxy.manifest()]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let prefix = format!("note: default/{name}: healthCheckNodePort ");
+    let port: u16 = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no healthCheckNodePort note\n{out}"));
+    assert!((30_000..=32_767).contains(&port), "{out}");
+    wait_probe(node(port), &name, 200, 1);
+}
+
 // --- hairpin ---
 
 /// "should allow pods to hairpin back to themselves through services": an

@@ -1,4 +1,4 @@
-//! Deterministic allocation of ClusterIPs and NodePorts.
+//! Deterministic allocation of ClusterIPs, NodePorts and healthCheckNodePorts.
 //!
 //! Every node computes the same answer from the same objects, with no
 //! coordination: allocation is a pure function of the set of Services.
@@ -8,9 +8,9 @@
 //!    earlier Service rejects the later Service ("provided IP/port is
 //!    already allocated", as the API server says).
 //! 3. A missing value starts at a stable hash (FNV-1a 64) of
-//!    `namespace/name` (ClusterIP) or `namespace/name/port/protocol`
-//!    (NodePort) inside its range, and takes the first free slot at or
-//!    above it, wrapping around.
+//!    `namespace/name` (ClusterIP), `namespace/name/port/protocol`
+//!    (NodePort) or `namespace/name/healthCheckNodePort` inside its range,
+//!    and takes the first free slot at or above it, wrapping around.
 //!
 //! A Service's value therefore moves only when another Service takes its
 //! slot first, never because files were read in another order.
@@ -30,7 +30,7 @@ use super::service::{ClusterIp, NODE_PORTS, Service, ServiceType};
 use super::{Error, Protocol};
 use crate::manifest::{FieldPath, Kind};
 
-/// Fills in missing ClusterIPs and NodePorts; returns the Services that keep
+/// Fills in missing ClusterIPs, NodePorts and healthCheckNodePorts; returns the Services that keep
 /// a consistent allocation and the errors of those rejected. `services` must
 /// be sorted by id.
 pub(crate) fn allocate(
@@ -61,10 +61,7 @@ pub(crate) fn allocate(
         }
         out.push(service);
     }
-    let mut ports: FxHashSet<(u16, Protocol)> = out
-        .iter()
-        .flat_map(|s| s.ports.iter().filter_map(|p| Some((p.node_port?, p.protocol))))
-        .collect();
+    let mut ports: FxHashSet<(u16, Protocol)> = out.iter().flat_map(|s| claims(s)).collect();
     for service in &mut out {
         if needs_node_ports(service) && service.ports.iter().any(|p| p.node_port.is_none()) {
             let service = Arc::make_mut(service);
@@ -74,8 +71,26 @@ pub(crate) fn allocate(
                 port.node_port = free_node_port(start, port.protocol, &mut ports);
             }
         }
+        if needs_health_check(service) && service.health_check_node_port.is_none() {
+            let service = Arc::make_mut(service);
+            let start = fnv1a(&[&service.id.to_string(), "healthCheckNodePort"]);
+            service.health_check_node_port = free_node_port(start, Protocol::Tcp, &mut ports);
+        }
     }
     (out, errors)
+}
+
+/// The node ports a Service names: its nodePorts and its
+/// healthCheckNodePort (TCP), which share the range and the node's ports.
+fn claims(service: &Service) -> impl Iterator<Item = (u16, Protocol)> + '_ {
+    let node_ports = service.ports.iter().filter_map(|p| Some((p.node_port?, p.protocol)));
+    node_ports.chain(service.health_check_node_port.map(|p| (p, Protocol::Tcp)))
+}
+
+/// A LoadBalancer Service with `externalTrafficPolicy: Local`: the API
+/// server gives it a healthCheckNodePort when it has none.
+fn needs_health_check(service: &Service) -> bool {
+    service.kind == ServiceType::LoadBalancer && service.external_local
 }
 
 fn explicit_ips(service: &Service) -> &[IpAddr] {
@@ -150,6 +165,13 @@ fn claim_node_ports(
                     f.invalid(path, node_port, "provided port is already allocated");
                 }
                 mine.push((node_port, port.protocol));
+            }
+            if let Some(port) = service.health_check_node_port {
+                if taken.contains(&(port, Protocol::Tcp)) || mine.contains(&(port, Protocol::Tcp)) {
+                    let path = FieldPath::of("spec.healthCheckNodePort");
+                    f.invalid(path, port, "provided port is already allocated");
+                }
+                mine.push((port, Protocol::Tcp));
             }
             if !f.errors.is_empty() {
                 errors.extend(f.errors);

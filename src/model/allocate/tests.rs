@@ -100,3 +100,41 @@ fn node_port_range_is_exhausted_cleanly() {
     let count = (0..3000).filter_map(|i| free_node_port(i, Protocol::Tcp, &mut taken)).count();
     assert_eq!(count, 2768);
 }
+
+fn load_balancer(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n\
+         spec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{{port: 80}}]\n{extra}"
+    )
+}
+
+#[test]
+fn a_local_load_balancer_gets_a_health_check_node_port_of_its_own() {
+    let one = model(&load_balancer("lb", ""));
+    assert!(one.errors.is_empty(), "{:?}", one.errors);
+    let service = &one.services[0].service;
+    let health = service.health_check_node_port.expect("allocated");
+    assert!(NODE_PORTS.contains(&health));
+    assert_ne!(Some(health), service.ports[0].node_port);
+    // A pure function of the objects: the same again, whatever else is there.
+    let again = model(&format!("{}---\n{}", service_yaml("other", true), load_balancer("lb", "")));
+    let same = again.services.iter().find(|r| &*r.service.id.name == "lb").expect("lb");
+    assert_eq!(same.service.health_check_node_port, Some(health));
+}
+
+#[test]
+fn a_health_check_node_port_taken_by_a_node_port_is_rejected() {
+    let first = "apiVersion: v1\nkind: Service\nmetadata: {name: a-first}\n\
+                 spec: {type: NodePort, ports: [{port: 80, nodePort: 30555}]}\n";
+    let second = load_balancer("b-second", "  healthCheckNodePort: 30555\n");
+    let both = model(&format!("{first}---\n{second}"));
+    let names: Vec<&str> = both.services.iter().map(|r| &*r.service.id.name).collect();
+    assert_eq!(names, ["a-first"]);
+    let error = both.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(
+        error.contains(
+            "spec.healthCheckNodePort: Invalid value: 30555: provided port is already allocated"
+        ),
+        "{error}"
+    );
+}
