@@ -120,6 +120,16 @@ impl Control {
         // Edits the API server would take as updates, in the version it
         // would store.
         let patched = self.updates.apply(self.files.objects(), &self.good);
+        for object in &patched {
+            let (file, key) = (object.origin.file.display(), object.key());
+            warn!(
+                %file,
+                object = %key,
+                "nodePorts or healthCheckNodePort its spec no longer needs are dropped, as an API \
+                 update drops them; remove them from the file: `svcproxy check` and a restart \
+                 reject them"
+            );
+        }
         let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
         let current = || self.files.objects().filter(|o| !replaced.contains(o.key()));
         let model = Model::rebuild(current().chain(&patched), &self.options, &mut self.memo);

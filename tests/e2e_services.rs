@@ -1200,10 +1200,15 @@ fn health_check_node_port_reports_this_nodes_ready_endpoints() {
     edit(&mut proxy, &(svc + &slices("hc", &[local, remote])));
     wait_probe(node(check), "hc", 200, 1);
 
-    // externalTrafficPolicy back to Cluster: no health check port any more.
-    edit(&mut proxy, &(lb.yaml() + &slices("hc", &[local, remote])));
+    // externalTrafficPolicy edited back to Cluster alone, the port left in
+    // the file: dropped as an API update drops it, and released.
+    let cluster = lb
+        .spec(&format!("  externalTrafficPolicy: Cluster\n  healthCheckNodePort: {check}\n"))
+        .yaml();
+    edit(&mut proxy, &(cluster + &slices("hc", &[local, remote])));
     wait_released(node(check));
     wait_serving(node(node_port), &["hc-local", "hc-remote"]);
+    assert_eq!(proxy.metric("svcproxy_config_invalid_objects"), 0.0);
 }
 
 /// The API server gives a LoadBalancer Service with

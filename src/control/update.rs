@@ -1,13 +1,16 @@
 //! A manifest edit read as the API server reads an update.
 //!
 //! A NodePort Service changed back to `type: ClusterIP` by its type alone
-//! still lists its nodePorts. The API server rejects nodePorts on a
-//! ClusterIP Service when it is created, but on an update it drops the ones
-//! the new type does not need and the edit left as they were
-//! (`dropTypeDependentFields`): `kubectl edit` and the e2e tests change
-//! the type that way. An edited manifest is an update, so the same edit
-//! here serves the Service without its nodePorts, and goes on doing so
-//! while the file keeps them unchanged.
+//! still lists its nodePorts; a LoadBalancer whose `externalTrafficPolicy`
+//! went back to `Cluster` still lists its healthCheckNodePort. The API
+//! server rejects such fields when a Service is created, but on an update
+//! it drops the ones the new spec no longer needs if the edit left them as
+//! they were (`dropTypeDependentFields`): `kubectl edit` and the e2e tests
+//! change the type that way. An edited manifest is an update, so the same
+//! edit here serves the Service without those fields, and goes on doing so
+//! while the file keeps them. What this process has not seen served (a
+//! restart, `check`) is a create, and is rejected: the rebuild warns about
+//! it each time.
 
 use std::sync::Arc;
 
@@ -16,41 +19,76 @@ use rustc_hash::FxHashMap;
 use super::good::Good;
 use crate::manifest::{Object, ObjectKey, Resource};
 
-/// The nodePorts dropped from each Service, while its file still lists them.
+/// The fields dropped from each Service, while its file still lists them.
 #[derive(Debug, Default)]
 pub(super) struct Updates {
-    dropped: FxHashMap<ObjectKey, Vec<i32>>,
+    dropped: FxHashMap<ObjectKey, Fields>,
+}
+
+/// A Service's type-dependent fields, as far as they are set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Fields {
+    /// nodePorts, sorted.
+    node_ports: Vec<i32>,
+    health_check: Option<i32>,
+}
+
+/// What a Service's spec needs and lists.
+struct Spec {
+    node_ports: bool,
+    health_check: bool,
+    listed: Fields,
 }
 
 // === impl Updates ===
 
 impl Updates {
     /// The objects of `current` to build from in another version: each
-    /// Service whose type needs no nodePorts but which lists exactly the
-    /// ones its last served version had (with a type that needed them, or
-    /// dropped already), without them.
+    /// Service that lists fields its spec does not need, all of which its
+    /// last served version had (and needed) or which were dropped already,
+    /// without them.
     pub(super) fn apply<'a>(
         &mut self,
         current: impl Iterator<Item = &'a Object>,
         good: &Good,
     ) -> Vec<Object> {
-        let leftover: Vec<(&Object, Vec<i32>)> =
-            current.filter_map(|o| Some((o, leftover(o)?))).collect();
+        let leftover: Vec<(&Object, Spec)> = current
+            .filter_map(|o| Some((o, spec(o)?)))
+            .filter(|(_, s)| {
+                (!s.node_ports && !s.listed.node_ports.is_empty())
+                    || (!s.health_check && s.listed.health_check.is_some())
+            })
+            .collect();
         if leftover.is_empty() {
             self.dropped.clear();
             return Vec::new();
         }
-        let last = good.get(leftover.iter().map(|(o, _)| o.key()));
+        // Only a Service not seen dropping yet pays for the index of
+        // everything served.
+        let unseen =
+            leftover.iter().map(|(o, _)| o.key()).filter(|k| !self.dropped.contains_key(*k));
+        let last = good.get(unseen);
         let mut dropped = FxHashMap::default();
         let mut patched = Vec::new();
-        for (object, ports) in leftover {
+        for (object, now) in leftover {
             let before = self.dropped.get(object.key()).cloned().or_else(|| {
-                let served = last.iter().find(|l| l.key() == object.key())?;
-                node_ports(served).filter(|(needed, _)| *needed).map(|(_, ports)| ports)
+                let served = spec(last.iter().find(|l| l.key() == object.key())?)?;
+                Some(Fields {
+                    node_ports: if served.node_ports { served.listed.node_ports } else { vec![] },
+                    health_check: served.listed.health_check.filter(|_| served.health_check),
+                })
             });
-            if before.as_ref() == Some(&ports) {
-                patched.extend(without_node_ports(object));
-                dropped.insert(object.key().clone(), ports);
+            let Some(before) = before else { continue };
+            // sameNodePorts: every nodePort left is one the Service had.
+            let node_ports = !now.node_ports
+                && !now.listed.node_ports.is_empty()
+                && now.listed.node_ports.iter().all(|p| before.node_ports.contains(p));
+            let health_check = !now.health_check
+                && now.listed.health_check.is_some()
+                && now.listed.health_check == before.health_check;
+            if node_ports || health_check {
+                patched.extend(without(object, node_ports, health_check));
+                dropped.insert(object.key().clone(), before);
             }
         }
         self.dropped = dropped;
@@ -58,36 +96,41 @@ impl Updates {
     }
 }
 
-/// The nodePorts of a Service whose type needs none, sorted; `None` for
-/// anything else.
-fn leftover(object: &Object) -> Option<Vec<i32>> {
-    let (needed, ports) = node_ports(object)?;
-    (!needed && !ports.is_empty()).then_some(ports)
-}
-
-/// Whether a Service's type needs nodePorts, and the nodePorts it lists,
-/// sorted; `None` when `object` is not a Service.
-fn node_ports(object: &Object) -> Option<(bool, Vec<i32>)> {
+/// What `object` needs and lists; `None` when it is not a Service.
+fn spec(object: &Object) -> Option<Spec> {
     let Resource::Service(service) = &object.resource else {
         return None;
     };
     let spec = service.spec.as_ref()?;
-    let needed = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+    let kind = spec.type_.as_deref();
     let ports = spec.ports.as_deref().unwrap_or_default();
-    let mut listed: Vec<i32> =
+    let mut node_ports: Vec<i32> =
         ports.iter().filter_map(|p| p.node_port).filter(|n| *n != 0).collect();
-    listed.sort_unstable();
-    Some((needed, listed))
+    node_ports.sort_unstable();
+    Some(Spec {
+        node_ports: matches!(kind, Some("NodePort" | "LoadBalancer")),
+        health_check: kind == Some("LoadBalancer")
+            && spec.external_traffic_policy.as_deref() == Some("Local"),
+        listed: Fields {
+            node_ports,
+            health_check: spec.health_check_node_port.filter(|n| *n != 0),
+        },
+    })
 }
 
-fn without_node_ports(object: &Object) -> Option<Object> {
+fn without(object: &Object, node_ports: bool, health_check: bool) -> Option<Object> {
     let Resource::Service(service) = &object.resource else {
         return None;
     };
     let mut service = (**service).clone();
-    let ports = service.spec.as_mut().and_then(|s| s.ports.as_mut());
-    for port in ports.into_iter().flatten() {
-        port.node_port = None;
+    let spec = service.spec.as_mut()?;
+    if node_ports {
+        for port in spec.ports.iter_mut().flatten() {
+            port.node_port = None;
+        }
+    }
+    if health_check {
+        spec.health_check_node_port = None;
     }
     let mut object = object.clone();
     object.resource = Resource::Service(Arc::new(service));
@@ -101,55 +144,86 @@ mod tests {
     use rustc_hash::FxHashSet;
 
     use super::*;
-    use crate::manifest::Loaded;
 
-    fn service(kind: &str, node_port: u16) -> Object {
-        let text = format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\n\
-             spec: {{type: {kind}, ports: [{{port: 80, nodePort: {node_port}}}]}}\n"
-        );
-        let mut loaded = Loaded::default();
+    fn service(spec: &str) -> Object {
+        let text =
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {spec}\n");
+        let mut loaded = crate::manifest::Loaded::default();
         loaded.add_text(Path::new("web.yaml"), &text);
         loaded.objects.remove(0)
+    }
+
+    fn node_port(kind: &str, node_ports: &[u16]) -> Object {
+        let ports: Vec<String> = node_ports
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{{name: p{i}, port: {}, nodePort: {n}}}", 80 + i))
+            .collect();
+        service(&format!("{{type: {kind}, ports: [{}]}}", ports.join(", ")))
     }
 
     fn served(objects: Vec<Object>) -> Good {
         Good::new(vec![Arc::new(objects)], FxHashSet::default(), Vec::new())
     }
 
-    fn node_ports_of(objects: &[Object]) -> Vec<Option<(bool, Vec<i32>)>> {
-        objects.iter().map(node_ports).collect()
+    /// What the patched objects still list.
+    fn listed(objects: &[Object]) -> Vec<Fields> {
+        objects.iter().map(|o| spec(o).expect("a Service").listed).collect()
     }
 
     #[test]
     fn a_type_changed_alone_drops_the_node_ports_and_goes_on_dropping_them() {
         let mut updates = Updates::default();
-        let edited = service("ClusterIP", 30080);
-        let good = served(vec![service("NodePort", 30080)]);
+        let edited = node_port("ClusterIP", &[30080]);
+        let good = served(vec![node_port("NodePort", &[30080])]);
         let patched = updates.apply([&edited].into_iter(), &good);
-        assert_eq!(node_ports_of(&patched), [Some((false, vec![]))]);
+        assert_eq!(listed(&patched), [Fields::default()]);
         // The next build: the patched version is what was served.
-        let good = Good::new(
-            vec![Arc::new(vec![edited.clone()])],
-            FxHashSet::from_iter([edited.key().clone()]),
-            patched,
-        );
+        let key = FxHashSet::from_iter([edited.key().clone()]);
+        let good = Good::new(vec![Arc::new(vec![edited.clone()])], key, patched);
         let again = updates.apply([&edited].into_iter(), &good);
-        assert_eq!(node_ports_of(&again), [Some((false, vec![]))]);
+        assert_eq!(listed(&again), [Fields::default()]);
     }
 
     #[test]
-    fn a_node_port_changed_with_the_type_or_never_served_stays_an_error() {
+    fn node_ports_left_are_dropped_when_each_was_the_services() {
         let mut updates = Updates::default();
-        let good = served(vec![service("NodePort", 30080)]);
-        assert!(updates.apply([&service("ClusterIP", 30081)].into_iter(), &good).is_empty());
+        let good = served(vec![node_port("NodePort", &[30080, 30081])]);
+        // A port removed in the same edit: the rest is a subset.
+        let fewer = node_port("ClusterIP", &[30081]);
+        assert_eq!(listed(&updates.apply([&fewer].into_iter(), &good)), [Fields::default()]);
+        // A nodePort the Service never had is a new field: rejected.
+        let other = node_port("ClusterIP", &[30081, 30099]);
+        assert!(updates.apply([&other].into_iter(), &good).is_empty());
+    }
+
+    #[test]
+    fn a_policy_changed_alone_drops_the_health_check_node_port() {
+        let mut updates = Updates::default();
+        let local = "{type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30200, \
+                     ports: [{port: 80, nodePort: 30080}]}";
+        let good = served(vec![service(local)]);
+        let cluster = service(&local.replace("Local", "Cluster"));
+        let patched = updates.apply([&cluster].into_iter(), &good);
+        // The nodePorts stay: a LoadBalancer needs them.
+        let expected = Fields { node_ports: vec![30080], health_check: None };
+        assert_eq!(listed(&patched), [expected]);
+        let moved = service(&local.replace("Local", "Cluster").replace("30200", "30201"));
+        assert!(updates.apply([&moved].into_iter(), &good).is_empty());
+    }
+
+    #[test]
+    fn a_field_changed_with_the_type_or_never_served_stays_an_error() {
+        let mut updates = Updates::default();
+        let good = served(vec![node_port("NodePort", &[30080])]);
+        assert!(updates.apply([&node_port("ClusterIP", &[30081])].into_iter(), &good).is_empty());
         // As created: nothing to update.
         let fresh = Good::default();
-        assert!(updates.apply([&service("ClusterIP", 30080)].into_iter(), &fresh).is_empty());
-        // Once the file drops the leftover nodePort, nothing is remembered.
-        let edited = service("ClusterIP", 30080);
+        assert!(updates.apply([&node_port("ClusterIP", &[30080])].into_iter(), &fresh).is_empty());
+        // Once the file no longer lists the field, nothing is remembered.
+        let edited = node_port("ClusterIP", &[30080]);
         assert_eq!(updates.apply([&edited].into_iter(), &good).len(), 1);
-        let plain = service("NodePort", 30080);
+        let plain = node_port("NodePort", &[30080]);
         assert!(updates.apply([&plain].into_iter(), &good).is_empty());
         assert!(updates.apply([&edited].into_iter(), &Good::default()).is_empty());
     }
