@@ -56,6 +56,11 @@ impl Health {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    /// True once a Snapshot is published and until the drain starts.
+    pub fn healthy(&self) -> bool {
+        self.updated.lock().is_some() && !self.draining.load(Ordering::Relaxed)
+    }
+
     fn answer(&self) -> (StatusCode, String) {
         let now = SystemTime::now();
         let updated = *self.updated.lock();

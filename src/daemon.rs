@@ -66,7 +66,7 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     listener::raise_fd_limit();
     let mut signals = Signals::install()?;
     let ctx = Arc::new(Context::new(config.connect_timeout, config.splice)?);
-    let health = Arc::new(Health::default());
+    let health = ctx.health.clone();
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, health.clone(), ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");

@@ -118,11 +118,12 @@ async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context
                 // whatever Snapshot is published later.
                 let table = ctx.table.load();
                 let route = table.route(&frontend).cloned();
-                let live = ctx.tracker.enter();
                 if route.is_none() && table.check(&frontend).is_some() {
-                    tokio::spawn(admin::probe::serve(stream, frontend, ctx.clone(), live));
+                    // Not a proxied connection: the drain does not wait for it.
+                    tokio::spawn(admin::probe::serve(stream, frontend, ctx.clone()));
                     continue;
                 }
+                let live = ctx.tracker.enter();
                 tokio::spawn(tcp::serve(stream, peer, route, ctx.clone(), live));
             }
             Err(e) => {

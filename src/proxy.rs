@@ -5,10 +5,12 @@
 //! HTTP per-request forwarding and UDP come later; every Route is served as
 //! TCP today.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::admin::Health;
 use crate::balance::Balancer;
 use crate::metrics::{self, Metrics};
 use crate::shutdown::Tracker;
@@ -44,6 +46,8 @@ pub struct Context {
     /// Live connections, for the drain on SIGTERM.
     pub tracker: Tracker,
     pub metrics: Metrics,
+    /// What `/healthz` and the health check ports report.
+    pub health: Arc<Health>,
 }
 
 // === impl Context ===
@@ -56,6 +60,7 @@ impl Context {
             connect_timeout,
             splice,
             tracker: Tracker::default(),
+            health: Arc::default(),
             metrics: Metrics::new()?,
         })
     }

@@ -1211,6 +1211,69 @@ fn health_check_node_port_reports_this_nodes_ready_endpoints() {
     assert_eq!(proxy.metric("svcproxy_config_invalid_objects"), 0.0);
 }
 
+/// One more request on an open probe connection: its status line and
+/// body (read up to the end of the JSON object).
+fn probe_again(stream: &mut TcpStream, to: SocketAddr) -> String {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {to}\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("probe request");
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\n}") {
+        match stream.read(&mut byte) {
+            Ok(1) => answer.push(byte[0]),
+            other => {
+                panic!("probe answer cut short ({other:?}): {:?}", String::from_utf8_lossy(&answer))
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// On SIGTERM the node leaves the load balancer: a probe on a connection
+/// kept open from before is answered 503 with `serviceProxyHealthy:
+/// false` and the connection closed, as kube-proxy does, and the probe
+/// does not hold the drain.
+#[test]
+fn a_draining_node_fails_its_health_check_probes() {
+    let (ip, node_port) = (fresh_ip(), free_node_port());
+    let check = loop {
+        let port = free_node_port();
+        if port != node_port {
+            break port;
+        }
+    };
+    let echo = Endpoint::echo(fresh_ip());
+    let local = Ep::ready(&echo).on(NODE);
+    let svc = Svc::new("hcd", ip)
+        .no_selector()
+        .kind("LoadBalancer")
+        .node_port(node_port)
+        .spec(&format!("  externalTrafficPolicy: Local\n  healthCheckNodePort: {check}\n"))
+        .yaml();
+    let flags = ["--node-name", NODE, NODE_PORT_FLAGS[0], NODE_PORT_FLAGS[1]];
+    let mut proxy = start(&(svc + &slices("hcd", &[local])), &flags);
+    wait_probe(node(check), "hcd", 200, 1);
+    // A proxied connection live through the drain.
+    let mut live = TcpStream::connect_timeout(&node(node_port), AT_ONCE).expect("live connection");
+    live.set_read_timeout(Some(APPLY)).expect("read timeout");
+    let mut echoed = [0u8; 4];
+    live.write_all(b"ping").and_then(|()| live.read_exact(&mut echoed)).expect("echo");
+    let mut kept = TcpStream::connect_timeout(&node(check), AT_ONCE).expect("probe connection");
+    kept.set_read_timeout(Some(APPLY)).expect("read timeout");
+    let before = probe_again(&mut kept, node(check));
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+
+    proxy.signal("TERM");
+    let after = probe_again(&mut kept, node(check));
+    assert!(after.starts_with("HTTP/1.1 503"), "{after}");
+    assert!(after.contains("\"serviceProxyHealthy\": false"), "{after}");
+    assert!(after.to_ascii_lowercase().contains("connection: close"), "{after}");
+    drop(live);
+    let status =
+        proxy.wait_exit(APPLY).unwrap_or_else(|| panic!("still draining\n{}", proxy.log()));
+    assert_eq!(status.code(), Some(0), "{}", proxy.log());
+}
+
 /// The API server gives a LoadBalancer Service with
 /// `externalTrafficPolicy: Local` a healthCheckNodePort when it names
 /// none; here the allocation is a function of the objects, `check` notes

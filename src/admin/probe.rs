@@ -14,54 +14,56 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::proxy::Context;
-use crate::shutdown::Live;
 use crate::table::{Frontend, HealthCheck};
 
 /// The weight kube-proxy gives load balancers that read it.
 const WEIGHT: HeaderName = HeaderName::from_static("x-load-balancing-endpoint-weight");
 
 /// Answers the probes of one connection on a healthCheckNodePort.
-pub async fn serve(stream: TcpStream, frontend: Frontend, ctx: Arc<Context>, live: Live) {
-    let probes = ctx.clone();
+pub async fn serve(stream: TcpStream, frontend: Frontend, ctx: Arc<Context>) {
     let service = hyper::service::service_fn(move |_req| {
-        let check = probes.table.load().check(&frontend).cloned();
-        let response = answer(check.as_ref());
+        let check = ctx.table.load().check(&frontend).cloned();
+        let response = answer(check.as_ref(), ctx.health.healthy());
         async move { Ok::<_, Infallible>(response) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .serve_connection(TokioIo::new(stream), service);
-    // A probe still open when the drain gives up is dropped with the rest.
-    if let Some(Err(e)) = live.unless_aborted(conn).await {
+    if let Err(e) = conn.await {
         debug!(%frontend, error = %e, "health check connection");
     }
 }
 
 /// kube-proxy's status, headers and body for `check` (`None`: the port
-/// was released since the connection came in).
-fn answer(check: Option<&HealthCheck>) -> Response<Full<Bytes>> {
+/// was released since the connection came in). Draining (or not yet
+/// serving), the node is unhealthy whatever its endpoints: 503, and the
+/// connection is closed so the next probe finds the port closed.
+fn answer(check: Option<&HealthCheck>, healthy: bool) -> Response<Full<Bytes>> {
     let local = check.map_or(0, |c| c.local);
     let (namespace, name) = check.map_or(("", ""), |c| (&*c.service.namespace, &*c.service.name));
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let body = format!(
         "{{\n\t\"service\": {{\n\t\t\"namespace\": {},\n\t\t\"name\": {}\n\t}},\n\t\
-         \"localEndpoints\": {local},\n\t\"serviceProxyHealthy\": true\n}}",
+         \"localEndpoints\": {local},\n\t\"serviceProxyHealthy\": {healthy}\n}}",
         quote(namespace),
         quote(name)
     );
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    if local == 0 {
+    if local == 0 || !healthy {
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
     let headers = response.headers_mut();
+    if !healthy {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert(WEIGHT, HeaderValue::from(local));
