@@ -149,6 +149,9 @@ impl Balancer {
                 due
             });
             if due {
+                // By the timeout in force when pinned: the sweep has no
+                // Route at hand. A timeout changed since only moves when a
+                // full table frees a pin, never whether a client stays pinned.
                 self.pins.retain(|_, p| p.expires > now);
             }
             if self.pins.len() >= MAX_PINS {

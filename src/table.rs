@@ -142,7 +142,7 @@ impl Snapshot {
         self.routes.contains_key(frontend) || self.checks.contains_key(frontend)
     }
 
-    /// How many Frontends there are.
+    /// How many Frontends are routed (health check ports not counted).
     pub fn len(&self) -> usize {
         self.routes.len()
     }
