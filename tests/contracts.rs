@@ -799,6 +799,28 @@ fn sigint_during_a_slow_first_build_exits_at_once() {
     assert!(took < Duration::from_secs(1), "exited {took:?} after SIGINT\n{}", proxy.log());
 }
 
+/// DESIGN §4 on SIGTERM, also while the first rebuild runs: with nothing
+/// served yet there is nothing to drain, so it exits 0 at once, without
+/// waiting for the rebuild.
+#[test]
+fn sigterm_during_a_slow_first_build_exits_cleanly_at_once() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("manifests");
+    write_file(&dir.join("slow.json"), &slow_first_build(10_000));
+    let mut proxy = Proxy::start_on(root, &dir, &[]);
+    let admin = proxy.admin();
+    let generation = admin.sample("svcproxy_routing_generation").unwrap_or(-1.0);
+    proxy.signal("TERM");
+    let term = Instant::now();
+    let status = proxy
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("still running {WAIT:?} after SIGTERM\n{}", proxy.log()));
+    let took = term.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", proxy.log());
+    assert_eq!(generation, 0.0, "the first build ended before SIGTERM: nothing shown");
+    assert!(took < Duration::from_secs(1), "exited {took:?} after SIGTERM\n{}", proxy.log());
+}
+
 // --- §5: metrics and health ---
 
 /// DESIGN §5: every family of the table that has no series yet (no

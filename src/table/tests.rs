@@ -62,3 +62,26 @@ fn a_port_that_leaves_and_comes_back_starts_its_rotation_again() {
     let back = build(&text, 3, &metrics);
     assert_eq!(next_pick(&back, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
 }
+
+#[test]
+fn a_health_check_counts_this_nodes_ready_endpoints_once_each() {
+    let metrics = Metrics::new().unwrap();
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\n\
+        spec: {type: LoadBalancer, clusterIP: 127.0.0.20, externalTrafficPolicy: Local, \
+        healthCheckNodePort: 30300, ports: [{name: a, port: 80, nodePort: 30080}, \
+        {name: b, port: 81, nodePort: 30081}]}\n\
+        ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+        metadata: {name: lb-1, labels: {kubernetes.io/service-name: lb}}\n\
+        addressType: IPv4\nports: [{name: a, port: 8080}, {name: b, port: 8081}]\nendpoints:\n\
+        - {addresses: [127.0.2.1], nodeName: node-a}\n\
+        - {addresses: [127.0.2.2], nodeName: node-a, conditions: {ready: false, terminating: true}}\n\
+        - {addresses: [127.0.2.3], nodeName: node-b}\n";
+    let snapshot = build(text, 1, &metrics);
+    let frontend =
+        Frontend { addr: SocketAddr::from(([0, 0, 0, 0], 30300)), protocol: Protocol::Tcp };
+    let check = snapshot.check(&frontend).expect("the health check port");
+    // 127.0.2.1 serves both ports and counts once; terminating and remote ones not at all.
+    assert_eq!(check.local, 1);
+    assert!(snapshot.route(&frontend).is_none());
+    assert!(snapshot.frontends().contains(&frontend) && snapshot.serves(&frontend));
+}
