@@ -777,10 +777,10 @@ fn sigterm_closes_every_kind_of_frontend_at_once() {
     assert_eq!(status.code(), Some(0), "{}", proxy.log());
 }
 
-/// DESIGN §4: "SIGINT exits at once", also while a rebuild runs: here
-/// the first one, which takes a second or more (10,000 Services).
-#[test]
-fn sigint_during_a_slow_first_build_exits_at_once() {
+/// Sends `signal` while the first rebuild runs (10,000 Services, a second
+/// or more) and expects the exit code `code` within a second: nothing is
+/// served yet, so neither signal has anything to wait for.
+fn signal_during_a_slow_first_build(signal: &str, code: i32) {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("manifests");
     write_file(&dir.join("slow.json"), &slow_first_build(10_000));
@@ -788,37 +788,28 @@ fn sigint_during_a_slow_first_build_exits_at_once() {
     let admin = proxy.admin();
     // Read before the signal: 0 means the build is still running.
     let generation = admin.sample("svcproxy_routing_generation").unwrap_or(-1.0);
-    proxy.signal("INT");
-    let int = Instant::now();
+    proxy.signal(signal);
+    let sent = Instant::now();
     let status = proxy
         .wait_exit(WAIT)
-        .unwrap_or_else(|| panic!("still running {WAIT:?} after SIGINT\n{}", proxy.log()));
-    let took = int.elapsed();
-    assert!(status.code().is_some(), "killed by SIGINT instead of exiting: {status}");
-    assert_eq!(generation, 0.0, "the first build ended before SIGINT: nothing shown");
-    assert!(took < Duration::from_secs(1), "exited {took:?} after SIGINT\n{}", proxy.log());
+        .unwrap_or_else(|| panic!("still running {WAIT:?} after SIG{signal}\n{}", proxy.log()));
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(code), "{status}\n{}", proxy.log());
+    assert_eq!(generation, 0.0, "the first build ended before SIG{signal}: nothing shown");
+    assert!(took < Duration::from_secs(1), "exited {took:?} after SIG{signal}\n{}", proxy.log());
 }
 
-/// DESIGN §4 on SIGTERM, also while the first rebuild runs: with nothing
-/// served yet there is nothing to drain, so it exits 0 at once, without
-/// waiting for the rebuild.
+/// DESIGN §4: "SIGINT exits at once", also while a rebuild runs.
+#[test]
+fn sigint_during_a_slow_first_build_exits_at_once() {
+    signal_during_a_slow_first_build("INT", 0);
+}
+
+/// DESIGN §4 on SIGTERM, also while the first rebuild runs: nothing to
+/// drain, so it exits 0 at once, without waiting for the rebuild.
 #[test]
 fn sigterm_during_a_slow_first_build_exits_cleanly_at_once() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let dir = root.path().join("manifests");
-    write_file(&dir.join("slow.json"), &slow_first_build(10_000));
-    let mut proxy = Proxy::start_on(root, &dir, &[]);
-    let admin = proxy.admin();
-    let generation = admin.sample("svcproxy_routing_generation").unwrap_or(-1.0);
-    proxy.signal("TERM");
-    let term = Instant::now();
-    let status = proxy
-        .wait_exit(WAIT)
-        .unwrap_or_else(|| panic!("still running {WAIT:?} after SIGTERM\n{}", proxy.log()));
-    let took = term.elapsed();
-    assert_eq!(status.code(), Some(0), "{}", proxy.log());
-    assert_eq!(generation, 0.0, "the first build ended before SIGTERM: nothing shown");
-    assert!(took < Duration::from_secs(1), "exited {took:?} after SIGTERM\n{}", proxy.log());
+    signal_during_a_slow_first_build("TERM", 0);
 }
 
 // --- §5: metrics and health ---

@@ -1121,6 +1121,17 @@ fn external_traffic_policy_local_uses_only_this_nodes_endpoints_from_outside() {
 
 // --- healthCheckNodePort ---
 
+/// Two distinct free NodePorts: the Service's and its healthCheckNodePort.
+fn two_node_ports() -> [u16; 2] {
+    let first = free_node_port();
+    loop {
+        let second = free_node_port();
+        if second != first {
+            return [first, second];
+        }
+    }
+}
+
 /// One probe of a healthCheckNodePort, as a cloud load balancer sends it:
 /// the status, the `X-Load-Balancing-Endpoint-Weight` header and the JSON
 /// body.
@@ -1167,13 +1178,7 @@ fn wait_probe(to: SocketAddr, service: &str, status: u16, local: u64) {
 /// released when the Service stops asking for it.
 #[test]
 fn health_check_node_port_reports_this_nodes_ready_endpoints() {
-    let (ip, node_port) = (fresh_ip(), free_node_port());
-    let check = loop {
-        let port = free_node_port();
-        if port != node_port {
-            break port;
-        }
-    };
+    let (ip, [node_port, check]) = (fresh_ip(), two_node_ports());
     let eps = servers(&["hc-local", "hc-remote"]);
     let (local, remote) = local_and_remote(&eps[0], &eps[1]);
     let lb = Svc::new("hc", ip).no_selector().kind("LoadBalancer").node_port(node_port);
@@ -1235,13 +1240,7 @@ fn probe_again(stream: &mut TcpStream, to: SocketAddr) -> String {
 /// does not hold the drain.
 #[test]
 fn a_draining_node_fails_its_health_check_probes() {
-    let (ip, node_port) = (fresh_ip(), free_node_port());
-    let check = loop {
-        let port = free_node_port();
-        if port != node_port {
-            break port;
-        }
-    };
+    let (ip, [node_port, check]) = (fresh_ip(), two_node_ports());
     let echo = Endpoint::echo(fresh_ip());
     let local = Ep::ready(&echo).on(NODE);
     let svc = Svc::new("hcd", ip)
