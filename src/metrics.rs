@@ -6,7 +6,6 @@
 //! atomics: no lock and no map lookup per connection or per byte. Series of
 //! Service ports and endpoints that leave the Snapshot are removed.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -197,8 +196,9 @@ impl Metrics {
 
     /// Every family in Prometheus' text format.
     pub fn render(&self) -> String {
+        let families = self.registry.gather();
         let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::warn!(error = %e, "encoding metrics");
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
@@ -207,8 +207,8 @@ impl Metrics {
         // written anyway, as every other family is, so dashboards and
         // alerts find their names before the first request.
         for (name, kind, help) in HTTP_FAMILIES {
-            if !text.contains(&format!("# TYPE {name} ")) {
-                let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            if !families.iter().any(|f| f.name() == name) {
+                traffic::header(&mut text, name, kind, help);
             }
         }
         text

@@ -324,7 +324,7 @@ fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>]) {
     out.push_str(&errors);
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
