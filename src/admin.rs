@@ -64,8 +64,7 @@ impl Health {
     fn answer(&self) -> (StatusCode, String) {
         let now = SystemTime::now();
         let updated = *self.updated.lock();
-        let healthy = updated.is_some() && !self.draining.load(Ordering::Relaxed);
-        let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if self.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         // Before the first Snapshot: Go's zero time, as kube-proxy writes
         // its never-set `lastUpdated`, so the field always parses.
         let last = updated.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), rfc3339);
