@@ -35,8 +35,10 @@ struct Fields {
 
 /// What a Service's spec needs and lists.
 struct Spec {
-    node_ports: bool,
-    health_check: bool,
+    /// Its type takes nodePorts (NodePort, LoadBalancer).
+    needs_node_ports: bool,
+    /// A LoadBalancer with `externalTrafficPolicy: Local`.
+    needs_health_check: bool,
     listed: Fields,
 }
 
@@ -54,10 +56,7 @@ impl Updates {
     ) -> Vec<Object> {
         let leftover: Vec<(&Object, Spec)> = current
             .filter_map(|o| Some((o, spec(o)?)))
-            .filter(|(_, s)| {
-                (!s.node_ports && !s.listed.node_ports.is_empty())
-                    || (!s.health_check && s.listed.health_check.is_some())
-            })
+            .filter(|(_, s)| s.extra_node_ports() || s.extra_health_check())
             .collect();
         if leftover.is_empty() {
             self.dropped.clear();
@@ -71,21 +70,16 @@ impl Updates {
         let mut dropped = FxHashMap::default();
         let mut patched = Vec::new();
         for (object, now) in leftover {
-            let before = self.dropped.get(object.key()).cloned().or_else(|| {
-                let served = spec(last.iter().find(|l| l.key() == object.key())?)?;
-                Some(Fields {
-                    node_ports: if served.node_ports { served.listed.node_ports } else { vec![] },
-                    health_check: served.listed.health_check.filter(|_| served.health_check),
-                })
-            });
+            let before =
+                self.dropped.get(object.key()).cloned().or_else(|| {
+                    Some(spec(last.iter().find(|l| l.key() == object.key())?)?.needed())
+                });
             let Some(before) = before else { continue };
             // sameNodePorts: every nodePort left is one the Service had.
-            let node_ports = !now.node_ports
-                && !now.listed.node_ports.is_empty()
+            let node_ports = now.extra_node_ports()
                 && now.listed.node_ports.iter().all(|p| before.node_ports.contains(p));
-            let health_check = !now.health_check
-                && now.listed.health_check.is_some()
-                && now.listed.health_check == before.health_check;
+            let health_check =
+                now.extra_health_check() && now.listed.health_check == before.health_check;
             if node_ports || health_check {
                 patched.extend(without(object, node_ports, health_check));
                 dropped.insert(object.key().clone(), before);
@@ -93,6 +87,28 @@ impl Updates {
         }
         self.dropped = dropped;
         patched
+    }
+}
+
+// === impl Spec ===
+
+impl Spec {
+    /// Lists nodePorts its type does not take.
+    fn extra_node_ports(&self) -> bool {
+        !self.needs_node_ports && !self.listed.node_ports.is_empty()
+    }
+
+    /// Lists a healthCheckNodePort it does not need.
+    fn extra_health_check(&self) -> bool {
+        !self.needs_health_check && self.listed.health_check.is_some()
+    }
+
+    /// The fields it lists that it needs: what an update may leave behind.
+    fn needed(self) -> Fields {
+        Fields {
+            node_ports: if self.needs_node_ports { self.listed.node_ports } else { Vec::new() },
+            health_check: self.listed.health_check.filter(|_| self.needs_health_check),
+        }
     }
 }
 
@@ -108,8 +124,8 @@ fn spec(object: &Object) -> Option<Spec> {
         ports.iter().filter_map(|p| p.node_port).filter(|n| *n != 0).collect();
     node_ports.sort_unstable();
     Some(Spec {
-        node_ports: matches!(kind, Some("NodePort" | "LoadBalancer")),
-        health_check: kind == Some("LoadBalancer")
+        needs_node_ports: matches!(kind, Some("NodePort" | "LoadBalancer")),
+        needs_health_check: kind == Some("LoadBalancer")
             && spec.external_traffic_policy.as_deref() == Some("Local"),
         listed: Fields {
             node_ports,
