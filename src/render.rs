@@ -94,16 +94,15 @@ pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
         })
         .collect();
     let checks: Vec<Value> = snapshot
-        .frontends()
+        .checks()
         .into_iter()
-        .filter_map(|frontend| {
-            let check = snapshot.check(&frontend)?;
-            Some(json!({
+        .map(|(frontend, check)| {
+            json!({
                 "frontend": frontend.to_string(),
                 "namespace": &*check.service.namespace,
                 "service": &*check.service.name,
                 "localEndpoints": check.local,
-            }))
+            })
         })
         .collect();
     json!({

@@ -129,6 +129,14 @@ impl Snapshot {
         self.checks.get(frontend)
     }
 
+    /// Every health check port and what it answers, sorted by frontend.
+    pub fn checks(&self) -> Vec<(Frontend, &HealthCheck)> {
+        let mut all: Vec<(Frontend, &HealthCheck)> =
+            self.checks.iter().map(|(f, c)| (*f, c)).collect();
+        all.sort_by_key(|(f, _)| *f);
+        all
+    }
+
     /// Every Frontend, routed or answering a health check, sorted.
     pub fn frontends(&self) -> Vec<Frontend> {
         let mut all: Vec<Frontend> =
