@@ -19,7 +19,7 @@ use svcproxy::table::Snapshot;
 
 mod scale;
 
-use scale::{NODE, SERVICES, manifest, objects, options, snapshot};
+use scale::{SERVICES, manifest, objects, options, snapshot};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -51,7 +51,7 @@ fn main() {
     let region = Region::new(GLOBAL);
     let mut memo = Memo::default();
     let model = Model::rebuild(&objects, &options(), &mut memo);
-    let built = Snapshot::build(model, 2, &NODE, "bench", &metrics);
+    let built = scale::build(model, &Snapshot::default(), &metrics);
     let change = region.change();
     let held = change.bytes_allocated.saturating_sub(change.bytes_deallocated);
     println!(

@@ -64,13 +64,11 @@ fn stages(c: &mut Criterion, text: &str, objects: &[Object]) {
     let metrics = Metrics::new().expect("metrics");
     let table = ArcSwap::from_pointee(Snapshot::default());
     let mut memo = Memo::default();
-    let mut generation = 0;
     group.bench_function("publish", |b| {
         b.iter_custom(|iters| {
             publish(&table, iters, || {
-                generation += 1;
                 let model = Model::rebuild(black_box(objects), &options(), &mut memo);
-                Snapshot::build(model, generation, &NODE, "bench", &metrics)
+                scale::build(model, &table.load(), &metrics)
             })
         })
     });

@@ -87,18 +87,20 @@ impl Control {
         for message in &messages {
             warn!("{message}");
         }
-        self.generation += 1;
+        let in_use = metrics.begin();
         let snapshot = Arc::new(Snapshot::build(
             model,
-            self.generation,
+            &ctx.table.load(),
             &self.node_ips,
             &self.options.node_name,
-            metrics,
+            Some((metrics, &in_use)),
         ));
+        self.generation = snapshot.generation;
         for conflict in &snapshot.conflicts {
             warn!("{conflict}");
         }
         let previous = ctx.table.swap(snapshot.clone());
+        metrics.retain(in_use);
         record(metrics, &snapshot, invalid, started);
         info!(
             generation = self.generation,

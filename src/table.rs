@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-use crate::metrics::{EndpointStats, Metrics, PortStats};
+use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
 use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort};
 
 mod build;
@@ -67,8 +67,8 @@ pub struct Route {
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
     /// Round-robin position, shared by every Route of one ServicePort (its
-    /// ClusterIP, NodePort and external frontends) and kept across rebuilds
-    /// with the port's [`PortStats`]; the only mutable part.
+    /// ClusterIP, NodePort and external frontends) and carried from one
+    /// Snapshot to the next while the port exists; the only mutable part.
     pub cursor: Arc<Cursor>,
     /// The Service port's metric children, resolved at build time.
     pub stats: Arc<PortStats>,
@@ -105,18 +105,21 @@ pub struct Snapshot {
 // === impl Snapshot ===
 
 impl Snapshot {
-    /// Builds every Route of `model`. NodePorts are bound on `node_ips`
-    /// (`0.0.0.0` for every local address). Metric children are resolved
-    /// in `metrics`, whose series of ports and endpoints not in this
-    /// Snapshot are removed.
+    /// Builds every Route of `model`: the Snapshot that follows `previous`
+    /// (the next generation; each ServicePort's round-robin [`Cursor`]
+    /// carried on). NodePorts are bound on `node_ips` (`0.0.0.0` for every
+    /// local address). The Routes count their traffic into `metrics`,
+    /// stamped as used by `in_use` (whose [`Metrics::retain`] drops the rest
+    /// once this Snapshot is published); without it (`svcproxy check`),
+    /// into counters nobody exports.
     pub fn build(
         model: Model,
-        generation: u64,
+        previous: &Snapshot,
         node_ips: &[IpAddr],
         node_name: &str,
-        metrics: &Metrics,
+        metrics: Option<(&Metrics, &InUse)>,
     ) -> Self {
-        build::build(model, generation, node_ips, node_name, metrics)
+        build::build(model, previous, node_ips, node_name, metrics)
     }
 
     /// The Route of `frontend`.

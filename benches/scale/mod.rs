@@ -62,5 +62,14 @@ pub const NODE: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
 /// Snapshot; `metrics` is the registry, whose per-port and per-endpoint
 /// entries a build reuses when they exist.
 pub fn snapshot(objects: &[Object], metrics: &Metrics) -> Snapshot {
-    Snapshot::build(Model::build(objects, &options()), 1, &NODE, "bench", metrics)
+    build(Model::build(objects, &options()), &Snapshot::default(), metrics)
+}
+
+/// The Snapshot of `model` that follows `previous`, counting into
+/// `metrics` as the daemon does (series it no longer uses dropped).
+pub fn build(model: Model, previous: &Snapshot, metrics: &Metrics) -> Snapshot {
+    let in_use = metrics.begin();
+    let snapshot = Snapshot::build(model, previous, &NODE, "bench", Some((metrics, &in_use)));
+    metrics.retain(in_use);
+    snapshot
 }

@@ -20,7 +20,6 @@ use super::{
     ENDPOINT_CONNECTIONS, RECEIVED_BYTES, REJECTED_CONNECTIONS, Reject, SENT_BYTES,
 };
 use crate::model::ServiceId;
-use crate::table::Cursor;
 
 /// Upper bounds of the connection-duration buckets, in seconds.
 const BUCKETS: [f64; 12] =
@@ -68,11 +67,6 @@ pub struct PortStats {
     pub duration: Histogram,
     /// By [`Reject`], in the order of [`Reject::ALL`].
     rejected: [Counter; Reject::ALL.len()],
-    /// The port's round-robin position. Not a metric, but it has the same
-    /// key, sharing and lifetime: kept here, a rebuild keeps the rotation
-    /// going (instead of sending the next connections to the first
-    /// endpoint again) with no lookup of its own.
-    pub cursor: Arc<Cursor>,
     endpoints: Mutex<FxHashMap<SocketAddr, Arc<EndpointStats>>>,
     /// The last build that used this port.
     seen: AtomicU64,
@@ -152,7 +146,9 @@ impl Histogram {
 // === impl PortStats ===
 
 impl PortStats {
-    fn new(key: PortKey) -> Self {
+    /// A port's traffic counted from zero; exported only when it comes
+    /// from [`super::Metrics::port`].
+    pub fn new(key: PortKey) -> Self {
         Self {
             key,
             connections: Counter::default(),
@@ -161,7 +157,6 @@ impl PortStats {
             sent: Counter::default(),
             duration: Histogram::default(),
             rejected: Default::default(),
-            cursor: Arc::default(),
             endpoints: Mutex::default(),
             seen: AtomicU64::new(0),
             endpoints_seen: AtomicUsize::new(0),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{App, Frontend, FrontendKind, HealthCheck, Route, Snapshot, Target};
-use crate::metrics::{InUse, Metrics, PortStats};
+use super::{App, Cursor, Frontend, FrontendKind, HealthCheck, Route, Snapshot, Target};
+use crate::metrics::{InUse, Metrics, PortKey, PortStats};
 use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
 
 /// Where this node is: NodePort addresses and the name `Local` policies
@@ -18,15 +18,17 @@ struct Node<'a> {
     name: &'a str,
 }
 
+/// Where a build's Routes count their traffic (`None`: nowhere exported).
+type Counting<'a> = Option<(&'a Metrics, &'a InUse)>;
+
 pub(super) fn build(
     model: Model,
-    generation: u64,
+    previous: &Snapshot,
     node_ips: &[IpAddr],
     node_name: &str,
-    metrics: &Metrics,
+    metrics: Counting<'_>,
 ) -> Snapshot {
     let node = Node { ips: node_ips, name: node_name };
-    let in_use = metrics.begin();
     let mut routes =
         FxHashMap::with_capacity_and_hasher(model.services.len() * 2, Default::default());
     let mut conflicts = Vec::new();
@@ -36,8 +38,8 @@ pub(super) fn build(
             if port.protocol != Protocol::Tcp {
                 continue;
             }
-            let mut stats = PortBuild::new(service, port, endpoints, metrics, &in_use);
-            for (frontend, route) in stats.routes(&node) {
+            let stats = PortBuild::new(service, port, endpoints, metrics);
+            for (frontend, route) in stats.routes(&node, previous) {
                 match routes.entry(frontend) {
                     Entry::Vacant(v) => {
                         v.insert(route);
@@ -52,8 +54,8 @@ pub(super) fn build(
             }
         }
     }
-    metrics.retain(in_use);
     let checks = checks(&model.services, &node, &routes, &mut conflicts);
+    let generation = previous.generation + 1;
     Snapshot { generation, routes, checks, services: model.services, conflicts }
 }
 
@@ -107,10 +109,8 @@ struct PortBuild<'a> {
     service: &'a Resolved,
     port: &'a ServicePort,
     endpoints: &'a [Endpoint],
-    label: Arc<str>,
     stats: Arc<PortStats>,
-    metrics: &'a Metrics,
-    in_use: &'a InUse,
+    metrics: Counting<'a>,
 }
 
 impl<'a> PortBuild<'a> {
@@ -118,58 +118,83 @@ impl<'a> PortBuild<'a> {
         service: &'a Resolved,
         port: &'a ServicePort,
         endpoints: &'a [Endpoint],
-        metrics: &'a Metrics,
-        in_use: &'a InUse,
+        metrics: Counting<'a>,
     ) -> Self {
-        let label = port.label.clone();
-        let stats = metrics.port(&service.service.id, &label, in_use);
-        Self { service, port, endpoints, label, stats, metrics, in_use }
+        let (id, label) = (&service.service.id, &port.label);
+        let stats = match metrics {
+            Some((metrics, in_use)) => metrics.port(id, label, in_use),
+            None => Arc::new(PortStats::new(PortKey { service: id.clone(), port: label.clone() })),
+        };
+        Self { service, port, endpoints, stats, metrics }
     }
 
     /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
     /// IPs, LoadBalancer ingress IPs and NodePorts under
-    /// `externalTrafficPolicy`, one Route per kind of frontend.
-    fn routes(&mut self, node: &Node<'_>) -> Vec<(Frontend, Arc<Route>)> {
+    /// `externalTrafficPolicy`, one Route per kind of frontend, all sharing
+    /// the round-robin cursor the port had in `previous`.
+    fn routes(&self, node: &Node<'_>, previous: &Snapshot) -> Vec<(Frontend, Arc<Route>)> {
         let spec = &self.service.service;
         let (port, protocol) = (self.port.port, self.port.protocol);
-        let frontend =
-            |ip: &IpAddr, number: u16| Frontend { addr: SocketAddr::new(*ip, number), protocol };
-        let mut out = Vec::new();
-        let internal = self.route(FrontendKind::ClusterIp, spec.internal_local, node);
-        out.extend(
-            self.service.cluster_ips().iter().map(|ip| (frontend(ip, port), internal.clone())),
-        );
-        if !spec.external_ips.is_empty() {
-            let r = self.route(FrontendKind::ExternalIp, spec.external_local, node);
-            out.extend(spec.external_ips.iter().map(|ip| (frontend(ip, port), r.clone())));
-        }
-        if !spec.ingress_ips.is_empty() {
-            let r = self.route(FrontendKind::LoadBalancer, spec.external_local, node);
-            out.extend(spec.ingress_ips.iter().map(|ip| (frontend(ip, port), r.clone())));
-        }
+        let on = |ips: &[IpAddr], number: u16| -> Vec<Frontend> {
+            let at = |ip: &IpAddr| Frontend { addr: SocketAddr::new(*ip, number), protocol };
+            ips.iter().map(at).collect()
+        };
+        let mut kinds = vec![
+            (FrontendKind::ClusterIp, spec.internal_local, on(self.service.cluster_ips(), port)),
+            (FrontendKind::ExternalIp, spec.external_local, on(&spec.external_ips, port)),
+            (FrontendKind::LoadBalancer, spec.external_local, on(&spec.ingress_ips, port)),
+        ];
         if let Some(node_port) = self.port.node_port {
-            let r = self.route(FrontendKind::NodePort, spec.external_local, node);
-            out.extend(node.ips.iter().map(|ip| (frontend(ip, node_port), r.clone())));
+            kinds.push((FrontendKind::NodePort, spec.external_local, on(node.ips, node_port)));
+        }
+        let frontends = kinds.iter().flat_map(|(_, _, f)| f);
+        let cursor = self.carried(previous, frontends).unwrap_or_default();
+        let mut out = Vec::new();
+        for (kind, local, frontends) in kinds.into_iter().filter(|(_, _, f)| !f.is_empty()) {
+            let route = self.route(kind, local, node, &cursor);
+            out.extend(frontends.into_iter().map(|f| (f, route.clone())));
         }
         out
     }
 
-    fn route(&mut self, kind: FrontendKind, local: bool, node: &Node<'_>) -> Arc<Route> {
+    /// The cursor of this port's Routes in `previous`, found through the
+    /// first of its frontends that `previous` routed for the same port.
+    fn carried<'f>(
+        &self,
+        previous: &Snapshot,
+        mut frontends: impl Iterator<Item = &'f Frontend>,
+    ) -> Option<Arc<Cursor>> {
+        let (id, label) = (&self.service.service.id, &self.port.label);
+        frontends.find_map(|f| {
+            let route = previous.route(f)?;
+            (route.service == *id && route.port == *label).then(|| route.cursor.clone())
+        })
+    }
+
+    fn route(
+        &self,
+        kind: FrontendKind,
+        local: bool,
+        node: &Node<'_>,
+        cursor: &Arc<Cursor>,
+    ) -> Arc<Route> {
         let spec = &self.service.service;
         let endpoints = usable(self.endpoints, local.then_some(node.name));
-        let targets = self.metrics.endpoints(&self.stats, self.in_use, |stats| {
-            endpoints
-                .map(|e| Target { addr: e.addr, terminating: !e.ready, stats: stats(e.addr) })
-                .collect()
-        });
+        let target = |e: &Endpoint, stats| Target { addr: e.addr, terminating: !e.ready, stats };
+        let targets = match self.metrics {
+            Some((metrics, in_use)) => metrics.endpoints(&self.stats, in_use, |stats| {
+                endpoints.map(|e| target(e, stats(e.addr))).collect()
+            }),
+            None => endpoints.map(|e| target(e, Arc::default())).collect(),
+        };
         Arc::new(Route {
             service: spec.id.clone(),
-            port: self.label.clone(),
+            port: self.port.label.clone(),
             kind,
             app: App::of(self.port),
             targets,
             affinity: spec.affinity,
-            cursor: self.stats.cursor.clone(),
+            cursor: cursor.clone(),
             stats: self.stats.clone(),
         })
     }

@@ -19,9 +19,13 @@ fn manifest(ips: &[&str]) -> String {
     )
 }
 
-fn build(text: &str, generation: u64, metrics: &Metrics) -> Snapshot {
+/// The Snapshot of `text` that follows `previous`, counting into `metrics`.
+fn build(text: &str, previous: &Snapshot, metrics: &Metrics) -> Snapshot {
     let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
-    Snapshot::build(model(text), generation, &node, "node-a", metrics)
+    let in_use = metrics.begin();
+    let next = Snapshot::build(model(text), previous, &node, "node-a", Some((metrics, &in_use)));
+    metrics.retain(in_use);
+    next
 }
 
 /// The endpoint the next connection to the Service's ClusterIP tries first.
@@ -38,14 +42,16 @@ fn next_pick(snapshot: &Snapshot, balancer: &Balancer) -> SocketAddr {
 fn a_rebuild_continues_the_round_robin_rotation() {
     let (metrics, balancer) = (Metrics::new().unwrap(), Balancer::default());
     let text = manifest(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
-    let first = build(&text, 1, &metrics);
+    let first = build(&text, &Snapshot::default(), &metrics);
+    assert_eq!(first.generation, 1);
     assert_eq!(next_pick(&first, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
     // A reload that leaves the port as it was...
-    let second = build(&text, 2, &metrics);
+    let second = build(&text, &first, &metrics);
+    assert_eq!(second.generation, 2);
     assert_eq!(next_pick(&second, &balancer), SocketAddr::from(([127, 0, 1, 2], 8080)));
     // ...or changes its endpoints: the rotation goes on from where it was.
-    let third =
-        build(&manifest(&["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"]), 3, &metrics);
+    let more = manifest(&["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"]);
+    let third = build(&more, &second, &metrics);
     assert_eq!(next_pick(&third, &balancer), SocketAddr::from(([127, 0, 1, 3], 8080)));
     // A live connection's old Route shares the position too.
     let cursor = |s: &Snapshot| s.routes.values().map(|r| r.cursor.clone()).next().unwrap();
@@ -56,10 +62,10 @@ fn a_rebuild_continues_the_round_robin_rotation() {
 fn a_port_that_leaves_and_comes_back_starts_its_rotation_again() {
     let (metrics, balancer) = (Metrics::new().unwrap(), Balancer::default());
     let text = manifest(&["127.0.1.1", "127.0.1.2"]);
-    let first = build(&text, 1, &metrics);
+    let first = build(&text, &Snapshot::default(), &metrics);
     assert_eq!(next_pick(&first, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
-    let _gone = build("", 2, &metrics);
-    let back = build(&text, 3, &metrics);
+    let gone = build("", &first, &metrics);
+    let back = build(&text, &gone, &metrics);
     assert_eq!(next_pick(&back, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
 }
 
@@ -76,7 +82,7 @@ fn a_health_check_counts_this_nodes_ready_endpoints_once_each() {
         - {addresses: [127.0.2.1], nodeName: node-a}\n\
         - {addresses: [127.0.2.2], nodeName: node-a, conditions: {ready: false, terminating: true}}\n\
         - {addresses: [127.0.2.3], nodeName: node-b}\n";
-    let snapshot = build(text, 1, &metrics);
+    let snapshot = build(text, &Snapshot::default(), &metrics);
     let frontend =
         Frontend { addr: SocketAddr::from(([0, 0, 0, 0], 30300)), protocol: Protocol::Tcp };
     let check = snapshot.check(&frontend).expect("the health check port");
@@ -84,4 +90,17 @@ fn a_health_check_counts_this_nodes_ready_endpoints_once_each() {
     assert_eq!(check.local, 1);
     assert!(snapshot.route(&frontend).is_none());
     assert!(snapshot.frontends().contains(&frontend) && snapshot.serves(&frontend));
+}
+
+#[test]
+fn a_build_without_metrics_routes_the_same_and_exports_nothing() {
+    let metrics = Metrics::new().unwrap();
+    let text = manifest(&["127.0.1.1", "127.0.1.2"]);
+    let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    let snapshot = Snapshot::build(model(&text), &Snapshot::default(), &node, "node-a", None);
+    assert_eq!(
+        next_pick(&snapshot, &Balancer::default()),
+        SocketAddr::from(([127, 0, 1, 1], 8080))
+    );
+    assert!(!metrics.render().contains("service=\"web\""));
 }
