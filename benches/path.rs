@@ -45,10 +45,10 @@ fn route(table: &ArcSwap<Snapshot>, frontend: &Frontend) -> std::sync::Arc<Route
 }
 
 /// What one short connection does to its port's metrics.
-fn count(stats: &PortStats, route: &Route, target: usize) {
+fn count(stats: &PortStats, route: &Route, endpoint: usize) {
     stats.connections.inc();
     stats.active.inc();
-    route.targets[target].stats.connections.inc();
+    route.endpoints[endpoint].stats.connections.inc();
     stats.received.inc_by(78);
     stats.sent.inc_by(230);
     stats.duration.observe(0.000_3);

@@ -96,8 +96,8 @@ fn bench(c: &mut Criterion) {
 
 /// `Control::rebuild` over [`FILES`] files after one of them changed.
 fn one_file_changed(c: &mut Criterion) {
+    use svcproxy::context::{Context, Splice};
     use svcproxy::control::Control;
-    use svcproxy::proxy::{Context, Splice};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let per_file = SERVICES / FILES;

@@ -6,30 +6,15 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::proxy::Context;
-
-pub mod probe;
-
-/// What `/healthz` reports.
-#[derive(Debug, Default)]
-pub struct Health {
-    /// When the last Snapshot was published; `None` before the first.
-    updated: Mutex<Option<SystemTime>>,
-    /// Set on SIGTERM: the node is leaving, load balancers must stop
-    /// sending new connections.
-    draining: AtomicBool,
-}
+use crate::context::Context;
 
 /// A startup failure of the admin servers.
 #[derive(Debug, thiserror::Error)]
@@ -45,51 +30,19 @@ enum Role {
     Metrics,
 }
 
-// === impl Health ===
-
-impl Health {
-    pub fn published(&self) {
-        *self.updated.lock() = Some(SystemTime::now());
-    }
-
-    pub fn drain(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    /// True once a Snapshot is published and until the drain starts.
-    pub fn healthy(&self) -> bool {
-        self.updated.lock().is_some() && !self.draining.load(Ordering::Relaxed)
-    }
-
-    fn answer(&self) -> (StatusCode, String) {
-        let now = SystemTime::now();
-        let updated = *self.updated.lock();
-        let status = if self.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-        // Before the first Snapshot: Go's zero time, as kube-proxy writes
-        // its never-set `lastUpdated`, so the field always parses.
-        let last = updated.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), rfc3339);
-        (status, format!("{{\"lastUpdated\": \"{last}\",\"currentTime\": \"{}\"}}", rfc3339(now)))
-    }
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
 /// Binds the health and metrics addresses now (so a taken port is a startup
 /// error) and serves them in the background.
 pub async fn start(
     health_addr: SocketAddr,
     metrics_addr: SocketAddr,
-    health: Arc<Health>,
     ctx: Arc<Context>,
 ) -> Result<(SocketAddr, SocketAddr), Error> {
     let health_listener = bind("--healthz-bind-address", health_addr).await?;
     let metrics_listener = bind("--metrics-bind-address", metrics_addr).await?;
     let local = |l: &TcpListener, addr| l.local_addr().unwrap_or(addr);
     let bound = (local(&health_listener, health_addr), local(&metrics_listener, metrics_addr));
-    tokio::spawn(serve(health_listener, Role::Health, health.clone(), ctx.clone()));
-    tokio::spawn(serve(metrics_listener, Role::Metrics, health, ctx));
+    tokio::spawn(serve(health_listener, Role::Health, ctx.clone()));
+    tokio::spawn(serve(metrics_listener, Role::Metrics, ctx));
     Ok(bound)
 }
 
@@ -97,7 +50,7 @@ async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, Error
     TcpListener::bind(addr).await.map_err(|error| Error::Bind { flag, addr, error })
 }
 
-async fn serve(listener: TcpListener, role: Role, health: Arc<Health>, ctx: Arc<Context>) {
+async fn serve(listener: TcpListener, role: Role, ctx: Arc<Context>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -108,10 +61,10 @@ async fn serve(listener: TcpListener, role: Role, health: Arc<Health>, ctx: Arc<
                 continue;
             }
         };
-        let (health, ctx) = (health.clone(), ctx.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let response = respond(&req, role, &health, &ctx);
+                let response = respond(&req, role, &ctx);
                 async move { Ok::<_, Infallible>(response) }
             });
             // A client that never finishes its request head is dropped.
@@ -126,15 +79,10 @@ async fn serve(listener: TcpListener, role: Role, health: Arc<Health>, ctx: Arc<
     }
 }
 
-fn respond(
-    req: &Request<Incoming>,
-    role: Role,
-    health: &Health,
-    ctx: &Context,
-) -> Response<Full<Bytes>> {
+fn respond(req: &Request<Incoming>, role: Role, ctx: &Context) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (role, req.uri().path()) {
         (Role::Health, "/healthz" | "/livez") => {
-            let (status, body) = health.answer();
+            let (status, body) = ctx.health.answer();
             (status, "application/json", body)
         }
         (Role::Metrics, "/metrics") => {

@@ -1,7 +1,7 @@
 //! Stage 5, balance: which endpoints a new connection tries, in order.
 //!
 //! Input: a Route and the client's IP. Output: a [`Plan`] of at most
-//! [`MAX_ATTEMPTS`] endpoints. Round robin over the Route's targets, a
+//! [`MAX_ATTEMPTS`] endpoints. Round robin over the Route's endpoints, a
 //! ClientIP-affinity pin first when the Service asks for one, endpoints that
 //! just failed skipped for a short backoff (passive ejection). State that
 //! must outlive a Snapshot (ejections, pins) lives here, not in the Route.
@@ -25,10 +25,10 @@ pub const MAX_PINS: usize = 100_000;
 const FIRST_EJECTION: Duration = Duration::from_millis(500);
 const MAX_EJECTION: Duration = Duration::from_secs(30);
 
-/// The endpoints to try, best first, as indices into the Route's targets.
+/// The endpoints to try, best first, as indices into the Route's endpoints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    targets: [usize; MAX_ATTEMPTS],
+    endpoints: [usize; MAX_ATTEMPTS],
     len: usize,
 }
 
@@ -73,19 +73,19 @@ struct Pin {
 // === impl Plan ===
 
 impl Plan {
-    /// Adds target `i` unless present; false once the plan is full.
+    /// Adds endpoint `i` unless present; false once the plan is full.
     fn push(&mut self, i: usize) -> bool {
-        if self.len == MAX_ATTEMPTS || self.iter().any(|t| t == i) {
+        if self.len == MAX_ATTEMPTS || self.iter().any(|e| e == i) {
             return self.len < MAX_ATTEMPTS;
         }
-        self.targets[self.len] = i;
+        self.endpoints[self.len] = i;
         self.len += 1;
         self.len < MAX_ATTEMPTS
     }
 
-    /// The targets (indices into `Route::targets`) in the order to try them.
+    /// The endpoints (indices into `Route::endpoints`) in the order to try them.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.targets[..self.len].iter().copied()
+        self.endpoints[..self.len].iter().copied()
     }
 
     /// True when there is nothing to try: reject the client.
@@ -100,22 +100,22 @@ impl Balancer {
     /// The endpoints a new connection from `client` tries, in order.
     pub fn plan(&self, route: &Route, client: IpAddr, now: Instant) -> Plan {
         let mut plan = Plan::default();
-        let targets = &route.targets;
-        if targets.is_empty() {
+        let endpoints = &route.endpoints;
+        if endpoints.is_empty() {
             return plan;
         }
         if let Some(timeout) = route.affinity
             && let Some(pin) = self.pins.get(&pin_key(route, client))
             && now.saturating_duration_since(pin.seen) < timeout
             && !self.is_ejected(pin.endpoint, now)
-            && let Some(i) = targets.iter().position(|t| t.addr == pin.endpoint)
+            && let Some(i) = endpoints.iter().position(|e| e.addr == pin.endpoint)
         {
             plan.push(i);
         }
         let start = route.cursor.next();
-        let n = targets.len();
+        let n = endpoints.len();
         let rotation = (0..n).map(|i| (start + i) % n);
-        for i in rotation.clone().filter(|i| !self.is_ejected(targets[*i].addr, now)) {
+        for i in rotation.clone().filter(|i| !self.is_ejected(endpoints[*i].addr, now)) {
             if !plan.push(i) {
                 return plan;
             }
@@ -186,7 +186,7 @@ impl Balancer {
             .frontends()
             .iter()
             .filter_map(|f| snapshot.route(f))
-            .flat_map(|r| r.targets.iter().map(|t| t.addr))
+            .flat_map(|r| r.endpoints.iter().map(|e| e.addr))
             .collect();
         self.ejected.retain(|addr, _| live.contains(addr));
         self.ejected_count.store(self.ejected.len(), Ordering::Relaxed);

@@ -15,10 +15,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rustc_hash::FxHashSet;
 use tracing::{info, warn};
 
+use crate::context::Context;
 use crate::manifest::{self, Object, ObjectKey};
 use crate::metrics::Metrics;
 use crate::model::{Memo, Model, Options};
-use crate::proxy::Context;
 use crate::table::Snapshot;
 
 mod files;

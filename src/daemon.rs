@@ -17,13 +17,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::admin::{self, Health};
+use crate::admin;
+use crate::context::{Context, Splice};
 use crate::control::Control;
 use crate::control::watch::{self, Watch};
+use crate::health::Health;
 use crate::listener::{self, supervisor::Supervisor};
 use crate::metrics;
 use crate::model::Options;
-use crate::proxy::{Context, Splice};
 
 /// How long the connections reset at the drain timeout get to end.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
@@ -68,7 +69,7 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let ctx = Arc::new(Context::new(config.connect_timeout, config.splice)?);
     let health = ctx.health.clone();
     let (healthz, metrics) =
-        admin::start(config.healthz_addr, config.metrics_addr, health.clone(), ctx.clone()).await?;
+        admin::start(config.healthz_addr, config.metrics_addr, ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");
     let node_ips = node_ips(&config.nodeport_cidrs)?;
     let mut watch = Watch::new(&config.manifests)?;

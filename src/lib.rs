@@ -18,9 +18,11 @@
 
 pub mod admin;
 pub mod balance;
+pub mod context;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod health;
 pub mod listener;
 pub mod manifest;
 pub mod metrics;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+use svcproxy::context::Splice;
 use svcproxy::daemon::{self, Config};
 use svcproxy::manifest;
 use svcproxy::model::{Model, Options};
-use svcproxy::proxy::Splice;
 use svcproxy::table::Snapshot;
 
 /// mimalloc rather than glibc's malloc: a Snapshot build is mostly small

@@ -177,7 +177,7 @@ impl Metrics {
     }
 
     /// Runs `with` with a lookup of the traffic of endpoints of one Service
-    /// port: a Route's targets resolved under one lock.
+    /// port: a Route's endpoints resolved under one lock.
     pub fn endpoints<T>(
         &self,
         port: &PortStats,

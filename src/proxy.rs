@@ -1,67 +1,118 @@
-//! Stage 6, proxy: one accepted connection to one endpoint.
+//! Stage 6, proxy: one accepted connection, served to its end.
 //!
-//! Input: an accepted client socket and the Route its frontend had at
-//! accept time. Output: bytes copied both ways until both peers are done.
-//! HTTP per-request forwarding and UDP come later; every Route is served as
-//! TCP today.
+//! Input: an accepted client connection and the frontend it came in on.
+//! [`serve`] is the one entry point: it reads the frontend's Route from
+//! the published Snapshot once and dispatches on the Route's mode (TCP:
+//! bytes copied both ways until both peers are done), or answers a health
+//! check port. HTTP per-request forwarding and UDP come later; every Route
+//! is served as TCP today.
 
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use tokio::net::TcpStream;
 
-use crate::admin::Health;
-use crate::balance::Balancer;
-use crate::metrics::{self, Metrics};
-use crate::shutdown::Tracker;
-use crate::table::Snapshot;
+use crate::context::Context;
+use crate::table::{Frontend, Mode};
 
+pub mod connect;
 pub mod copy;
-pub mod dial;
-mod pool;
+mod probe;
+mod spare;
 pub mod splice;
 pub mod tcp;
 
-pub use splice::Splice;
+/// An accepted client connection.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address it was accepted on.
+    pub frontend: Frontend,
+}
+
+/// Whose fault a forwarding failure was: it decides what is logged at
+/// which level, whether an endpoint is ejected, and (in HTTP) the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client: it reset, or vanished.
+    Client,
+    /// The endpoint: it refused, timed out, reset or was unreachable.
+    Endpoint,
+    /// This proxy ran short of something (descriptors, ports, memory).
+    Proxy,
+}
+
+/// Why a connection was not forwarded to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Route has no endpoint to try.
+    #[error("no usable endpoint")]
+    NoEndpoints,
+    /// A socket operation failed on `side`.
+    #[error("{side}: {source}")]
+    Io { side: Side, source: io::Error },
+}
+
+/// Serves `conn` on a task of its own. The frontend's Route is read once,
+/// here: the connection keeps it whatever Snapshot is published later. A
+/// frontend that vanished between accept and now resets the client.
+pub fn serve(conn: Conn, ctx: &Arc<Context>) {
+    let table = ctx.table.load();
+    if let Some(route) = table.route(&conn.frontend) {
+        let route = route.clone();
+        // Counted from here, so a connection accepted just before SIGTERM
+        // is waited for.
+        let live = ctx.tracker.enter();
+        match route.mode {
+            Mode::Tcp | Mode::Http => tokio::spawn(tcp::serve(conn, route, ctx.clone(), live)),
+        };
+    } else if table.health_check(&conn.frontend).is_some() {
+        // Not a proxied connection: the drain does not wait for it.
+        tokio::spawn(probe::serve(conn, ctx.clone()));
+    } else {
+        tcp::reset(&conn.stream);
+    }
+}
 
 /// Keepalive probes after 60 s of silence (the kernel's interval and count
 /// after), on both sockets of a connection: a peer that vanished without
 /// FIN or RST does not hold the connection forever. Client sockets inherit
 /// it from their listener, endpoint sockets get it before they connect.
-pub(crate) fn keepalive() -> socket2::TcpKeepalive {
+pub fn keepalive() -> socket2::TcpKeepalive {
     socket2::TcpKeepalive::new().with_time(Duration::from_secs(60))
 }
 
-/// What every connection shares: the routing table, balancing state, and
-/// the settings of the data plane.
-#[derive(Debug)]
-pub struct Context {
-    /// The one published Snapshot; a connection reads it once, at accept.
-    pub table: ArcSwap<Snapshot>,
-    pub balancer: Balancer,
-    /// Bound on each attempt to connect to an endpoint.
-    pub connect_timeout: Duration,
-    /// When bulk directions move to `splice(2)`.
-    pub splice: Splice,
-    /// Live connections, for the drain on SIGTERM.
-    pub tracker: Tracker,
-    pub metrics: Metrics,
-    /// What `/healthz` and the health check ports report.
-    pub health: Arc<Health>,
+// === impl Side ===
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Endpoint => "endpoint",
+            Side::Proxy => "proxy",
+        }
+    }
 }
 
-// === impl Context ===
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
-impl Context {
-    pub fn new(connect_timeout: Duration, splice: Splice) -> Result<Self, metrics::Error> {
-        Ok(Self {
-            table: ArcSwap::from_pointee(Snapshot::default()),
-            balancer: Balancer::default(),
-            connect_timeout,
-            splice,
-            tracker: Tracker::default(),
-            health: Arc::default(),
-            metrics: Metrics::new()?,
-        })
+// === impl Error ===
+
+impl Error {
+    /// Whose fault it was.
+    pub fn side(&self) -> Side {
+        match self {
+            Error::NoEndpoints => Side::Endpoint,
+            Error::Io { side, .. } => *side,
+        }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::balance::Balancer;
 use crate::model::{Protocol, Resolved, ServiceType, Skip, usable};
-use crate::table::{App, FrontendKind, Snapshot};
+use crate::table::{FrontendKind, Mode, Snapshot};
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
@@ -68,7 +68,7 @@ pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
         .filter_map(|frontend| {
             let route = snapshot.route(&frontend)?;
             let endpoints: Vec<Value> = route
-                .targets
+                .endpoints
                 .iter()
                 .map(|t| {
                     let state = if balancer.is_ejected(t.addr, now) {
@@ -87,14 +87,14 @@ pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
                 "namespace": &*route.service.namespace,
                 "service": &*route.service.name,
                 "port": &*route.port,
-                "app": if route.app == App::Http { "http" } else { "tcp" },
+                "mode": if route.mode == Mode::Http { "http" } else { "tcp" },
                 "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
                 "endpoints": endpoints,
             }))
         })
         .collect();
     let checks: Vec<Value> = snapshot
-        .checks()
+        .health_checks()
         .into_iter()
         .map(|(frontend, check)| {
             json!({

@@ -37,16 +37,17 @@ pub enum FrontendKind {
 
 /// How traffic on a Route is forwarded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum App {
+pub enum Mode {
     /// Byte stream, one endpoint per connection.
     Tcp,
     /// HTTP/1.1 or h2c, one endpoint per request.
     Http,
 }
 
-/// One endpoint a Route may pick.
+/// One endpoint a Route may pick, with its traffic under the Route's
+/// Service port (a [`model::Endpoint`](crate::model::Endpoint) as routed).
 #[derive(Clone, Debug)]
-pub struct Target {
+pub struct RouteEndpoint {
     pub addr: SocketAddr,
     /// Picked only because no endpoint is ready (kube-proxy's fallback).
     pub terminating: bool,
@@ -61,9 +62,9 @@ pub struct Route {
     /// The ServicePort's name, or its number when unnamed (metric label).
     pub port: Arc<str>,
     pub kind: FrontendKind,
-    pub app: App,
+    pub mode: Mode,
     /// Usable endpoints, sorted by address; empty means reject at once.
-    pub targets: Vec<Target>,
+    pub endpoints: Vec<RouteEndpoint>,
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
     /// Round-robin position, shared by every Route of one ServicePort (its
@@ -95,7 +96,7 @@ pub struct Snapshot {
     pub generation: u64,
     routes: FxHashMap<Frontend, Arc<Route>>,
     /// healthCheckNodePorts on the node addresses: answered, not proxied.
-    checks: FxHashMap<Frontend, HealthCheck>,
+    health_checks: FxHashMap<Frontend, HealthCheck>,
     /// The Services it was built from, sorted by namespace/name.
     pub services: Vec<Resolved>,
     /// Frontends claimed by two Services (the first in sorted order wins).
@@ -128,14 +129,14 @@ impl Snapshot {
     }
 
     /// The health check answered on `frontend`.
-    pub fn check(&self, frontend: &Frontend) -> Option<&HealthCheck> {
-        self.checks.get(frontend)
+    pub fn health_check(&self, frontend: &Frontend) -> Option<&HealthCheck> {
+        self.health_checks.get(frontend)
     }
 
     /// Every health check port and what it answers, sorted by frontend.
-    pub fn checks(&self) -> Vec<(Frontend, &HealthCheck)> {
+    pub fn health_checks(&self) -> Vec<(Frontend, &HealthCheck)> {
         let mut all: Vec<(Frontend, &HealthCheck)> =
-            self.checks.iter().map(|(f, c)| (*f, c)).collect();
+            self.health_checks.iter().map(|(f, c)| (*f, c)).collect();
         all.sort_by_key(|(f, _)| *f);
         all
     }
@@ -143,14 +144,14 @@ impl Snapshot {
     /// Every Frontend, routed or answering a health check, sorted.
     pub fn frontends(&self) -> Vec<Frontend> {
         let mut all: Vec<Frontend> =
-            self.routes.keys().chain(self.checks.keys()).copied().collect();
+            self.routes.keys().chain(self.health_checks.keys()).copied().collect();
         all.sort();
         all
     }
 
     /// True when a listener belongs on `frontend`.
     pub fn serves(&self, frontend: &Frontend) -> bool {
-        self.routes.contains_key(frontend) || self.checks.contains_key(frontend)
+        self.routes.contains_key(frontend) || self.health_checks.contains_key(frontend)
     }
 
     /// How many Frontends are routed (health check ports not counted).
@@ -173,9 +174,9 @@ impl Cursor {
     }
 }
 
-// === impl App ===
+// === impl Mode ===
 
-impl App {
+impl Mode {
     /// HTTP for appProtocol `http`, `h2c`, `kubernetes.io/h2c`, `grpc`, or a
     /// port named `http`, `http-*`, `grpc`, `grpc-*`, `h2c`.
     pub fn of(port: &ServicePort) -> Self {
@@ -186,7 +187,7 @@ impl App {
         let by_name = matches!(name, "http" | "grpc" | "h2c")
             || name.starts_with("http-")
             || name.starts_with("grpc-");
-        if by_app || by_name { App::Http } else { App::Tcp }
+        if by_app || by_name { Mode::Http } else { Mode::Tcp }
     }
 }
 

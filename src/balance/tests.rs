@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::metrics::Metrics;
-use crate::table::{App, FrontendKind, Target};
+use crate::table::{FrontendKind, Mode, RouteEndpoint};
 
 fn route(n: u8, affinity: Option<Duration>) -> Route {
     let metrics = Metrics::new().unwrap();
@@ -13,9 +13,9 @@ fn route(n: u8, affinity: Option<Duration>) -> Route {
         service: ServiceId::new("ns", "svc"),
         port: Arc::from("http"),
         kind: FrontendKind::ClusterIp,
-        app: App::Tcp,
-        targets: (1..=n)
-            .map(|i| Target {
+        mode: Mode::Tcp,
+        endpoints: (1..=n)
+            .map(|i| RouteEndpoint {
                 addr: SocketAddr::from(([127, 0, 1, i], 80)),
                 terminating: false,
                 stats: endpoint.clone(),
@@ -27,7 +27,7 @@ fn route(n: u8, affinity: Option<Duration>) -> Route {
     }
 }
 
-/// The address of the first target a plan tries (targets are 127.0.1.i:80).
+/// The address of the first endpoint a plan tries (they are 127.0.1.i:80).
 fn first(plan: &Plan) -> SocketAddr {
     SocketAddr::from(([127, 0, 1, plan.iter().next().unwrap() as u8 + 1], 80))
 }
@@ -62,7 +62,7 @@ fn a_plan_holds_at_most_four_distinct_endpoints() {
 #[test]
 fn a_failed_endpoint_is_skipped_then_retried_after_its_backoff() {
     let (balancer, route, now) = (Balancer::default(), route(3, None), Instant::now());
-    let bad = route.targets[0].addr;
+    let bad = route.endpoints[0].addr;
     balancer.failed(bad, now);
     for _ in 0..6 {
         assert_ne!(first(&balancer.plan(&route, [127, 0, 0, 1].into(), now)), bad);
@@ -75,7 +75,7 @@ fn a_failed_endpoint_is_skipped_then_retried_after_its_backoff() {
 #[test]
 fn every_endpoint_ejected_still_yields_a_plan() {
     let (balancer, route, now) = (Balancer::default(), route(2, None), Instant::now());
-    for t in &route.targets {
+    for t in &route.endpoints {
         balancer.failed(t.addr, now);
     }
     assert_eq!(balancer.plan(&route, [127, 0, 0, 1].into(), now).iter().count(), 2);
@@ -104,7 +104,7 @@ fn affinity_pins_a_client_until_its_timeout() {
 fn the_pin_table_is_bounded() {
     let (balancer, now) = (Balancer::default(), Instant::now());
     let route = route(1, Some(Duration::from_secs(60)));
-    let endpoint = route.targets[0].addr;
+    let endpoint = route.endpoints[0].addr;
     for i in 0..(MAX_PINS as u32 + 500) {
         balancer.connected(&route, IpAddr::from(i.to_be_bytes()), endpoint, now);
     }

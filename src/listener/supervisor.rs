@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Listener;
-use crate::proxy::Context;
+use crate::context::Context;
 use crate::table::{Frontend, Snapshot};
 
 /// Every running Listener, by Frontend.

@@ -1,7 +1,7 @@
 //! Copying one connection both ways, without holding a buffer while idle.
 //!
-//! Each direction waits for readiness, borrows a buffer from a per-thread
-//! pool only for the read and the writes that drain it, and gives it back
+//! Each direction waits for readiness, borrows a buffer from its thread's
+//! spares only for the read and the writes that drain it, and gives it back
 //! before waiting again: an idle connection holds no buffer at all. EOF on
 //! one side is passed on as a FIN (shutdown of the other side's write half)
 //! while the other direction keeps flowing; the second EOF needs no
@@ -20,18 +20,20 @@ use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
-use super::pool::{self, Pool};
-use super::splice::{self, Splice};
+use super::spare::{self, Spares};
+use super::splice;
+use super::{Error, Side};
+use crate::context::Splice;
 use crate::metrics::Counter;
 
 /// One buffer's size: large reads keep syscalls per byte low on bulk
-/// transfers; the pool makes its cost proportional to data in flight.
+/// transfers; the spares make its cost proportional to data in flight.
 const BUFFER: usize = 32 * 1024;
 /// Buffers a thread keeps for reuse.
-const POOLED: usize = 64;
+const SPARE: usize = 64;
 
 thread_local! {
-    static BUFFERS: Pool<Box<[u8]>, POOLED> = const { Pool::new() };
+    static BUFFERS: Spares<Box<[u8]>, SPARE> = const { Spares::new() };
 }
 
 /// Bytes copied, seen from the client.
@@ -49,8 +51,16 @@ struct Tally<'a> {
     counter: &'a Counter,
 }
 
+/// Which peer each end of one direction is, to say whose fault a failure was.
+#[derive(Clone, Copy)]
+struct Ends {
+    from: Side,
+    to: Side,
+}
+
 /// Copies until both directions saw EOF (Ok) or one failed (Err, e.g. a
-/// reset); the totals count what was delivered either way. `received` and
+/// reset, with the side that failed); the totals count what was delivered
+/// either way. `received` and
 /// `sent` (the Service port's byte counters) move as bytes are delivered, so
 /// long-lived streams show their rate.
 pub async fn both_ways(
@@ -59,7 +69,7 @@ pub async fn both_ways(
     received: &Counter,
     sent: &Counter,
     mode: Splice,
-) -> (Totals, io::Result<()>) {
+) -> (Totals, Result<(), Error>) {
     let mut up = Tally { total: 0, counter: received };
     let mut down = Tally { total: 0, counter: sent };
     let half = AtomicBool::new(false);
@@ -67,9 +77,11 @@ pub async fn both_ways(
         let (client_rx, client_tx) = client.split();
         let (endpoint_rx, endpoint_tx) = endpoint.split();
         // Built in place: each direction's future held once in the task.
+        let up_ends = Ends { from: Side::Client, to: Side::Endpoint };
+        let down_ends = Ends { from: Side::Endpoint, to: Side::Client };
         tokio::try_join!(
-            one_way(client_rx, endpoint_tx, &mut up, mode, &half),
-            one_way(endpoint_rx, client_tx, &mut down, mode, &half),
+            one_way(client_rx, endpoint_tx, &mut up, up_ends, mode, &half),
+            one_way(endpoint_rx, client_tx, &mut down, down_ends, mode, &half),
         )
         .map(|_| ())
     };
@@ -80,17 +92,18 @@ async fn one_way(
     mut from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     tally: &mut Tally<'_>,
+    ends: Ends,
     mode: Splice,
     half: &AtomicBool,
-) -> io::Result<()> {
+) -> Result<(), Error> {
     if mode == Splice::Always {
-        return splice_or_copy(from, to, tally, half).await;
+        return splice_or_copy(from, to, tally, ends, half).await;
     }
     loop {
         // Not `readable()`: that future ignores the task's cooperative
         // budget, and a read refused for want of budget would then loop
         // here forever without yielding (a fast one-way stream did).
-        poll_fn(|cx| from.as_ref().poll_read_ready(cx)).await?;
+        poll_fn(|cx| from.as_ref().poll_read_ready(cx)).await.map_err(ends.read())?;
         let mut buffer = take();
         let Some(read) = read_once(&mut from, &mut buffer).await else {
             give(buffer);
@@ -99,17 +112,17 @@ async fn one_way(
         let read = match read {
             Ok(0) => {
                 give(buffer);
-                return finish(&to, half);
+                return finish(&to, half).map_err(ends.write());
             }
             Ok(n) => n,
-            Err(e) => return Err(e),
+            Err(e) => return Err(ends.read()(e)),
         };
         let written = to.write_all(&buffer[..read]).await;
         give(buffer);
-        written?;
+        written.map_err(ends.write())?;
         tally.add(read);
         if read == BUFFER && mode == Splice::Auto {
-            return splice_or_copy(from, to, tally, half).await;
+            return splice_or_copy(from, to, tally, ends, half).await;
         }
     }
 }
@@ -120,14 +133,16 @@ async fn splice_or_copy(
     from: ReadHalf<'_>,
     to: WriteHalf<'_>,
     tally: &mut Tally<'_>,
+    ends: Ends,
     half: &AtomicBool,
-) -> io::Result<()> {
+) -> Result<(), Error> {
     match splice::one_way(from.as_ref(), to.as_ref(), &mut |n| tally.add(n)).await {
-        Ok(()) => finish(&to, half),
+        Ok(()) => finish(&to, half).map_err(ends.write()),
         Err(splice::Error::Unsupported(_)) => {
-            Box::pin(one_way(from, to, tally, Splice::Never, half)).await
+            Box::pin(one_way(from, to, tally, ends, Splice::Never, half)).await
         }
-        Err(splice::Error::Io(e)) => Err(e),
+        Err(splice::Error::Read(e)) => Err(ends.read()(e)),
+        Err(splice::Error::Write(e)) => Err(ends.write()(e)),
     }
 }
 
@@ -160,6 +175,18 @@ fn finish(to: &WriteHalf<'_>, half: &AtomicBool) -> io::Result<()> {
     }
 }
 
+impl Ends {
+    /// Reading failed: the peer we read from reset or vanished.
+    fn read(self) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { side: self.from, source }
+    }
+
+    /// Writing failed: the peer we write to reset or vanished.
+    fn write(self) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { side: self.to, source }
+    }
+}
+
 impl Tally<'_> {
     fn add(&mut self, n: usize) {
         self.total += n as u64;
@@ -168,9 +195,9 @@ impl Tally<'_> {
 }
 
 fn take() -> Box<[u8]> {
-    pool::take(&BUFFERS).unwrap_or_else(|| vec![0; BUFFER].into_boxed_slice())
+    spare::take(&BUFFERS).unwrap_or_else(|| vec![0; BUFFER].into_boxed_slice())
 }
 
 fn give(buffer: Box<[u8]>) {
-    pool::give(&BUFFERS, buffer);
+    spare::give(&BUFFERS, buffer);
 }

@@ -1,10 +1,10 @@
 //! Bulk TCP through a pipe with `splice(2)`: socket → pipe → socket, the
 //! bytes never cross into userspace.
 //!
-//! A splicing direction borrows a pipe from a per-thread pool while bytes
+//! A splicing direction borrows a spare pipe of its thread while bytes
 //! flow and gives it back empty when its socket runs dry, so an idle
 //! connection holds no pipe; a pipe still holding bytes (the direction
-//! failed mid-way) is closed instead, so a pooled pipe never leaks one
+//! failed mid-way) is closed instead, so a spare pipe never leaks one
 //! connection's data into another.
 
 use std::future::poll_fn;
@@ -16,29 +16,16 @@ use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::pool::{self, Pool};
+use super::spare::{self, Spares};
 
 /// The most one splice moves: the kernel's default pipe capacity (16
 /// pages), so no `F_SETPIPE_SZ` and no pressure on the per-user pipe quota.
 const CHUNK: usize = 64 * 1024;
 /// Empty pipes a thread keeps for the next bulk direction.
-const POOLED: usize = 64;
+const SPARE: usize = 64;
 
 thread_local! {
-    static PIPES: Pool<Pipe, POOLED> = const { Pool::new() };
-}
-
-/// When a direction switches from copying to splicing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Splice {
-    /// Once a read fills a whole copy buffer: small exchanges never pay for
-    /// a pipe, bulk transfers skip the userspace copy.
-    #[default]
-    Auto,
-    /// From the first byte.
-    Always,
-    /// Never: always copy through a userspace buffer.
-    Never,
+    static PIPES: Spares<Pipe, SPARE> = const { Spares::new() };
 }
 
 /// Why a splicing direction stopped.
@@ -47,9 +34,12 @@ pub enum Error {
     /// No pipe, or this socket cannot splice; nothing was moved: copy instead.
     #[error("cannot splice: {0}")]
     Unsupported(io::Error),
-    /// A socket failed (e.g. reset) while splicing.
+    /// Reading the source socket failed (e.g. it was reset).
     #[error(transparent)]
-    Io(io::Error),
+    Read(io::Error),
+    /// Writing the destination socket failed.
+    #[error(transparent)]
+    Write(io::Error),
 }
 
 /// Both ends of one pipe, and how many bytes sit in it.
@@ -70,7 +60,7 @@ pub async fn one_way(
     let mut first = true;
     loop {
         // Waits within tokio's cooperative budget, like the copy loop.
-        poll_fn(|cx| from.poll_read_ready(cx)).await.map_err(Error::Io)?;
+        poll_fn(|cx| from.poll_read_ready(cx)).await.map_err(Error::Read)?;
         // Nothing sits in any pipe here: without one, copying can go on.
         let mut pipe = Pipe::take().map_err(Error::Unsupported)?;
         loop {
@@ -82,12 +72,12 @@ pub async fn one_way(
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if first && is_unsupported(&e) => return Err(Error::Unsupported(e)),
-                Err(e) => return Err(Error::Io(e)),
+                Err(e) => return Err(Error::Read(e)),
             };
             first = false;
             pipe.held = n;
             while pipe.held > 0 {
-                pipe.held -= drain(&pipe, to).await.map_err(Error::Io)?;
+                pipe.held -= drain(&pipe, to).await.map_err(Error::Write)?;
             }
             moved(n);
         }
@@ -121,19 +111,19 @@ fn is_unsupported(e: &io::Error) -> bool {
 // === impl Pipe ===
 
 impl Pipe {
-    /// A pooled pipe, or a new one (non-blocking, close-on-exec).
+    /// A spare pipe, or a new one (non-blocking, close-on-exec).
     fn take() -> io::Result<Self> {
-        if let Some(pipe) = pool::take(&PIPES) {
+        if let Some(pipe) = spare::take(&PIPES) {
             return Ok(pipe);
         }
         let (rx, tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
         Ok(Self { rx, tx, held: 0 })
     }
 
-    /// Back to the pool if empty; closed otherwise.
+    /// Back to the spares if empty; closed otherwise.
     fn give(self) {
         if self.held == 0 {
-            pool::give(&PIPES, self);
+            spare::give(&PIPES, self);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{App, Cursor, Frontend, FrontendKind, HealthCheck, Route, Snapshot, Target};
+use super::{Cursor, Frontend, FrontendKind, HealthCheck, Mode, Route, RouteEndpoint, Snapshot};
 use crate::metrics::{InUse, Metrics, PortKey, PortStats};
 use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
 
@@ -54,14 +54,14 @@ pub(super) fn build(
             }
         }
     }
-    let checks = checks(&model.services, &node, &routes, &mut conflicts);
+    let health_checks = health_checks(&model.services, &node, &routes, &mut conflicts);
     let generation = previous.generation + 1;
-    Snapshot { generation, routes, checks, services: model.services, conflicts }
+    Snapshot { generation, routes, health_checks, services: model.services, conflicts }
 }
 
 /// The healthCheckNodePort of each Service that has one, on every node
 /// address; a port a Route already holds stays the Route's.
-fn checks(
+fn health_checks(
     services: &[Resolved],
     node: &Node<'_>,
     routes: &FxHashMap<Frontend, Arc<Route>>,
@@ -180,19 +180,20 @@ impl<'a> PortBuild<'a> {
     ) -> Arc<Route> {
         let spec = &self.service.service;
         let endpoints = usable(self.endpoints, local.then_some(node.name));
-        let target = |e: &Endpoint, stats| Target { addr: e.addr, terminating: !e.ready, stats };
-        let targets = match self.metrics {
+        let routed =
+            |e: &Endpoint, stats| RouteEndpoint { addr: e.addr, terminating: !e.ready, stats };
+        let endpoints = match self.metrics {
             Some((metrics, in_use)) => metrics.endpoints(&self.stats, in_use, |stats| {
-                endpoints.map(|e| target(e, stats(e.addr))).collect()
+                endpoints.map(|e| routed(e, stats(e.addr))).collect()
             }),
-            None => endpoints.map(|e| target(e, Arc::default())).collect(),
+            None => endpoints.map(|e| routed(e, Arc::default())).collect(),
         };
         Arc::new(Route {
             service: spec.id.clone(),
             port: self.port.label.clone(),
             kind,
-            app: App::of(self.port),
-            targets,
+            mode: Mode::of(self.port),
+            endpoints,
             affinity: spec.affinity,
             cursor: cursor.clone(),
             stats: self.stats.clone(),

@@ -1,11 +1,8 @@
 //! Snapshot builds across rebuilds: what a new generation carries on.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
-
 use super::*;
-use crate::balance::Balancer;
 use crate::model::tests::model;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// A Service at 127.0.0.10:80 whose EndpointSlice lists `ips` on port 8080.
 fn manifest(ips: &[&str]) -> String {
@@ -28,31 +25,30 @@ fn build(text: &str, previous: &Snapshot, metrics: &Metrics) -> Snapshot {
     next
 }
 
-/// The endpoint the next connection to the Service's ClusterIP tries first.
-fn next_pick(snapshot: &Snapshot, balancer: &Balancer) -> SocketAddr {
+/// The endpoint the next connection to the Service's ClusterIP tries first
+/// when none is ejected: the balancer starts its rotation at the cursor.
+fn next_pick(snapshot: &Snapshot) -> SocketAddr {
     let frontend =
         Frontend { addr: SocketAddr::from(([127, 0, 0, 10], 80)), protocol: Protocol::Tcp };
     let route = snapshot.route(&frontend).expect("the ClusterIP frontend");
-    let plan = balancer.plan(route, [127, 0, 0, 1].into(), Instant::now());
-    let first = plan.iter().next().expect("an endpoint to try");
-    route.targets[first].addr
+    route.endpoints[route.cursor.next() % route.endpoints.len()].addr
 }
 
 #[test]
 fn a_rebuild_continues_the_round_robin_rotation() {
-    let (metrics, balancer) = (Metrics::new().unwrap(), Balancer::default());
+    let metrics = Metrics::new().unwrap();
     let text = manifest(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
     let first = build(&text, &Snapshot::default(), &metrics);
     assert_eq!(first.generation, 1);
-    assert_eq!(next_pick(&first, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
+    assert_eq!(next_pick(&first), SocketAddr::from(([127, 0, 1, 1], 8080)));
     // A reload that leaves the port as it was...
     let second = build(&text, &first, &metrics);
     assert_eq!(second.generation, 2);
-    assert_eq!(next_pick(&second, &balancer), SocketAddr::from(([127, 0, 1, 2], 8080)));
+    assert_eq!(next_pick(&second), SocketAddr::from(([127, 0, 1, 2], 8080)));
     // ...or changes its endpoints: the rotation goes on from where it was.
     let more = manifest(&["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"]);
     let third = build(&more, &second, &metrics);
-    assert_eq!(next_pick(&third, &balancer), SocketAddr::from(([127, 0, 1, 3], 8080)));
+    assert_eq!(next_pick(&third), SocketAddr::from(([127, 0, 1, 3], 8080)));
     // A live connection's old Route shares the position too.
     let cursor = |s: &Snapshot| s.routes.values().map(|r| r.cursor.clone()).next().unwrap();
     assert!(Arc::ptr_eq(&cursor(&first), &cursor(&third)));
@@ -60,13 +56,13 @@ fn a_rebuild_continues_the_round_robin_rotation() {
 
 #[test]
 fn a_port_that_leaves_and_comes_back_starts_its_rotation_again() {
-    let (metrics, balancer) = (Metrics::new().unwrap(), Balancer::default());
+    let metrics = Metrics::new().unwrap();
     let text = manifest(&["127.0.1.1", "127.0.1.2"]);
     let first = build(&text, &Snapshot::default(), &metrics);
-    assert_eq!(next_pick(&first, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
+    assert_eq!(next_pick(&first), SocketAddr::from(([127, 0, 1, 1], 8080)));
     let gone = build("", &first, &metrics);
     let back = build(&text, &gone, &metrics);
-    assert_eq!(next_pick(&back, &balancer), SocketAddr::from(([127, 0, 1, 1], 8080)));
+    assert_eq!(next_pick(&back), SocketAddr::from(([127, 0, 1, 1], 8080)));
 }
 
 #[test]
@@ -85,7 +81,7 @@ fn a_health_check_counts_this_nodes_ready_endpoints_once_each() {
     let snapshot = build(text, &Snapshot::default(), &metrics);
     let frontend =
         Frontend { addr: SocketAddr::from(([0, 0, 0, 0], 30300)), protocol: Protocol::Tcp };
-    let check = snapshot.check(&frontend).expect("the health check port");
+    let check = snapshot.health_check(&frontend).expect("the health check port");
     // 127.0.2.1 serves both ports and counts once; terminating and remote ones not at all.
     assert_eq!(check.local, 1);
     assert!(snapshot.route(&frontend).is_none());
@@ -98,9 +94,6 @@ fn a_build_without_metrics_routes_the_same_and_exports_nothing() {
     let text = manifest(&["127.0.1.1", "127.0.1.2"]);
     let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model(&text), &Snapshot::default(), &node, "node-a", None);
-    assert_eq!(
-        next_pick(&snapshot, &Balancer::default()),
-        SocketAddr::from(([127, 0, 1, 1], 8080))
-    );
+    assert_eq!(next_pick(&snapshot), SocketAddr::from(([127, 0, 1, 1], 8080)));
     assert!(!metrics.render().contains("service=\"web\""));
 }

@@ -17,19 +17,20 @@ use hyper::body::Bytes;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::proxy::Context;
-use crate::table::{Frontend, HealthCheck};
+use super::Conn;
+use crate::context::Context;
+use crate::table::HealthCheck;
 
 /// The weight kube-proxy gives load balancers that read it.
 const WEIGHT: HeaderName = HeaderName::from_static("x-load-balancing-endpoint-weight");
 
 /// Answers the probes of one connection on a healthCheckNodePort.
-pub async fn serve(stream: TcpStream, frontend: Frontend, ctx: Arc<Context>) {
+pub async fn serve(conn: Conn, ctx: Arc<Context>) {
+    let Conn { stream, frontend, .. } = conn;
     let service = hyper::service::service_fn(move |_req| {
-        let check = ctx.table.load().check(&frontend).cloned();
+        let check = ctx.table.load().health_check(&frontend).cloned();
         let response = answer(check.as_ref(), ctx.health.healthy());
         async move { Ok::<_, Infallible>(response) }
     });

@@ -1,0 +1,61 @@
+//! What every connection shares: the one published Snapshot, the balancing
+//! state, the data plane's settings, the metrics, the drain tracker and
+//! the node's health. Built once by the daemon; every stage below it reads
+//! it, only the control loop publishes into it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::balance::Balancer;
+use crate::health::Health;
+use crate::metrics::{self, Metrics};
+use crate::shutdown::Tracker;
+use crate::table::Snapshot;
+
+/// The daemon's shared state.
+#[derive(Debug)]
+pub struct Context {
+    /// The one published Snapshot; a connection reads it once, at accept.
+    pub table: ArcSwap<Snapshot>,
+    pub balancer: Balancer,
+    /// Bound on each attempt to connect to an endpoint.
+    pub connect_timeout: Duration,
+    /// When bulk directions move to `splice(2)`.
+    pub splice: Splice,
+    /// Live connections, for the drain on SIGTERM.
+    pub tracker: Tracker,
+    pub metrics: Metrics,
+    /// What `/healthz` and the health check ports report.
+    pub health: Arc<Health>,
+}
+
+/// When a TCP direction switches from copying to splicing (`--splice`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Splice {
+    /// Once a read fills a whole copy buffer: small exchanges never pay for
+    /// a pipe, bulk transfers skip the userspace copy.
+    #[default]
+    Auto,
+    /// From the first byte.
+    Always,
+    /// Never: always copy through a userspace buffer.
+    Never,
+}
+
+// === impl Context ===
+
+impl Context {
+    pub fn new(connect_timeout: Duration, splice: Splice) -> Result<Self, metrics::Error> {
+        Ok(Self {
+            table: ArcSwap::from_pointee(Snapshot::default()),
+            balancer: Balancer::default(),
+            connect_timeout,
+            splice,
+            tracker: Tracker::default(),
+            health: Arc::default(),
+            metrics: Metrics::new()?,
+        })
+    }
+}
