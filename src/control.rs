@@ -1,5 +1,12 @@
-//! The control loop's rebuild: sources → model → Snapshot, published with
-//! one atomic store. The only writer of the routing table.
+//! The control loop's rebuild: sources → model → Snapshot, as one
+//! transaction. The only writer of the routing table.
+//!
+//! A rebuild builds everything first, off the data path: the sources read
+//! again, the model, the Snapshot ([`build`]). Only then is the new state
+//! committed, all at once: the sources' state, the last good versions, the
+//! Snapshot published with one atomic store, the listeners reconciled with
+//! it. A build that panics commits nothing: the old state stays whole, the
+//! failure is logged and counted, and the next change is tried again.
 //!
 //! Keep last good: a file that no longer parses keeps the objects it had;
 //! an object that turns invalid keeps its last valid version in service; an
@@ -7,48 +14,73 @@
 //! inside a watched directory removes them). Every such fault is logged
 //! with its file, object and field, and counted as a failed reload.
 
+use std::any::Any;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rustc_hash::FxHashSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::context::Context;
-use crate::manifest::{self, Object, ObjectKey};
-use crate::metrics::Metrics;
-use crate::model::{Memo, Model, Options};
+use crate::listener::supervisor::Supervisor;
+use crate::metrics::{InUse, Metrics};
+use crate::model::{Memo, Options};
+use crate::source::files::UpdateRule;
+use crate::source::{Files, LastGood};
 use crate::table::Snapshot;
 
-mod files;
-mod good;
-mod update;
-pub mod watch;
+mod build;
 
-use files::Files;
-use good::Good;
-use update::Updates;
-
-/// Rebuilds and publishes Snapshots from the manifest paths.
+/// Rebuilds and publishes Snapshots from the sources.
 #[derive(Debug)]
 pub struct Control {
-    paths: Vec<PathBuf>,
+    /// `None` only while a build runs on the blocking pool (and for good
+    /// when that build was cut short by a signal).
+    state: Option<State>,
+    /// A listener per frontend of the published Snapshot.
+    listeners: Supervisor,
+}
+
+/// What a build starts from: the settings, and the state the last commit
+/// left.
+#[derive(Debug)]
+struct State {
     options: Options,
     /// Addresses NodePorts are bound on.
     node_ips: Vec<IpAddr>,
-    generation: u64,
     /// The objects each file yielded when it last parsed.
     files: Files,
-    /// Their validation, redone only for objects new since the last build.
-    memo: Memo,
     /// The last valid version of every object in service.
-    good: Good,
+    last_good: LastGood,
     /// nodePorts dropped from Services changed to a type without them.
-    updates: Updates,
+    update_rule: UpdateRule,
+    /// Validations kept from build to build. A cache of results of
+    /// objects it keeps alive, right whatever a build cut short left in
+    /// it: not part of the transaction.
+    memo: Memo,
+    /// Makes the next builds panic once they built their Snapshot.
+    #[cfg(test)]
+    fault: bool,
 }
 
-/// What one rebuild found.
+/// A build, not committed yet.
+#[derive(Debug)]
+struct Built {
+    files: Files,
+    last_good: LastGood,
+    update_rule: UpdateRule,
+    snapshot: Arc<Snapshot>,
+    /// The metric series the Snapshot counts into.
+    in_use: InUse,
+    /// Invalid files, documents and objects, one message each.
+    errors: Vec<String>,
+    /// How many files and objects were rejected.
+    invalid: usize,
+    started: Instant,
+}
+
+/// What one committed rebuild published.
 #[derive(Debug)]
 pub struct Outcome {
     pub snapshot: Arc<Snapshot>,
@@ -56,54 +88,81 @@ pub struct Outcome {
     pub errors: Vec<String>,
 }
 
+/// A rebuild that committed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bug met by some input; the state before it stays.
+    #[error("routing table rebuild failed: {0}")]
+    Panicked(String),
+    /// An earlier rebuild was cut short and took the state with it.
+    #[error("routing table rebuild cut short")]
+    Gone,
+}
+
 // === impl Control ===
 
 impl Control {
-    pub fn new(paths: Vec<PathBuf>, options: Options, node_ips: Vec<IpAddr>) -> Self {
-        Self {
-            paths,
+    pub fn new(files: Files, options: Options, node_ips: Vec<IpAddr>) -> Self {
+        let state = State {
             options,
             node_ips,
-            generation: 0,
-            files: Files::default(),
+            files,
+            last_good: LastGood::default(),
+            update_rule: UpdateRule::default(),
             memo: Memo::default(),
-            good: Good::default(),
-            updates: Updates::default(),
+            #[cfg(test)]
+            fault: false,
+        };
+        Self { state: Some(state), listeners: Supervisor::default() }
+    }
+
+    /// Reads every source, builds a whole new state off the data path (on
+    /// the blocking pool: parsing a large manifest set must not stall a
+    /// runtime worker that carries connections) and commits it. A build
+    /// that panics commits nothing and is counted as a failed reload.
+    pub async fn publish(&mut self, ctx: &Arc<Context>) -> Result<Outcome, Error> {
+        let mut state = self.state.take().ok_or(Error::Gone)?;
+        let task_ctx = ctx.clone();
+        let (state, built) = tokio::task::spawn_blocking(move || {
+            // A bug met by some input must not take every Service down.
+            let built = panic::catch_unwind(AssertUnwindSafe(|| state.build(&task_ctx)));
+            (state, built)
+        })
+        .await
+        .map_err(|e| Error::Panicked(e.to_string()))?;
+        self.state = Some(state);
+        match built {
+            Ok(built) => Ok(self.commit(built, ctx)),
+            Err(cause) => {
+                let cause = message(&*cause);
+                error!(%cause, "routing table rebuild failed: nothing changed");
+                ctx.metrics.config_reloads.with_label_values(&["failure"]).inc();
+                Err(Error::Panicked(cause))
+            }
         }
     }
 
-    /// Reads every source, builds a whole new Snapshot off the data path and
-    /// publishes it in `ctx` with one store.
-    pub fn rebuild(&mut self, ctx: &Context) -> Outcome {
-        let metrics = &ctx.metrics;
-        let started = Instant::now();
-        // Flattened first: each item of a broken List names its own object.
-        let errors: Vec<manifest::Error> =
-            self.files.read(&self.paths).into_iter().flat_map(manifest::Error::flatten).collect();
-        let model = self.model(&errors);
-        let invalid = errors.len() + model.invalid_objects();
-        let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        messages.extend(model.errors.iter().map(ToString::to_string));
-        for message in &messages {
-            warn!("{message}");
-        }
-        let in_use = metrics.begin();
-        let snapshot = Arc::new(Snapshot::build(
-            model,
-            &ctx.table.load(),
-            &self.node_ips,
-            &self.options.node_name,
-            Some((metrics, &in_use)),
-        ));
-        self.generation = snapshot.generation;
-        for conflict in &snapshot.conflicts {
-            warn!("{conflict}");
+    /// Commits `built`: the state it read, the Snapshot published with one
+    /// store, the metric series and listeners of Snapshots gone dropped.
+    /// Nothing here fails.
+    fn commit(&mut self, built: Built, ctx: &Arc<Context>) -> Outcome {
+        let Built { files, last_good, update_rule, snapshot, in_use, errors, invalid, started } =
+            built;
+        if let Some(state) = &mut self.state {
+            state.files = files;
+            state.last_good = last_good;
+            state.update_rule = update_rule;
         }
         let previous = ctx.table.swap(snapshot.clone());
-        metrics.retain(in_use);
-        record(metrics, &snapshot, invalid, started);
+        ctx.metrics.retain(in_use);
+        self.listeners.reconcile(&snapshot, ctx);
+        ctx.balancer.retain_endpoints(&snapshot);
+        for message in errors.iter().chain(&snapshot.conflicts) {
+            warn!("{message}");
+        }
+        record(&ctx.metrics, &snapshot, invalid, started);
         info!(
-            generation = self.generation,
+            generation = snapshot.generation,
             services = snapshot.services.len(),
             frontends = snapshot.len(),
             invalid,
@@ -113,71 +172,31 @@ impl Control {
         // Freeing the old Snapshot (when no connection holds it) is not part
         // of publishing the new one: it is left out of the sync duration.
         drop(previous);
-        Outcome { snapshot, errors: messages }
+        Outcome { snapshot, errors }
     }
 
-    /// The model of every object; an object rejected now that was valid
-    /// before is served in its last valid version.
-    fn model(&mut self, errors: &[manifest::Error]) -> Model {
-        // Edits the API server would take as updates, in the version it
-        // would store.
-        let patched = self.updates.apply(self.files.objects(), &self.good);
-        for object in &patched {
-            let (file, key) = (object.origin.file.display(), object.key());
-            warn!(
-                %file,
-                object = %key,
-                "nodePorts or healthCheckNodePort its spec no longer needs are dropped, as an API \
-                 update drops them; remove them from the file: `svcproxy check` and a restart \
-                 reject them"
-            );
+    /// Closes every listener (SIGTERM): no new connection is accepted.
+    pub fn close(&mut self) {
+        self.listeners.close();
+    }
+
+    /// Makes every build from now on panic once it built its Snapshot
+    /// (`on`), or not.
+    #[cfg(test)]
+    fn inject_fault(&mut self, on: bool) {
+        if let Some(state) = &mut self.state {
+            state.fault = on;
         }
-        let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
-        let current = || self.files.objects().filter(|o| !replaced.contains(o.key()));
-        let model = Model::rebuild(current().chain(&patched), &self.options, &mut self.memo);
-        let invalid: FxHashSet<ObjectKey> = model.errors.iter().map(|e| e.key().clone()).collect();
-        let mut rejected = invalid.clone();
-        rejected.extend(errors.iter().filter_map(|e| e.key().cloned()));
-        let fallback =
-            if rejected.is_empty() { Vec::new() } else { self.good.get(rejected.iter()) };
-        // The patched versions served stand in for their files' objects.
-        let served: Vec<Object> =
-            patched.iter().filter(|o| !rejected.contains(o.key())).cloned().collect();
-        if fallback.is_empty() {
-            let mut replaced: FxHashSet<ObjectKey> =
-                served.iter().map(|o| o.key().clone()).collect();
-            replaced.extend(invalid);
-            self.good = Good::new(self.files.lists(), replaced, served);
-            return model;
-        }
-        for object in &fallback {
-            let (file, key) = (object.origin.file.display(), object.key());
-            warn!(%file, object = %key, "invalid now: keeping its last valid version in service");
-        }
-        let current = current().filter(|o| !rejected.contains(o.key()));
-        let retry =
-            Model::rebuild(current.chain(&served).chain(&fallback), &self.options, &mut self.memo);
-        // Only what the retry served: never an object rejected at first.
-        let invalid: FxHashSet<ObjectKey> = retry.errors.iter().map(|e| e.key().clone()).collect();
-        let kept = served.into_iter().chain(fallback).filter(|o| !invalid.contains(o.key()));
-        let kept: Vec<Object> = kept.collect();
-        rejected.extend(invalid);
-        rejected.extend(kept.iter().map(|o| o.key().clone()));
-        self.good = Good::new(self.files.lists(), rejected, kept);
-        merge(model, retry)
     }
 }
 
-/// The retry's Services with the first build's errors (they point at the
-/// files as written), plus any new error of the retry.
-fn merge(first: Model, retry: Model) -> Model {
-    let mut errors = first.errors;
-    for e in retry.errors {
-        if !errors.iter().any(|f| f.to_string() == e.to_string()) {
-            errors.push(e);
-        }
-    }
-    Model { services: retry.services, errors }
+/// What a panic said.
+fn message(cause: &(dyn Any + Send)) -> String {
+    cause
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 fn record(metrics: &Metrics, snapshot: &Snapshot, invalid: usize, started: Instant) {
@@ -192,3 +211,6 @@ fn record(metrics: &Metrics, snapshot: &Snapshot, invalid: usize, started: Insta
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics.sync_last_timestamp.set(now);
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,12 +2,12 @@
 //!
 //! Startup: bind the admin addresses (a taken port is fatal), build and
 //! publish the first Snapshot, bind its frontends. Then: a change to the
-//! manifests, or SIGHUP, re-reads every source; SIGTERM drains; a second
-//! SIGTERM or SIGINT exits at once.
+//! manifests, or SIGHUP, re-reads every source (at most once per
+//! `--min-sync-period`); SIGTERM drains; a second SIGTERM or SIGINT exits
+//! at once.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +15,16 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::admin;
 use crate::context::{Context, Splice};
-use crate::control::Control;
-use crate::control::watch::{self, Watch};
-use crate::health::Health;
-use crate::listener::{self, supervisor::Supervisor};
+use crate::control::{self, Control};
+use crate::listener;
 use crate::metrics;
 use crate::model::Options;
+use crate::source::files::{Watch, watch};
+use crate::source::{Files, Pace};
 
 /// How long the connections reset at the drain timeout get to end.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
@@ -42,6 +42,8 @@ pub struct Config {
     /// `--splice`: when bulk directions skip the userspace copy.
     pub splice: Splice,
     pub drain_timeout: Duration,
+    /// `--min-sync-period`: at most one rebuild per period.
+    pub min_sync_period: Duration,
 }
 
 /// A failure to start.
@@ -57,33 +59,34 @@ pub enum Error {
     Watch(#[from] watch::Error),
     #[error(transparent)]
     Metrics(#[from] metrics::Error),
-    #[error("routing table rebuild failed: {0}")]
-    Rebuild(String),
+    /// The first rebuild failed: there is nothing to serve.
+    #[error(transparent)]
+    Rebuild(#[from] control::Error),
 }
 
 /// Runs until SIGTERM (after the drain) or SIGINT. `ready` is told once the
 /// first Snapshot is published and its listeners spawned.
 pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
     listener::raise_fd_limit();
-    let mut signals = Signals::install()?;
+    let signals = Signals::install()?;
     let ctx = Arc::new(Context::new(config.connect_timeout, config.splice)?);
-    let health = ctx.health.clone();
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");
     let node_ips = node_ips(&config.nodeport_cidrs)?;
-    let mut watch = Watch::new(&config.manifests)?;
-    let control = Control::new(config.manifests.clone(), config.options.clone(), node_ips);
-    let mut plane =
-        Plane { control: Some(control), listeners: Supervisor::default(), ctx: ctx.clone() };
-    if serve(&mut plane, &mut watch, &mut signals, &health, ready).await? == Stop::Int {
+    let files = Files::new(config.manifests.clone());
+    let watch = files.watch()?;
+    let control = Control::new(files, config.options.clone(), node_ips);
+    let pace = Pace::new(config.min_sync_period);
+    let mut daemon = Daemon { control, ctx: ctx.clone(), watch, pace, signals };
+    if daemon.serve(ready).await? == Stop::Int {
         info!("SIGINT: exiting");
         return Ok(());
     }
     // Health first: by the time a frontend refuses, /healthz says so too.
-    health.drain();
-    plane.listeners.close();
-    drain(&ctx, config.drain_timeout, &mut signals).await;
+    ctx.health.drain();
+    daemon.control.close();
+    daemon.drain(config.drain_timeout).await;
     Ok(())
 }
 
@@ -96,46 +99,16 @@ enum Stop {
     Int,
 }
 
-/// Publishes the first Snapshot, then one per change or SIGHUP, until
-/// SIGTERM or SIGINT, which also cut a running rebuild short: a first build
-/// of a large manifest set must not hold the exit.
-async fn serve(
-    plane: &mut Plane,
-    watch: &mut Watch,
-    signals: &mut Signals,
-    health: &Health,
-    ready: Option<oneshot::Sender<()>>,
-) -> Result<Stop, Error> {
-    if let Some(stop) = publish(plane, signals).await? {
-        return Ok(stop);
-    }
-    health.published();
-    if let Some(ready) = ready {
-        let _ = ready.send(());
-    }
-    loop {
-        tokio::select! {
-            () = watch.changed() => {}
-            _ = signals.hup.recv() => info!("SIGHUP: re-reading every source"),
-            _ = signals.term.recv() => return Ok(Stop::Term),
-            _ = signals.int.recv() => return Ok(Stop::Int),
-        }
-        if let Some(stop) = publish(plane, signals).await? {
-            return Ok(stop);
-        }
-        health.published();
-    }
-}
-
-/// One rebuild and publish, unless SIGTERM or SIGINT comes first; the
-/// rebuild then goes on alone on the blocking pool and nothing waits for it
-/// (its listeners are never reconciled).
-async fn publish(plane: &mut Plane, signals: &mut Signals) -> Result<Option<Stop>, Error> {
-    tokio::select! {
-        result = plane.publish() => result.map(|()| None),
-        _ = signals.term.recv() => Ok(Some(Stop::Term)),
-        _ = signals.int.recv() => Ok(Some(Stop::Int)),
-    }
+/// The running daemon: the control loop, what connections share, and
+/// what it waits on.
+struct Daemon {
+    control: Control,
+    ctx: Arc<Context>,
+    /// Changes to the manifest files.
+    watch: Watch,
+    /// `--min-sync-period`.
+    pace: Pace,
+    signals: Signals,
 }
 
 /// The signals the daemon answers.
@@ -145,6 +118,79 @@ struct Signals {
     hup: Signal,
 }
 
+// === impl Daemon ===
+
+impl Daemon {
+    /// Publishes the first Snapshot, then one per change or SIGHUP, until
+    /// SIGTERM or SIGINT.
+    async fn serve(&mut self, ready: Option<oneshot::Sender<()>>) -> Result<Stop, Error> {
+        if let Some(stop) = self.publish().await? {
+            return Ok(stop);
+        }
+        if let Some(ready) = ready {
+            let _ = ready.send(());
+        }
+        loop {
+            tokio::select! {
+                () = self.watch.changed() => {}
+                _ = self.signals.hup.recv() => info!("SIGHUP: re-reading every source"),
+                _ = self.signals.term.recv() => return Ok(Stop::Term),
+                _ = self.signals.int.recv() => return Ok(Stop::Int),
+            }
+            if let Some(stop) = self.publish().await? {
+                return Ok(stop);
+            }
+        }
+    }
+
+    /// One rebuild and publish once the pace allows it, taking every change
+    /// seen until then, unless SIGTERM or SIGINT comes first: they cut a
+    /// running rebuild short (a first build of a large manifest set must
+    /// not hold the exit); it then goes on alone on the blocking pool and
+    /// nothing waits for it. A failed rebuild is fatal only when nothing
+    /// was ever published.
+    async fn publish(&mut self) -> Result<Option<Stop>, Error> {
+        let Self { control, ctx, watch, pace, signals } = self;
+        let rebuild = async {
+            pace.wait().await;
+            watch.absorb();
+            match control.publish(ctx).await {
+                Ok(_) => ctx.health.published(),
+                Err(e) if ctx.table.load().generation == 0 => return Err(Error::Rebuild(e)),
+                // Logged and counted; the published table stays in service.
+                Err(_) => {}
+            }
+            Ok(())
+        };
+        tokio::select! {
+            result = rebuild => result.map(|()| None),
+            _ = signals.term.recv() => Ok(Some(Stop::Term)),
+            _ = signals.int.recv() => Ok(Some(Stop::Int)),
+        }
+    }
+
+    /// Lets live connections finish for up to `timeout`, then resets the
+    /// rest; a second SIGTERM, or SIGINT, ends it at once.
+    async fn drain(&mut self, timeout: Duration) {
+        let (tracker, signals) = (&self.ctx.tracker, &mut self.signals);
+        info!(live = tracker.live(), ?timeout, "SIGTERM: draining");
+        tokio::select! {
+            left = tracker.drain(timeout) => {
+                if left > 0 {
+                    warn!(left, "drain timeout: resetting the remaining connections");
+                    tracker.abort();
+                    // Each resets its sockets as it ends; bounded, like all of this.
+                    tracker.drain(ABORT_GRACE).await;
+                }
+            }
+            _ = signals.term.recv() => info!("second SIGTERM: exiting"),
+            _ = signals.int.recv() => info!("SIGINT: exiting"),
+        }
+    }
+}
+
+// === impl Signals ===
+
 impl Signals {
     fn install() -> Result<Self, Error> {
         let on = |kind| signal(kind).map_err(Error::Signals);
@@ -153,70 +199,6 @@ impl Signals {
             int: on(SignalKind::interrupt())?,
             hup: on(SignalKind::hangup())?,
         })
-    }
-}
-
-/// Lets live connections finish for up to `timeout`, then resets the rest;
-/// a second SIGTERM, or SIGINT, ends it at once.
-async fn drain(ctx: &Context, timeout: Duration, signals: &mut Signals) {
-    info!(live = ctx.tracker.live(), ?timeout, "SIGTERM: draining");
-    tokio::select! {
-        left = ctx.tracker.drain(timeout) => {
-            if left > 0 {
-                warn!(left, "drain timeout: resetting the remaining connections");
-                ctx.tracker.abort();
-                // Each resets its sockets as it ends; bounded, like all of this.
-                ctx.tracker.drain(ABORT_GRACE).await;
-            }
-        }
-        _ = signals.term.recv() => info!("second SIGTERM: exiting"),
-        _ = signals.int.recv() => info!("SIGINT: exiting"),
-    }
-}
-
-/// The control plane's state between rebuilds.
-struct Plane {
-    /// `None` only while a rebuild runs on the blocking pool.
-    control: Option<Control>,
-    listeners: Supervisor,
-    ctx: Arc<Context>,
-}
-
-impl Plane {
-    /// Rebuilds on the blocking pool (parsing a large manifest set must not
-    /// stall a runtime worker that carries connections), then reconciles
-    /// the listeners with the published Snapshot.
-    async fn publish(&mut self) -> Result<(), Error> {
-        let Some(mut control) = self.control.take() else { return Ok(()) };
-        let ctx = self.ctx.clone();
-        let (control, outcome) = tokio::task::spawn_blocking(move || {
-            // A bug met by some input must not take every Service down: the
-            // published table stays, the failure is counted and logged.
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| control.rebuild(&ctx)));
-            (control, outcome)
-        })
-        .await
-        .map_err(|e| Error::Rebuild(e.to_string()))?;
-        self.control = Some(control);
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(cause) => {
-                let cause = cause
-                    .downcast_ref::<&str>()
-                    .map(ToString::to_string)
-                    .or_else(|| cause.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                if self.ctx.table.load().generation == 0 {
-                    return Err(Error::Rebuild(cause));
-                }
-                error!(%cause, "routing table rebuild failed: the published table stays in service");
-                self.ctx.metrics.config_reloads.with_label_values(&["failure"]).inc();
-                return Ok(());
-            }
-        };
-        self.listeners.reconcile(&outcome.snapshot, &self.ctx);
-        self.ctx.balancer.retain_endpoints(&outcome.snapshot);
-        Ok(())
     }
 }
 

@@ -30,4 +30,5 @@ pub mod model;
 pub mod proxy;
 pub mod render;
 pub mod shutdown;
+pub mod source;
 pub mod table;

@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use svcproxy::context::Splice;
 use svcproxy::daemon::{self, Config};
-use svcproxy::manifest;
 use svcproxy::model::{Model, Options};
+use svcproxy::source::Files;
 use svcproxy::table::Snapshot;
 
 /// mimalloc rather than glibc's malloc: a Snapshot build is mostly small
@@ -59,8 +59,8 @@ struct RunArgs {
     /// The API server's URL (kube-proxy's flag); not built yet: an error.
     #[arg(long, value_name = "URL")]
     master: Option<String>,
-    /// Coalesce API-server changes before a rebuild (kube-proxy's flag). File
-    /// changes are coalesced by the watcher (25 ms), so it has no effect yet.
+    /// At most one rebuild per period (kube-proxy's flag); a change after a
+    /// quiet period is applied at once.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     min_sync_period: Duration,
     #[command(flatten)]
@@ -213,6 +213,7 @@ fn demo() -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs(1),
         splice: Splice::Auto,
         drain_timeout: Duration::from_secs(1),
+        min_sync_period: Duration::from_secs(1),
     };
     serve(config, true)
 }
@@ -220,14 +221,10 @@ fn demo() -> anyhow::Result<()> {
 /// Exit 0 when every object is valid, 1 when any is not (valid ones are
 /// still listed).
 fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
-    let loaded = manifest::load(paths);
-    let model = Model::build(&loaded.objects, &node.options());
-    let mut errors: Vec<String> = loaded
-        .errors
-        .into_iter()
-        .flat_map(manifest::Error::flatten)
-        .map(|e| e.to_string())
-        .collect();
+    // Read as `run` reads them.
+    let (files, errors) = Files::new(paths.to_vec()).read();
+    let model = Model::build(files.objects(), &node.options());
+    let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     errors.extend(model.errors.iter().map(ToString::to_string));
     let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model, &Snapshot::default(), &wildcard, &node.node_name(), None);
@@ -258,6 +255,7 @@ impl RunArgs {
                 SpliceMode::Never => Splice::Never,
             },
             drain_timeout: self.drain_timeout,
+            min_sync_period: self.min_sync_period,
         }
     }
 }

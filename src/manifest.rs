@@ -1,10 +1,11 @@
-//! Stage 1, manifests: files on disk to Kubernetes objects.
+//! Manifests: a file's text to Kubernetes objects.
 //!
-//! Input: paths (files or directories). Output: every Service, Endpoints,
-//! EndpointSlice and Pod found, each with its [`Origin`] (file and the line
-//! of every field), plus one [`Error`] per file or document that could not
-//! be read. A bad document never hides the good ones beside it.
+//! Input: the text of one manifest file. Output: every Service, Endpoints,
+//! EndpointSlice and Pod it holds, each with its [`Origin`] (the file and
+//! the line of every field), plus one [`Error`] per document that could
+//! not be read. A bad document never hides the good ones beside it.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,13 +13,11 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
-mod file;
 mod node;
 mod object;
 mod path;
 mod yaml;
 
-pub use file::{MAX_FILE_BYTES, discover, read};
 pub use node::Lines;
 pub use path::{FieldPath, Segment};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
@@ -61,32 +60,44 @@ pub struct ObjectKey {
     pub name: Arc<str>,
 }
 
-/// Where an object came from: its file and the line of each of its fields.
+/// Where an object came from.
 #[derive(Clone, Debug)]
-pub struct Origin {
-    pub file: Arc<Path>,
-    /// Shared: every model type built from the object points here.
-    pub lines: Arc<Lines>,
+pub enum Origin {
+    /// A manifest file, and the line of each of the object's fields (shared:
+    /// every model type built from the object points here).
+    File { file: Arc<Path>, lines: Arc<Lines> },
+    /// The API server, which keeps no lines.
+    Api,
 }
 
-/// Everything read from a set of paths.
+/// Where one field of an object was read, to point at it in a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A line of a manifest file.
+    Line { file: Arc<Path>, line: u32 },
+    /// An object of the API server.
+    Api,
+}
+
+/// An object named at its [`Location`]: `file:line: namespace/name`, or
+/// `namespace/name (from the API server)`.
+#[derive(Debug)]
+pub struct Named<'a> {
+    at: &'a Location,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// Everything read from manifest texts.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub objects: Vec<Object>,
     pub errors: Vec<Error>,
 }
 
-/// A file or document that could not be turned into objects.
+/// A file's text or a document that could not be turned into objects.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: no such file or directory", file.display())]
-    Missing { file: PathBuf },
-    #[error("{}: {detail}", file.display())]
-    Walk { file: PathBuf, detail: String },
-    #[error("{}: {source}", file.display())]
-    Read { file: PathBuf, source: std::io::Error },
-    #[error("{}: file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes", file.display())]
-    TooLarge { file: PathBuf, size: u64 },
     #[error("{}:{}: {message}", file.display(), line.map_or(String::new(), |l| l.to_string()))]
     Yaml { file: PathBuf, line: Option<u32>, message: String },
     #[error("{}:{line}: document {document}: {detail}", file.display())]
@@ -136,22 +147,69 @@ pub fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Objec
     meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE)
 }
 
-// === impl Loaded ===
+// === impl Origin ===
 
-/// Reads every manifest under `paths`.
-pub fn load(paths: &[PathBuf]) -> Loaded {
-    let (files, errors) = discover(paths);
-    let mut loaded = Loaded { objects: Vec::new(), errors };
-    for file in files {
-        match read(&file) {
-            Ok(text) => {
-                loaded.add_text(&file, &text);
-            }
-            Err(e) => loaded.errors.push(e),
+impl Origin {
+    /// The file the object was read from.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Origin::File { file, .. } => Some(file),
+            Origin::Api => None,
         }
     }
-    loaded
+
+    /// Where the field at `path` was read (the object's own line when the
+    /// field was not written).
+    pub fn locate(&self, path: &FieldPath) -> Location {
+        match self {
+            Origin::File { file, lines } => {
+                Location::Line { file: file.clone(), line: lines.of(path) }
+            }
+            Origin::Api => Location::Api,
+        }
+    }
+
+    /// True when the object spelled out `path`; objects without lines (the
+    /// API server's) count every field as written.
+    pub fn has(&self, path: &FieldPath) -> bool {
+        match self {
+            Origin::File { lines, .. } => lines.contains(path),
+            Origin::Api => true,
+        }
+    }
 }
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { file, .. } => write!(f, "{}", file.display()),
+            Origin::Api => f.write_str("the API server"),
+        }
+    }
+}
+
+// === impl Location ===
+
+impl Location {
+    /// The object `namespace/name`, named at this location.
+    pub fn name<'a>(&'a self, namespace: &'a str, name: &'a str) -> Named<'a> {
+        Named { at: self, namespace, name }
+    }
+}
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (namespace, name) = (self.namespace, self.name);
+        match self.at {
+            Location::Line { file, line } => {
+                write!(f, "{}:{line}: {namespace}/{name}", file.display())
+            }
+            Location::Api => write!(f, "{namespace}/{name} (from the API server)"),
+        }
+    }
+}
+
+// === impl Loaded ===
 
 impl Loaded {
     /// Adds the objects of one file's text (already read). False when the

@@ -12,12 +12,11 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::manifest::{self, FieldPath, ObjectKey};
+use crate::manifest::{self, FieldPath, Location, ObjectKey};
 use memo::Validated;
 
 mod allocate;
@@ -109,8 +108,10 @@ pub struct Model {
 /// An invalid field of one object.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}:{line}: {}/{}: {path}: {detail}", file.display(), key.namespace, key.name)]
-    Field { file: PathBuf, line: u32, key: ObjectKey, path: FieldPath, detail: String },
+    /// `file:line: namespace/name: path: detail`, or `namespace/name (from
+    /// the API server): path: detail`.
+    #[error("{}: {path}: {detail}", at.name(&key.namespace, &key.name))]
+    Field { at: Location, key: ObjectKey, path: FieldPath, detail: String },
 }
 
 // === impl Model ===

@@ -3,12 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::node::Node;
+use super::node::{Lines, Node};
 use super::path::FieldPath;
 use super::{DEFAULT_NAMESPACE, Error, Kind, Object, ObjectKey, Origin, Resource};
 
@@ -39,25 +37,7 @@ fn decode_as(
         document: doc.index,
         detail,
     };
-    if !matches!(node.value, super::node::Value::Map(_)) {
-        return Err(not_object(format!(
-            "not a Kubernetes object: {}, expected a mapping",
-            node.shape()
-        )));
-    }
-    let (api_version, kind) = match (
-        node.get_str("apiVersion").or(implied.map(|i| i.0)),
-        node.get_str("kind").or(implied.map(|i| i.1)),
-    ) {
-        (Some(a), Some(k)) => (a, k),
-        (a, k) => {
-            let missing: Vec<&str> = [(a, "apiVersion not set"), (k, "kind not set")]
-                .into_iter()
-                .filter_map(|(v, msg)| v.is_none().then_some(msg))
-                .collect();
-            return Err(not_object(format!("not a Kubernetes object: {}", missing.join(", "))));
-        }
-    };
+    let (api_version, kind) = type_of(node, implied).map_err(not_object)?;
     if let Some(item_kind) = kind.strip_suffix("List") {
         return decode_list(doc, node, (api_version, item_kind), out);
     }
@@ -66,34 +46,62 @@ fn decode_as(
         map.entry("apiVersion").or_insert_with(|| api.into());
         map.entry("kind").or_insert_with(|| kind.into());
     }
-    let origin = Origin { file: doc.file.clone(), lines: Arc::new(lines) };
-    let resource = match (api_version, kind) {
-        ("v1", "Service") => {
-            Resource::Service(Arc::new(typed::<Service>(json, &origin, Kind::Service)?))
-        }
-        ("v1", "Endpoints") => {
-            Resource::Endpoints(Arc::new(typed::<Endpoints>(json, &origin, Kind::Endpoints)?))
-        }
-        ("v1", "Pod") => Resource::Pod(Arc::new(typed::<Pod>(json, &origin, Kind::Pod)?)),
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            Resource::EndpointSlice(Arc::new(typed::<EndpointSlice>(
-                json,
-                &origin,
-                Kind::EndpointSlice,
-            )?))
-        }
-        (_, "Service" | "Endpoints" | "Pod" | "EndpointSlice") => {
+    let lines = Arc::new(lines);
+    let Some(resource) = resource((api_version, kind), json, doc.file, &lines)? else {
+        if matches!(kind, "Service" | "Endpoints" | "Pod" | "EndpointSlice") {
             return Err(not_object(format!(
                 "no matches for kind \"{kind}\" in version \"{api_version}\""
             )));
         }
-        _ => {
-            tracing::debug!(file = %doc.file.display(), document = doc.index, %api_version, %kind, "skipping kind");
-            return Ok(());
-        }
+        tracing::debug!(file = %doc.file.display(), document = doc.index, %api_version, %kind, "skipping kind");
+        return Ok(());
     };
-    out.push(Object::new(origin, resource));
+    out.push(Object::new(Origin::File { file: doc.file.clone(), lines }, resource));
     Ok(())
+}
+
+/// The `apiVersion` and `kind` of a mapping (`implied` for what it does
+/// not name), or why it is not a Kubernetes object.
+fn type_of<'n>(
+    node: &'n Node,
+    implied: Option<(&'n str, &'n str)>,
+) -> Result<(&'n str, &'n str), String> {
+    if !matches!(node.value, super::node::Value::Map(_)) {
+        return Err(format!("not a Kubernetes object: {}, expected a mapping", node.shape()));
+    }
+    match (
+        node.get_str("apiVersion").or(implied.map(|i| i.0)),
+        node.get_str("kind").or(implied.map(|i| i.1)),
+    ) {
+        (Some(a), Some(k)) => Ok((a, k)),
+        (a, k) => {
+            let missing: Vec<&str> = [(a, "apiVersion not set"), (k, "kind not set")]
+                .into_iter()
+                .filter_map(|(v, msg)| v.is_none().then_some(msg))
+                .collect();
+            Err(format!("not a Kubernetes object: {}", missing.join(", ")))
+        }
+    }
+}
+
+/// The typed object of a kind svcproxy reads; `None` for any other kind
+/// (or version).
+fn resource(
+    (api_version, kind): (&str, &str),
+    json: Json,
+    file: &Path,
+    lines: &Lines,
+) -> Result<Option<Resource>, Error> {
+    let at = (file, lines);
+    Ok(Some(match (api_version, kind) {
+        ("v1", "Service") => Resource::Service(Arc::new(typed(json, at, Kind::Service)?)),
+        ("v1", "Endpoints") => Resource::Endpoints(Arc::new(typed(json, at, Kind::Endpoints)?)),
+        ("v1", "Pod") => Resource::Pod(Arc::new(typed(json, at, Kind::Pod)?)),
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            Resource::EndpointSlice(Arc::new(typed(json, at, Kind::EndpointSlice)?))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// `kind: List` (and `ServiceList`, `PodList`, ...) as `kubectl get -o yaml`
@@ -132,7 +140,11 @@ fn decode_list(
     }
 }
 
-fn typed<T: DeserializeOwned>(json: Json, origin: &Origin, kind: Kind) -> Result<T, Error> {
+fn typed<T: DeserializeOwned>(
+    json: Json,
+    (file, lines): (&Path, &Lines),
+    kind: Kind,
+) -> Result<T, Error> {
     let key = Box::new(object_key(&json, kind));
     serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
         let mut path = FieldPath::from(e.path());
@@ -144,13 +156,7 @@ fn typed<T: DeserializeOwned>(json: Json, origin: &Origin, kind: Kind) -> Result
             }
             None => message,
         };
-        Error::Decode {
-            file: origin.file.to_path_buf(),
-            line: origin.lines.of(&path),
-            key,
-            path,
-            detail,
-        }
+        Error::Decode { file: file.to_path_buf(), line: lines.of(&path), key, path, detail }
     })
 }
 

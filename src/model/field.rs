@@ -25,13 +25,12 @@ impl<'a> Fields<'a> {
 
     /// True when the manifest spelled out `path`.
     pub(crate) fn present(&self, path: &FieldPath) -> bool {
-        self.origin.lines.contains(path)
+        self.origin.has(path)
     }
 
     pub(crate) fn push(&mut self, path: FieldPath, detail: String) {
         self.errors.push(Error::Field {
-            file: self.origin.file.to_path_buf(),
-            line: self.origin.lines.of(&path),
+            at: self.origin.locate(&path),
             key: ObjectKey {
                 kind: self.kind,
                 namespace: self.namespace.into(),

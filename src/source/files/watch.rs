@@ -61,41 +61,15 @@ impl Watch {
             .filter_map(|p| p.file_name().map(Into::into))
             .collect();
         let dirs: Vec<PathBuf> = paths.iter().filter(|p| p.is_dir()).cloned().collect();
-        let roots = dirs.clone();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-            // An error may mean lost events: re-reading is always safe.
-            let relevant = match &event {
-                Ok(e) => {
-                    is_change(&e.kind)
-                        && e.paths
-                            .iter()
-                            .any(|p| roots.iter().any(|d| p.starts_with(d)) || names(p, &files))
-                }
-                Err(_) => true,
-            };
-            if relevant {
-                let _ = tx.send(());
-            }
-        })
-        .map_err(|source| Error { path: PathBuf::new(), source })?;
+        let mut watcher = notify::recommended_watcher(notifier(tx, dirs.clone(), files))
+            .map_err(|source| Error { path: PathBuf::new(), source })?;
         for path in &paths {
             let (target, mode) = target(path);
             watcher
                 .watch(&target, mode)
                 .map_err(|source| Error { path: target.clone(), source })?;
         }
-        for dir in &dirs {
-            // Best effort: without it, a directory made again is only
-            // read again on SIGHUP. A parent already watched recursively
-            // (one path given inside another) must keep that watch.
-            let Some(parent) = dir.parent().filter(|p| !dirs.iter().any(|d| p.starts_with(d)))
-            else {
-                continue;
-            };
-            if let Err(e) = watcher.watch(parent, RecursiveMode::NonRecursive) {
-                warn!(dir = %dir.display(), error = %e, "cannot watch the parent directory");
-            }
-        }
+        watch_parents(&mut watcher, &dirs);
         let dirs = dirs
             .into_iter()
             .map(|d| {
@@ -126,6 +100,13 @@ impl Watch {
         self.rewatch();
     }
 
+    /// Takes every change signalled so far without waiting: a rebuild that
+    /// starts now reads them all.
+    pub fn absorb(&mut self) {
+        while self.events.try_recv().is_ok() {}
+        self.rewatch();
+    }
+
     /// A watch follows the directory it was put on, and ends when that is
     /// removed: a directory at the same path again needs a watch of its own.
     /// The rebuild that follows reads whatever it already holds.
@@ -143,6 +124,46 @@ impl Watch {
                 continue;
             }
             *watched = now;
+        }
+    }
+}
+
+/// The watcher's callback: one signal on `tx` per relevant event, an event
+/// being relevant when it changes something under one of `roots` or one of
+/// the watched `files`.
+fn notifier(
+    tx: mpsc::UnboundedSender<()>,
+    roots: Vec<PathBuf>,
+    files: Vec<OsString>,
+) -> impl FnMut(notify::Result<Event>) + Send + 'static {
+    move |event: notify::Result<Event>| {
+        // An error may mean lost events: re-reading is always safe.
+        let relevant = match &event {
+            Ok(e) => {
+                is_change(&e.kind)
+                    && e.paths
+                        .iter()
+                        .any(|p| roots.iter().any(|d| p.starts_with(d)) || names(p, &files))
+            }
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Watches the parent of each of `dirs`, so that a directory removed and
+/// made again is seen. Best effort: without it, a directory made again is
+/// only read again on SIGHUP. A parent already watched recursively (one
+/// path given inside another) must keep that watch.
+fn watch_parents(watcher: &mut RecommendedWatcher, dirs: &[PathBuf]) {
+    for dir in dirs {
+        let Some(parent) = dir.parent().filter(|p| !dirs.iter().any(|d| p.starts_with(d))) else {
+            continue;
+        };
+        if let Err(e) = watcher.watch(parent, RecursiveMode::NonRecursive) {
+            warn!(dir = %dir.display(), error = %e, "cannot watch the parent directory");
         }
     }
 }

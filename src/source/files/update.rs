@@ -16,12 +16,13 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::good::Good;
 use crate::manifest::{Object, ObjectKey, Resource};
+use crate::source::LastGood;
 
-/// The fields dropped from each Service, while its file still lists them.
-#[derive(Debug, Default)]
-pub(super) struct Updates {
+/// The update rule's memory: the fields dropped from each Service, while
+/// its file still lists them.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateRule {
     dropped: FxHashMap<ObjectKey, Fields>,
 }
 
@@ -42,25 +43,25 @@ struct Spec {
     listed: Fields,
 }
 
-// === impl Updates ===
+// === impl UpdateRule ===
 
-impl Updates {
+impl UpdateRule {
     /// The objects of `current` to build from in another version: each
     /// Service that lists fields its spec does not need, all of which its
     /// last served version had (and needed) or which were dropped already,
-    /// without them.
-    pub(super) fn apply<'a>(
-        &mut self,
+    /// without them. Also the rule's memory after this build (`self` is
+    /// left as it was, for a build that is not committed).
+    pub fn apply<'a>(
+        &self,
         current: impl Iterator<Item = &'a Object>,
-        good: &Good,
-    ) -> Vec<Object> {
+        good: &LastGood,
+    ) -> (Vec<Object>, Self) {
         let leftover: Vec<(&Object, Spec)> = current
             .filter_map(|o| Some((o, spec(o)?)))
             .filter(|(_, s)| s.extra_node_ports() || s.extra_health_check())
             .collect();
         if leftover.is_empty() {
-            self.dropped.clear();
-            return Vec::new();
+            return (Vec::new(), Self::default());
         }
         // Only a Service not seen dropping yet pays for the index of
         // everything served.
@@ -85,8 +86,7 @@ impl Updates {
                 dropped.insert(object.key().clone(), before);
             }
         }
-        self.dropped = dropped;
-        patched
+        (patched, Self { dropped })
     }
 }
 
@@ -178,8 +178,16 @@ mod tests {
         service(&format!("{{type: {kind}, ports: [{}]}}", ports.join(", ")))
     }
 
-    fn served(objects: Vec<Object>) -> Good {
-        Good::new(vec![Arc::new(objects)], FxHashSet::default(), Vec::new())
+    fn served(objects: Vec<Object>) -> LastGood {
+        LastGood::new(vec![Arc::new(objects)], FxHashSet::default(), Vec::new())
+    }
+
+    /// What `rule` patches of `current` after `good`; the rule moves on, as
+    /// in a committed build.
+    fn apply(rule: &mut UpdateRule, current: &Object, good: &LastGood) -> Vec<Object> {
+        let (patched, next) = rule.apply([current].into_iter(), good);
+        *rule = next;
+        patched
     }
 
     /// What the patched objects still list.
@@ -189,58 +197,58 @@ mod tests {
 
     #[test]
     fn a_type_changed_alone_drops_the_node_ports_and_goes_on_dropping_them() {
-        let mut updates = Updates::default();
+        let mut updates = UpdateRule::default();
         let edited = node_port("ClusterIP", &[30080]);
         let good = served(vec![node_port("NodePort", &[30080])]);
-        let patched = updates.apply([&edited].into_iter(), &good);
+        let patched = apply(&mut updates, &edited, &good);
         assert_eq!(listed(&patched), [Fields::default()]);
         // The next build: the patched version is what was served.
         let key = FxHashSet::from_iter([edited.key().clone()]);
-        let good = Good::new(vec![Arc::new(vec![edited.clone()])], key, patched);
-        let again = updates.apply([&edited].into_iter(), &good);
+        let good = LastGood::new(vec![Arc::new(vec![edited.clone()])], key, patched);
+        let again = apply(&mut updates, &edited, &good);
         assert_eq!(listed(&again), [Fields::default()]);
     }
 
     #[test]
     fn node_ports_left_are_dropped_when_each_was_the_services() {
-        let mut updates = Updates::default();
+        let mut updates = UpdateRule::default();
         let good = served(vec![node_port("NodePort", &[30080, 30081])]);
         // A port removed in the same edit: the rest is a subset.
         let fewer = node_port("ClusterIP", &[30081]);
-        assert_eq!(listed(&updates.apply([&fewer].into_iter(), &good)), [Fields::default()]);
+        assert_eq!(listed(&apply(&mut updates, &fewer, &good)), [Fields::default()]);
         // A nodePort the Service never had is a new field: rejected.
         let other = node_port("ClusterIP", &[30081, 30099]);
-        assert!(updates.apply([&other].into_iter(), &good).is_empty());
+        assert!(apply(&mut updates, &other, &good).is_empty());
     }
 
     #[test]
     fn a_policy_changed_alone_drops_the_health_check_node_port() {
-        let mut updates = Updates::default();
+        let mut updates = UpdateRule::default();
         let local = "{type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30200, \
                      ports: [{port: 80, nodePort: 30080}]}";
         let good = served(vec![service(local)]);
         let cluster = service(&local.replace("Local", "Cluster"));
-        let patched = updates.apply([&cluster].into_iter(), &good);
+        let patched = apply(&mut updates, &cluster, &good);
         // The nodePorts stay: a LoadBalancer needs them.
         let expected = Fields { node_ports: vec![30080], health_check: None };
         assert_eq!(listed(&patched), [expected]);
         let moved = service(&local.replace("Local", "Cluster").replace("30200", "30201"));
-        assert!(updates.apply([&moved].into_iter(), &good).is_empty());
+        assert!(apply(&mut updates, &moved, &good).is_empty());
     }
 
     #[test]
     fn a_field_changed_with_the_type_or_never_served_stays_an_error() {
-        let mut updates = Updates::default();
+        let mut updates = UpdateRule::default();
         let good = served(vec![node_port("NodePort", &[30080])]);
-        assert!(updates.apply([&node_port("ClusterIP", &[30081])].into_iter(), &good).is_empty());
+        assert!(apply(&mut updates, &node_port("ClusterIP", &[30081]), &good).is_empty());
         // As created: nothing to update.
-        let fresh = Good::default();
-        assert!(updates.apply([&node_port("ClusterIP", &[30080])].into_iter(), &fresh).is_empty());
+        let fresh = LastGood::default();
+        assert!(apply(&mut updates, &node_port("ClusterIP", &[30080]), &fresh).is_empty());
         // Once the file no longer lists the field, nothing is remembered.
         let edited = node_port("ClusterIP", &[30080]);
-        assert_eq!(updates.apply([&edited].into_iter(), &good).len(), 1);
+        assert_eq!(apply(&mut updates, &edited, &good).len(), 1);
         let plain = node_port("NodePort", &[30080]);
-        assert!(updates.apply([&plain].into_iter(), &good).is_empty());
-        assert!(updates.apply([&edited].into_iter(), &Good::default()).is_empty());
+        assert!(apply(&mut updates, &plain, &good).is_empty());
+        assert!(apply(&mut updates, &edited, &LastGood::default()).is_empty());
     }
 }

@@ -17,16 +17,20 @@ use std::sync::Arc;
 
 use rustc_hash::FxHasher;
 
-use crate::manifest::{self, Loaded, Object};
+use super::Error;
+use super::discover::{discover, read};
+use crate::manifest::{Loaded, Object};
 
-/// Every file's objects from its last parse.
-#[derive(Debug, Default)]
-pub(super) struct Files {
-    files: HashMap<PathBuf, Parsed>,
+/// Every file's objects from its last parse, in the order the files were
+/// found (so `run` and `check` see the objects in one order). Cheap to
+/// clone: the objects are shared.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Read {
+    files: Vec<(PathBuf, Parsed)>,
 }
 
 /// One file's objects, and the text they were parsed from.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Parsed {
     /// Shared with the last-good record of the last build.
     objects: Arc<Vec<Object>>,
@@ -42,75 +46,70 @@ struct Digest {
     hash: u64,
 }
 
-// === impl Files ===
+// === impl Read ===
 
-impl Files {
-    /// Reads every file under `paths`; a file that cannot be read or parsed
-    /// as a whole keeps the objects it had, and so do the files under a
-    /// path given that vanished (a file, or a whole directory being
-    /// replaced: `rm -r` then a copy) or that could not be walked to the
-    /// end. A file deleted from a directory that is still there takes its
-    /// objects with it. Returns the errors found.
-    pub(super) fn read(&mut self, paths: &[PathBuf]) -> Vec<manifest::Error> {
-        let (found, mut errors) = manifest::discover(paths);
-        let mut fresh = HashMap::with_capacity(found.len());
+impl Read {
+    /// Reads every file under `paths` again, into a new value (this one is
+    /// left as it was, for a rebuild that is not committed). A file that
+    /// cannot be read or parsed as a whole keeps the objects it had, and so
+    /// do the files under a path given that vanished (a file, or a whole
+    /// directory being replaced: `rm -r` then a copy) or that could not be
+    /// walked to the end. A file deleted from a directory that is still
+    /// there takes its objects with it. Returns the errors found.
+    pub(super) fn again(&self, paths: &[PathBuf]) -> (Self, Vec<Error>) {
+        let (found, mut errors) = discover(paths);
+        let last: HashMap<&Path, &Parsed> = self.files.iter().map(|(f, p)| (&**f, p)).collect();
+        let mut fresh = Vec::with_capacity(found.len());
         for file in found {
-            let last = self.files.remove(&file);
-            let parsed = match manifest::read(&file) {
+            let last = last.get(&*file).copied();
+            let parsed = match read(&file) {
                 Ok(text) => parse(&file, &text, last, &mut errors),
                 Err(e) => {
                     errors.push(e);
-                    last.unwrap_or_default()
+                    last.cloned().unwrap_or_default()
                 }
             };
-            fresh.insert(file, parsed);
+            fresh.push((file, parsed));
         }
         for error in &errors {
-            if let manifest::Error::Missing { file: root }
-            | manifest::Error::Walk { file: root, .. } = error
-            {
+            if let Error::Missing { file: root } | Error::Walk { file: root, .. } = error {
                 // What is left of the last read under `root` was not found
                 // this time.
-                for (file, parsed) in self.files.extract_if(|f, _| f.starts_with(root)) {
-                    fresh.entry(file).or_insert(parsed);
+                for (file, parsed) in self.files.iter().filter(|(f, _)| f.starts_with(root)) {
+                    if !fresh.iter().any(|(f, _)| f == file) {
+                        fresh.push((file.clone(), parsed.clone()));
+                    }
                 }
             }
         }
-        self.files = fresh;
-        errors
+        (Self { files: fresh }, errors)
     }
 
     /// Every object of every file.
     pub(super) fn objects(&self) -> impl Iterator<Item = &Object> + Clone {
-        self.files.values().flat_map(|p| p.objects.iter())
+        self.files.iter().flat_map(|(_, p)| p.objects.iter())
     }
 
     /// Every file's objects, in the order of [`Self::objects`].
     pub(super) fn lists(&self) -> Vec<Arc<Vec<Object>>> {
-        self.files.values().map(|p| p.objects.clone()).collect()
+        self.files.iter().map(|(_, p)| p.objects.clone()).collect()
     }
 }
 
 /// The objects of `text`: those of `last` when it was parsed from the
 /// same text without errors, or when `text` is not YAML at all.
-fn parse(
-    file: &Path,
-    text: &str,
-    last: Option<Parsed>,
-    errors: &mut Vec<manifest::Error>,
-) -> Parsed {
+fn parse(file: &Path, text: &str, last: Option<&Parsed>, errors: &mut Vec<Error>) -> Parsed {
     let digest = Digest::of(text);
-    let last = match last {
-        Some(last) if last.digest == Some(digest) => return last,
-        last => last,
-    };
+    if let Some(last) = last.filter(|l| l.digest == Some(digest)) {
+        return last.clone();
+    }
     let mut loaded = Loaded::default();
     if !loaded.add_text(file, text) {
-        errors.append(&mut loaded.errors);
-        return last.unwrap_or_default();
+        errors.extend(loaded.errors.into_iter().map(Error::from));
+        return last.cloned().unwrap_or_default();
     }
     let clean = loaded.errors.is_empty();
-    errors.append(&mut loaded.errors);
+    errors.extend(loaded.errors.into_iter().map(Error::from));
     Parsed { objects: Arc::new(loaded.objects), digest: clean.then_some(digest) }
 }
 
@@ -131,11 +130,18 @@ mod tests {
     use super::*;
     use crate::manifest::Resource;
 
+    /// Reads `paths` again into `read`, as a committed rebuild does.
+    fn reread(read: &mut Read, paths: &[PathBuf]) -> Vec<Error> {
+        let (next, errors) = read.again(paths);
+        *read = next;
+        errors
+    }
+
     const SERVICE: &str =
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n";
 
     /// The address of the decoded Service of the only object read.
-    fn decoded(files: &Files) -> *const () {
+    fn decoded(files: &Read) -> *const () {
         let objects: Vec<&Object> = files.objects().collect();
         match &objects[..] {
             [object] => match &object.resource {
@@ -151,15 +157,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.yaml");
         std::fs::write(&path, SERVICE).unwrap();
-        let mut files = Files::default();
+        let mut files = Read::default();
         let paths = [dir.path().to_owned()];
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         let first = decoded(&files);
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         assert_eq!(decoded(&files), first, "the same text yields the same objects");
         // Same length, other text: parsed again.
         std::fs::write(&path, SERVICE.replace("80", "81")).unwrap();
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         assert_ne!(decoded(&files), first);
     }
 
@@ -169,19 +175,19 @@ mod tests {
         let dir = root.path().join("manifests");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("web.yaml"), SERVICE).unwrap();
-        let mut files = Files::default();
+        let mut files = Read::default();
         let paths = [dir.clone()];
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         let first = decoded(&files);
 
         std::fs::remove_dir_all(&dir).unwrap();
-        let errors = files.read(&paths);
+        let errors = reread(&mut files, &paths);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(decoded(&files), first, "the vanished directory's objects are kept");
 
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("api.yaml"), SERVICE.replace("web", "api")).unwrap();
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         let names: Vec<&str> = files.objects().map(|o| o.key().name.as_ref()).collect();
         assert_eq!(names, ["api"], "back: what it holds now, and only that");
     }
@@ -190,11 +196,11 @@ mod tests {
     fn a_file_deleted_from_a_directory_takes_its_objects() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("web.yaml"), SERVICE).unwrap();
-        let mut files = Files::default();
+        let mut files = Read::default();
         let paths = [dir.path().to_owned()];
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         std::fs::remove_file(dir.path().join("web.yaml")).unwrap();
-        assert!(files.read(&paths).is_empty());
+        assert!(reread(&mut files, &paths).is_empty());
         assert_eq!(files.objects().count(), 0);
     }
 
@@ -203,13 +209,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("web.yaml"), format!("{SERVICE}---\n- not an object\n"))
             .unwrap();
-        let mut files = Files::default();
+        let mut files = Read::default();
         let paths = [dir.path().to_owned()];
         for _ in 0..2 {
-            let errors = files.read(&paths);
+            let errors = reread(&mut files, &paths);
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert!(errors[0].to_string().contains("document 2"), "{}", errors[0]);
             assert_eq!(files.objects().count(), 1);
         }
+    }
+
+    #[test]
+    fn a_read_not_committed_leaves_the_last_one_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.yaml"), SERVICE).unwrap();
+        let mut files = Read::default();
+        let paths = [dir.path().to_owned()];
+        assert!(reread(&mut files, &paths).is_empty());
+        let first = decoded(&files);
+        std::fs::write(dir.path().join("web.yaml"), SERVICE.replace("80", "81")).unwrap();
+        let (next, _) = files.again(&paths);
+        assert_ne!(decoded(&next), first);
+        assert_eq!(decoded(&files), first, "dropped: the last read still holds");
     }
 }

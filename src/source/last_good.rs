@@ -1,4 +1,6 @@
-//! The last valid version of every object in service, for keep-last-good.
+//! The last valid version of every object in service, for keep-last-good:
+//! an object the model rejects is served in the version the last build
+//! served, whichever source it came from.
 //!
 //! Only a rebuild that rejects an object asks for it, so it is kept in the
 //! cheapest form: the lists of objects each file had at the last build
@@ -12,9 +14,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::manifest::{Object, ObjectKey};
 
-/// The objects the last build served.
-#[derive(Debug, Default)]
-pub(super) struct Good {
+/// The objects the last build served. Cheap to clone: the lists are shared.
+#[derive(Clone, Debug, Default)]
+pub struct LastGood {
     /// Every file's objects at that build...
     lists: Vec<Arc<Vec<Object>>>,
     /// ...less those with these keys...
@@ -23,12 +25,12 @@ pub(super) struct Good {
     kept: Vec<Object>,
 }
 
-// === impl Good ===
+// === impl LastGood ===
 
-impl Good {
+impl LastGood {
     /// What a build served: the objects of `lists` whose key it did not
     /// reject, and `kept`.
-    pub(super) fn new(
+    pub fn new(
         lists: Vec<Arc<Vec<Object>>>,
         rejected: FxHashSet<ObjectKey>,
         kept: Vec<Object>,
@@ -37,7 +39,7 @@ impl Good {
     }
 
     /// The last valid version of each of `keys` that has one.
-    pub(super) fn get<'k>(&self, keys: impl Iterator<Item = &'k ObjectKey>) -> Vec<Object> {
+    pub fn get<'k>(&self, keys: impl Iterator<Item = &'k ObjectKey>) -> Vec<Object> {
         // Later objects of one key win, as in a map filled in this order.
         let listed = self.lists.iter().flat_map(|l| l.iter());
         let served = listed.filter(|o| !self.rejected.contains(o.key())).chain(&self.kept);
@@ -74,13 +76,13 @@ mod tests {
     fn serves_what_the_last_build_served() {
         let (v1, v2) = (service(80), service(81));
         let key = v1.key().clone();
-        let listed = Good::new(vec![Arc::new(vec![v1.clone()])], FxHashSet::default(), vec![]);
+        let listed = LastGood::new(vec![Arc::new(vec![v1.clone()])], FxHashSet::default(), vec![]);
         assert_eq!(port(&listed.get([&key].into_iter())), [80]);
         // Rejected in the file, served in its last valid version instead.
         let rejected = FxHashSet::from_iter([key.clone()]);
-        let kept = Good::new(vec![Arc::new(vec![v2])], rejected.clone(), vec![v1]);
+        let kept = LastGood::new(vec![Arc::new(vec![v2])], rejected.clone(), vec![v1]);
         assert_eq!(port(&kept.get([&key].into_iter())), [80]);
-        let none = Good::new(vec![Arc::new(vec![service(82)])], rejected, vec![]);
+        let none = LastGood::new(vec![Arc::new(vec![service(82)])], rejected, vec![]);
         assert!(none.get([&key].into_iter()).is_empty());
     }
 }

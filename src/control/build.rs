@@ -1,0 +1,161 @@
+//! One build: the sources read again, edits read as updates, the model
+//! with the last good version of each object it rejects, the Snapshot.
+//! Nothing is committed here: the result is a [`Built`] that
+//! [`Control`](super::Control) commits, or drops whole.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustc_hash::FxHashSet;
+use tracing::warn;
+
+use super::{Built, State};
+use crate::context::Context;
+use crate::manifest::{Object, ObjectKey};
+use crate::model::Model;
+use crate::source::LastGood;
+use crate::source::files::{self, Files};
+use crate::table::Snapshot;
+
+/// The objects the first model of a build rejected or replaced.
+struct Rejected<'a> {
+    /// Rejected by the model, or not decoded from their file.
+    keys: FxHashSet<ObjectKey>,
+    /// ...of which the model rejected these.
+    invalid: FxHashSet<ObjectKey>,
+    /// The versions the update rule patched.
+    patched: &'a [Object],
+}
+
+// === impl State ===
+
+impl State {
+    /// Builds the next state from the sources as they are now; only the
+    /// memo changes.
+    pub(super) fn build(&mut self, ctx: &Context) -> Built {
+        let started = Instant::now();
+        let (files, errors) = self.files.read();
+        // Edits the API server would take as updates, in the version it
+        // would store.
+        let (patched, update_rule) = self.update_rule.apply(files.objects(), &self.last_good);
+        warn_patched(&patched);
+        let (model, last_good) = self.model(&files, &patched, &errors);
+        let invalid = errors.len() + model.invalid_objects();
+        let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        messages.extend(model.errors.iter().map(ToString::to_string));
+        let in_use = ctx.metrics.begin();
+        let (ips, node) = (&self.node_ips, &self.options.node_name);
+        let previous = ctx.table.load();
+        let counting = Some((&ctx.metrics, &in_use));
+        let snapshot = Arc::new(Snapshot::build(model, &previous, ips, node, counting));
+        #[cfg(test)]
+        assert!(!self.fault, "a fault injected into the build");
+        Built {
+            files,
+            last_good,
+            update_rule,
+            snapshot,
+            in_use,
+            errors: messages,
+            invalid,
+            started,
+        }
+    }
+
+    /// The model of every object (the update rule's `patched` versions
+    /// standing in for their files'), and what it served, for the next
+    /// build's last good. An object rejected now that was valid before is
+    /// served in its last valid version.
+    fn model(
+        &mut self,
+        files: &Files,
+        patched: &[Object],
+        errors: &[files::Error],
+    ) -> (Model, LastGood) {
+        let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
+        let current = files.objects().filter(|o| !replaced.contains(o.key()));
+        let model = Model::rebuild(current.chain(patched), &self.options, &mut self.memo);
+        let invalid = keys(&model);
+        let mut keys = invalid.clone();
+        keys.extend(errors.iter().filter_map(|e| e.key().cloned()));
+        let rejected = Rejected { keys, invalid, patched };
+        let fallback = if rejected.keys.is_empty() {
+            Vec::new()
+        } else {
+            self.last_good.get(rejected.keys.iter())
+        };
+        if fallback.is_empty() {
+            let Rejected { keys, invalid, patched } = rejected;
+            let served = served(patched, &keys);
+            let mut replaced: FxHashSet<ObjectKey> =
+                served.iter().map(|o| o.key().clone()).collect();
+            replaced.extend(invalid);
+            return (model, LastGood::new(files.lists(), replaced, served));
+        }
+        self.retry(files, model, rejected, fallback)
+    }
+
+    /// The model again, with the last valid version of each rejected
+    /// object that has one.
+    fn retry(
+        &mut self,
+        files: &Files,
+        first: Model,
+        rejected: Rejected<'_>,
+        fallback: Vec<Object>,
+    ) -> (Model, LastGood) {
+        for object in &fallback {
+            let (origin, key) = (&object.origin, object.key());
+            warn!(file = %origin, object = %key, "invalid now: keeping its last valid version in service");
+        }
+        let Rejected { keys: mut rejected, patched, .. } = rejected;
+        let served = served(patched, &rejected);
+        let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
+        let current =
+            files.objects().filter(|o| !replaced.contains(o.key()) && !rejected.contains(o.key()));
+        let objects = current.chain(&served).chain(&fallback);
+        let retry = Model::rebuild(objects, &self.options, &mut self.memo);
+        // Only what the retry served: never an object rejected at first.
+        let invalid = keys(&retry);
+        let kept: Vec<Object> =
+            served.into_iter().chain(fallback).filter(|o| !invalid.contains(o.key())).collect();
+        rejected.extend(invalid);
+        rejected.extend(kept.iter().map(|o| o.key().clone()));
+        (merge(first, retry), LastGood::new(files.lists(), rejected, kept))
+    }
+}
+
+/// The patched versions served: they stand in for their files' objects.
+fn served(patched: &[Object], rejected: &FxHashSet<ObjectKey>) -> Vec<Object> {
+    patched.iter().filter(|o| !rejected.contains(o.key())).cloned().collect()
+}
+
+/// The objects `model` rejected.
+fn keys(model: &Model) -> FxHashSet<ObjectKey> {
+    model.errors.iter().map(|e| e.key().clone()).collect()
+}
+
+fn warn_patched(patched: &[Object]) {
+    for object in patched {
+        let (origin, key) = (&object.origin, object.key());
+        warn!(
+            file = %origin,
+            object = %key,
+            "nodePorts or healthCheckNodePort its spec no longer needs are dropped, as an API \
+             update drops them; remove them from the file: `svcproxy check` and a restart \
+             reject them"
+        );
+    }
+}
+
+/// The retry's Services with the first build's errors (they point at the
+/// files as written), plus any new error of the retry.
+fn merge(first: Model, retry: Model) -> Model {
+    let mut errors = first.errors;
+    for e in retry.errors {
+        if !errors.iter().any(|f| f.to_string() == e.to_string()) {
+            errors.push(e);
+        }
+    }
+    Model { services: retry.services, errors }
+}
