@@ -1,4 +1,4 @@
-//! Stage 7, admin: `/healthz` and `/livez` (kube-proxy's semantics and
+//! Stage 8, admin: `/healthz` and `/livez` (kube-proxy's semantics and
 //! body) on the health address; `/metrics` and `/debug/routes` on the
 //! metrics address.
 

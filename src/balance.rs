@@ -1,4 +1,4 @@
-//! Stage 5, balance: which endpoints a new connection tries, in order.
+//! Stage 6, balance: which endpoints a new connection tries, in order.
 //!
 //! Input: a Route and the client's IP. Output: a [`Plan`] of at most
 //! [`MAX_ATTEMPTS`] endpoints. Round robin over the Route's endpoints, a
@@ -37,7 +37,7 @@ pub struct Plan {
 pub struct Balancer {
     ejected: DashMap<SocketAddr, Ejection>,
     /// `ejected.len()` kept apart so the common case (nothing ejected)
-    /// costs one atomic load per connection, not one map lookup per target.
+    /// costs one atomic load per connection, not one map lookup per endpoint.
     ejected_count: AtomicUsize,
     pins: DashMap<PinKey, Pin>,
     /// When the full pin table was last swept: at most once a second, so a

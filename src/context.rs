@@ -1,5 +1,5 @@
 //! What every connection shares: the one published Snapshot, the balancing
-//! state, the data plane's settings, the metrics, the drain tracker and
+//! state, the forwarding settings, the metrics, the drain tracker and
 //! the node's health. Built once by the daemon; every stage below it reads
 //! it, only the control loop publishes into it.
 

@@ -4,14 +4,21 @@
 //!
 //! The tree follows the data flow, one stage per module:
 //!
-//! - [`manifest`]: files on disk → Kubernetes objects, each with its file and field lines.
+//! - [`source`]: where objects come from (manifest files; the API server
+//!   next), and when they changed, paced by `--min-sync-period`.
+//! - [`manifest`]: a file's text → Kubernetes objects, each with its origin.
 //! - [`model`]: objects → validated, defaulted Services and their endpoints.
 //! - [`table`]: the model → an immutable [`table::Snapshot`] of Frontend → Route.
-//! - [`control`]: sources → model → Snapshot, published through one `ArcSwap`.
+//! - [`control`]: sources → model → Snapshot as one transaction, committed
+//!   whole: published through one `ArcSwap`, listeners reconciled.
 //! - [`listener`]: one bound socket per Frontend, reconciled with each Snapshot by diff.
+//! - [`proxy`]: an accepted connection → [`proxy::serve`], by the Route's mode;
+//!   connect, then both directions with half-close kept.
 //! - [`balance`]: a Route and a client → the endpoints to try (round robin, affinity, ejection).
-//! - [`proxy`]: an accepted connection → its endpoint, both directions, half-close kept.
-//! - [`admin`]: `/healthz`, `/livez`, `/metrics`.
+//! - [`metrics`]: every metric family; a connection's counters are atomics
+//!   resolved when its Snapshot is built.
+//! - [`admin`]: `/healthz`, `/livez`, `/metrics`, `/debug/routes`.
+//! - [`context`]: what every connection shares; [`health`]: whether this node serves.
 //! - [`shutdown`]: live-connection tracking for the SIGTERM drain.
 //! - [`daemon`]: `svcproxy run`, the wiring and the signals; [`demo`] the demo.
 //! - [`render`]: a Snapshot as the `svcproxy check` table and as `/debug/routes` JSON.

@@ -1,4 +1,4 @@
-//! Stage 4, listener: one bound socket per Frontend and its accept loop.
+//! Stage 5, listener: one bound socket per Frontend and its accept loop.
 //!
 //! Input: a Frontend. Output: accepted connections, each handed to
 //! [`proxy::serve`](crate::proxy::serve) at once, so a slow endpoint never

@@ -1,4 +1,4 @@
-//! Manifests: a file's text to Kubernetes objects.
+//! Stage 2, manifest: a file's text to Kubernetes objects.
 //!
 //! Input: the text of one manifest file. Output: every Service, Endpoints,
 //! EndpointSlice and Pod it holds, each with its [`Origin`] (the file and

@@ -1,6 +1,6 @@
 //! Every metric family, registered once; names are a contract (DESIGN §5).
 //!
-//! The control plane updates the routing families on each rebuild. The
+//! The control loop updates the routing families on each rebuild. The
 //! traffic families are resolved to their label children when a Snapshot is
 //! built ([`PortStats`], [`EndpointStats`]), so a connection touches only
 //! atomics: no lock and no map lookup per connection or per byte. Series of
@@ -221,7 +221,7 @@ const HTTP_FAMILIES: [(&str, &str, &str); 2] = [
     (HTTP_REQUEST_DURATION, "histogram", "HTTP request latency through the proxy."),
 ];
 
-/// The HTTP families, registered for the HTTP data plane.
+/// The HTTP families, registered for the HTTP mode.
 fn register_http(registry: &Registry) -> Result<(), Error> {
     let [(requests, _, requests_help), (duration, _, duration_help)] = HTTP_FAMILIES;
     let requests = IntCounterVec::new(

@@ -1,4 +1,4 @@
-//! Stage 2, model: Kubernetes objects to validated, defaulted Services and
+//! Stage 3, model: Kubernetes objects to validated, defaulted Services and
 //! the endpoints of each of their ports.
 //!
 //! Input: [`manifest::Object`]s. Output: a [`Model`]: every valid Service

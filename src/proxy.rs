@@ -1,4 +1,4 @@
-//! Stage 6, proxy: one accepted connection, served to its end.
+//! Stage 7, proxy: one accepted connection, served to its end.
 //!
 //! Input: an accepted client connection and the frontend it came in on.
 //! [`serve`] is the one entry point: it reads the frontend's Route from

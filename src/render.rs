@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::balance::Balancer;
 use crate::model::{Protocol, Resolved, ServiceType, Skip, usable};
-use crate::table::{FrontendKind, Mode, Snapshot};
+use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot};
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
@@ -50,47 +50,12 @@ pub fn table(snapshot: &Snapshot) -> String {
 /// skipped after a failed connect).
 pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
     let now = Instant::now();
-    let services: Vec<Value> = snapshot
-        .services
-        .iter()
-        .map(|resolved| {
-            let cells = row(resolved);
-            let mut object = serde_json::Map::new();
-            for (header, cell) in HEADER.iter().zip(cells) {
-                object.insert(header.to_ascii_lowercase(), Value::String(cell));
-            }
-            Value::Object(object)
-        })
-        .collect();
+    let services: Vec<Value> = snapshot.services.iter().map(service_json).collect();
     let frontends: Vec<Value> = snapshot
         .frontends()
         .into_iter()
         .filter_map(|frontend| {
-            let route = snapshot.route(&frontend)?;
-            let endpoints: Vec<Value> = route
-                .endpoints
-                .iter()
-                .map(|t| {
-                    let state = if balancer.is_ejected(t.addr, now) {
-                        "ejected"
-                    } else if t.terminating {
-                        "terminating"
-                    } else {
-                        "ready"
-                    };
-                    json!({ "address": t.addr.to_string(), "state": state })
-                })
-                .collect();
-            Some(json!({
-                "frontend": frontend.to_string(),
-                "kind": kind_name(route.kind),
-                "namespace": &*route.service.namespace,
-                "service": &*route.service.name,
-                "port": &*route.port,
-                "mode": if route.mode == Mode::Http { "http" } else { "tcp" },
-                "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
-                "endpoints": endpoints,
-            }))
+            Some(route_json(frontend, snapshot.route(&frontend)?, balancer, now))
         })
         .collect();
     let checks: Vec<Value> = snapshot
@@ -110,6 +75,43 @@ pub fn routes(snapshot: &Snapshot, balancer: &Balancer) -> Value {
         "services": services,
         "frontends": frontends,
         "healthChecks": checks,
+    })
+}
+
+/// A Service as `check` lists it, keyed by the column headers.
+fn service_json(resolved: &Resolved) -> Value {
+    let mut object = serde_json::Map::new();
+    for (header, cell) in HEADER.iter().zip(row(resolved)) {
+        object.insert(header.to_ascii_lowercase(), Value::String(cell));
+    }
+    Value::Object(object)
+}
+
+/// A frontend's Route, with the state of each endpoint `now`.
+fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Instant) -> Value {
+    let endpoints: Vec<Value> = route
+        .endpoints
+        .iter()
+        .map(|e| {
+            let state = if balancer.is_ejected(e.addr, now) {
+                "ejected"
+            } else if e.terminating {
+                "terminating"
+            } else {
+                "ready"
+            };
+            json!({ "address": e.addr.to_string(), "state": state })
+        })
+        .collect();
+    json!({
+        "frontend": frontend.to_string(),
+        "kind": kind_name(route.kind),
+        "namespace": &*route.service.namespace,
+        "service": &*route.service.name,
+        "port": &*route.port,
+        "mode": if route.mode == Mode::Http { "http" } else { "tcp" },
+        "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
+        "endpoints": endpoints,
     })
 }
 

@@ -1,8 +1,8 @@
-//! Stage 3, table: the model to an immutable routing [`Snapshot`].
+//! Stage 4, table: the model to an immutable routing [`Snapshot`].
 //!
 //! Input: a [`Model`]. Output: a Snapshot mapping every [`Frontend`] (an
 //! address svcproxy accepts on) to its [`Route`] (the endpoints that take
-//! its traffic and how to pick one). The data plane publishes Snapshots
+//! its traffic and how to pick one). The control loop publishes Snapshots
 //! through one `ArcSwap` and never mutates one: a connection resolves its
 //! Route once and keeps the `Arc<Route>`, not the Snapshot.
 

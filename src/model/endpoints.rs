@@ -95,24 +95,51 @@ pub(crate) fn slice(
     let service = raw.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
     // The slice as a Service's subset: validated in full, kept only when it
     // names a Service and carries IPs.
-    let raw_ports = raw.ports.as_deref().unwrap_or_default();
-    let mut subset = Subset {
-        addresses: Vec::with_capacity(raw.endpoints.len()),
-        ports: Vec::with_capacity(raw_ports.len()),
+    let subset = Subset {
+        ports: slice_ports(raw.ports.as_deref().unwrap_or_default(), &mut f, names),
+        addresses: slice_addresses(raw, family, &mut f, names),
     };
-    for (i, port) in raw_ports.iter().enumerate() {
-        // A nil port means "all ports" and cannot be proxied to.
+    let set = match (family, service) {
+        (Some(_), Some(service)) => Some(Slice {
+            service: ServiceId { namespace: names.get(namespace), name: names.get(service) },
+            subset,
+        }),
+        _ => None,
+    };
+    f.finish(set)
+}
+
+/// The valid ports of a slice; a nil port means "all ports" and cannot be
+/// proxied to.
+fn slice_ports(
+    raw: &[discovery::EndpointPort],
+    f: &mut Fields<'_>,
+    names: &mut Names,
+) -> Vec<EndpointPort> {
+    let mut ports = Vec::with_capacity(raw.len());
+    for (i, port) in raw.iter().enumerate() {
         let Some(number) = port.port else { continue };
         let at = || FieldPath::of("ports").index(i);
-        let protocol = Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
-        if let Some(number) = port_number(&mut f, &at, "port", number) {
+        let protocol = Protocol::parse(f, port.protocol.as_deref(), || at().field("protocol"));
+        if let Some(number) = port_number(f, &at, "port", number) {
             let name = names.get(port.name.as_deref().unwrap_or_default());
-            subset.ports.push(EndpointPort { name, port: number, protocol });
+            ports.push(EndpointPort { name, port: number, protocol });
         }
     }
+    ports
+}
+
+/// The valid addresses of a slice: the first of each endpoint (as
+/// kube-proxy takes it), of the slice's family (`Some(true)`: IPv6).
+fn slice_addresses(
+    raw: &discovery::EndpointSlice,
+    family: Option<bool>,
+    f: &mut Fields<'_>,
+    names: &mut Names,
+) -> Vec<Address> {
+    let mut addresses = Vec::with_capacity(raw.endpoints.len());
     for (i, endpoint) in raw.endpoints.iter().enumerate() {
         let at = || FieldPath::of("endpoints").index(i).field("addresses");
-        // kube-proxy uses the first address of each endpoint.
         let Some(text) = endpoint.addresses.first() else {
             f.required(at());
             continue;
@@ -126,16 +153,9 @@ pub(crate) fn slice(
             f.invalid_str(at().index(0), text, &why);
             continue;
         }
-        subset.addresses.push(slice_address(ip, endpoint, names));
+        addresses.push(slice_address(ip, endpoint, names));
     }
-    let set = match (family, service) {
-        (Some(_), Some(service)) => Some(Slice {
-            service: ServiceId { namespace: names.get(namespace), name: names.get(service) },
-            subset,
-        }),
-        _ => None,
-    };
-    f.finish(set)
+    addresses
 }
 
 fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) -> Address {

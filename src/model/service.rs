@@ -117,25 +117,11 @@ pub(crate) fn validate(
     let cluster_ip = cluster_ip(&mut f, spec, kind);
     let ports = ports(&mut f, spec, kind, &cluster_ip, names);
     let external_ips = ips(&mut f, "spec.externalIPs", spec.external_ips.as_deref());
-    // NodePort, LoadBalancer, or any Service with externalIPs, as the API
-    // server counts them for externalTrafficPolicy.
-    let externally_reachable = matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer)
-        || !external_ips.is_empty();
     let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
     let ingress_ips = ingress_ips(&mut f, ingress);
     let affinity = affinity(&mut f, spec);
-    let internal_local =
-        traffic_policy(&mut f, "spec.internalTrafficPolicy", &spec.internal_traffic_policy);
-    let external_local =
-        traffic_policy(&mut f, "spec.externalTrafficPolicy", &spec.external_traffic_policy);
-    let health_check_node_port = health_check_node_port(
-        &mut f,
-        spec.health_check_node_port,
-        kind == ServiceType::LoadBalancer && external_local,
-    );
-    if kind == ServiceType::ExternalName && spec.external_name.as_deref().unwrap_or("").is_empty() {
-        f.required(FieldPath::of("spec.externalName"));
-    }
+    let policies = policies(&mut f, spec, kind, &external_ips);
+    let external_name = external_name(&mut f, spec, kind);
     let selector = spec.selector.as_ref().filter(|s| !s.is_empty()).map(|s| {
         s.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Box<[(String, String)]>>()
     });
@@ -149,17 +135,64 @@ pub(crate) fn validate(
         ports,
         external_ips,
         ingress_ips,
-        external_name: spec.external_name.clone().filter(|_| kind == ServiceType::ExternalName),
+        external_name,
         selector,
         affinity,
-        internal_local,
-        external_local: external_local && externally_reachable,
-        health_check_node_port,
+        internal_local: policies.internal_local,
+        external_local: policies.external_local,
+        health_check_node_port: policies.health_check_node_port,
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         allocate_node_ports: spec.allocate_load_balancer_node_ports.unwrap_or(true),
         headless_label: label(meta, super::HEADLESS_LABEL).is_some(),
         proxy_name: label(meta, super::PROXY_NAME_LABEL).map(str::to_owned),
     })
+}
+
+/// A Service's traffic policies (`Local`: true) and the
+/// healthCheckNodePort `externalTrafficPolicy: Local` may need.
+struct Policies {
+    internal_local: bool,
+    /// Only for a Service reachable from outside: the policy applies to
+    /// nothing else.
+    external_local: bool,
+    health_check_node_port: Option<u16>,
+}
+
+fn policies(
+    f: &mut Fields<'_>,
+    spec: &k8s::ServiceSpec,
+    kind: ServiceType,
+    external_ips: &[IpAddr],
+) -> Policies {
+    // NodePort, LoadBalancer, or any Service with externalIPs, as the API
+    // server counts them for externalTrafficPolicy.
+    let externally_reachable = matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer)
+        || !external_ips.is_empty();
+    let internal_local =
+        traffic_policy(f, "spec.internalTrafficPolicy", &spec.internal_traffic_policy);
+    let external_local =
+        traffic_policy(f, "spec.externalTrafficPolicy", &spec.external_traffic_policy);
+    let health_check_node_port = health_check_node_port(
+        f,
+        spec.health_check_node_port,
+        kind == ServiceType::LoadBalancer && external_local,
+    );
+    Policies {
+        internal_local,
+        external_local: external_local && externally_reachable,
+        health_check_node_port,
+    }
+}
+
+/// `spec.externalName`, required by (and kept only for) `type: ExternalName`.
+fn external_name(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) -> Option<String> {
+    if kind != ServiceType::ExternalName {
+        return None;
+    }
+    if spec.external_name.as_deref().unwrap_or("").is_empty() {
+        f.required(FieldPath::of("spec.externalName"));
+    }
+    spec.external_name.clone()
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
