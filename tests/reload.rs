@@ -7,6 +7,10 @@
 //! Black-box: every endpoint is a `Named` echo server on a loopback address
 //! of its own, which greets each connection with its name so a client
 //! knows where it landed and still checks every byte of the echo.
+//!
+//! These tests publish generations back to back, so their proxies run with
+//! `--min-sync-period 0s` ([`BACK_TO_BACK`]); the pacing of the default
+//! period has a test of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -31,6 +35,11 @@ use support::tagged::{
 const APPLY: Duration = Duration::from_secs(1);
 /// Bound on the waits that are not the point of a test.
 const WAIT: Duration = Duration::from_secs(5);
+/// Every change rebuilt at once, however close to the last.
+const BACK_TO_BACK: &[&str] = &["--min-sync-period", "0s"];
+/// `--min-sync-period` by default.
+const MIN_SYNC_PERIOD: Duration = Duration::from_secs(1);
+const LAST_SYNC: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
 
 const GENERATION: &str = "svcproxy_routing_generation";
 const RELOADS_OK: &str = "svcproxy_config_reloads_total{result=\"success\"}";
@@ -69,7 +78,7 @@ fn fifty_rewrites_under_load_drop_nothing_and_the_last_applies_within_a_second()
         }
         yaml
     };
-    let (mut proxy, _) = Proxy::serving(&manifest(0), &[], || visit(frontend));
+    let (mut proxy, _) = Proxy::serving(&manifest(0), BACK_TO_BACK, || visit(frontend));
     let generation = proxy.metric(GENERATION);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -160,8 +169,9 @@ fn a_broken_rewrite_keeps_routing(broken: impl FnOnce(Ipv4Addr, &Named, &Named) 
     let ip = fresh_ip();
     let frontend = addr(ip, PORT);
     let (a, b) = (Named::echo("a"), Named::echo("b"));
-    let (mut proxy, ()) =
-        Proxy::serving(&service_of("web", ip, &[&a]), &[], || visit_expecting(frontend, "a"));
+    let (mut proxy, ()) = Proxy::serving(&service_of("web", ip, &[&a]), BACK_TO_BACK, || {
+        visit_expecting(frontend, "a")
+    });
     let path = proxy.manifest();
     let file = path.display().to_string();
     assert!(!proxy.warned(&[&file]), "a valid manifest logs no fault\n{}", proxy.log());
@@ -208,7 +218,7 @@ fn an_object_turned_invalid_keeps_its_last_good_version_while_its_neighbour_upda
     let (web, api) = (addr(web_ip, PORT), addr(api_ip, PORT));
     let (a, c, d) = (Named::echo("a"), Named::echo("c"), Named::echo("d"));
     let good = service_of("web", web_ip, &[&a]) + &service_of("api", api_ip, &[&c]);
-    let (mut proxy, ()) = Proxy::serving(&good, &[], || {
+    let (mut proxy, ()) = Proxy::serving(&good, BACK_TO_BACK, || {
         visit_expecting(web, "a")?;
         visit_expecting(api, "c")
     });
@@ -244,7 +254,8 @@ fn several_broken_items_of_a_list_each_keep_their_last_good_version() {
     let (ip1, ip2) = (fresh_ip(), fresh_ip());
     let (a, b) = (Named::echo("a"), Named::echo("b"));
     let good = as_list(&(service_of("one", ip1, &[&a]) + &service_of("two", ip2, &[&b])));
-    let (mut proxy, ()) = Proxy::serving(&good, &[], || visit_expecting(addr(ip2, PORT), "b"));
+    let (mut proxy, ()) =
+        Proxy::serving(&good, BACK_TO_BACK, || visit_expecting(addr(ip2, PORT), "b"));
     let failed = proxy.metric(RELOADS_FAILED);
     // Both Services' ports stop being numbers: two decode errors, one List.
     let broken = good.replace(&format!("port: {PORT}"), "port: eighty");
@@ -262,7 +273,7 @@ fn a_file_argument_ignores_changes_to_other_files_beside_it() {
     let a = Named::echo("a");
     let file = dir.path().join("svc.yaml");
     std::fs::write(&file, service_of("lone", ip, &[&a])).unwrap();
-    let mut proxy = Proxy::start_on(dir, &file, &[]);
+    let mut proxy = Proxy::start_on(dir, &file, BACK_TO_BACK);
     proxy.wait_ready(|| visit_expecting(addr(ip, PORT), "a"));
     let generation = proxy.metric(GENERATION);
     let noise = file.with_file_name("unrelated.log");
@@ -285,7 +296,7 @@ fn a_removed_services_live_connection_keeps_working() {
     let (web, api) = (addr(web_ip, PORT), addr(api_ip, PORT));
     let (a, c) = (Named::echo("a"), Named::echo("c"));
     let both = service_of("web", web_ip, &[&a]) + &service_of("api", api_ip, &[&c]);
-    let (proxy, ()) = Proxy::serving(&both, &[], || {
+    let (proxy, ()) = Proxy::serving(&both, BACK_TO_BACK, || {
         visit_expecting(web, "a")?;
         visit_expecting(api, "c")
     });
@@ -313,8 +324,9 @@ fn a_removed_endpoints_live_connection_keeps_working() {
     let ip = fresh_ip();
     let frontend = addr(ip, PORT);
     let (a, b) = (Named::echo("a"), Named::echo("b"));
-    let (proxy, ()) =
-        Proxy::serving(&service_of("web", ip, &[&a]), &[], || visit_expecting(frontend, "a"));
+    let (proxy, ()) = Proxy::serving(&service_of("web", ip, &[&a]), BACK_TO_BACK, || {
+        visit_expecting(frontend, "a")
+    });
     let mut live = Conn::open(frontend).expect("connect");
     assert_eq!(live.name, "a");
     live.exchange().expect("first exchange");
@@ -346,7 +358,7 @@ fn a_configmap_data_symlink_swap_is_picked_up() {
     version(first, &service_of("web", ip, &[&a]));
     symlink(first, mount.join("..data")).expect("..data");
     symlink(Path::new("..data").join("services.yaml"), mount.join("services.yaml")).expect("key");
-    let mut proxy = Proxy::start_on(root, &mount, &[]);
+    let mut proxy = Proxy::start_on(root, &mount, BACK_TO_BACK);
     proxy.wait_ready(|| visit_expecting(frontend, "a"));
 
     // The kubelet's update: the new version, `..data_tmp` to it, renamed
@@ -371,7 +383,7 @@ fn a_manifests_directory_removed_and_made_again_keeps_serving_and_is_watched_aga
     let dir = root.path().join("manifests");
     std::fs::create_dir(&dir).expect("mkdir");
     std::fs::write(dir.join("web.yaml"), service_of("web", ip, &[&a])).expect("write");
-    let mut proxy = Proxy::start_on(root, &dir, &[]);
+    let mut proxy = Proxy::start_on(root, &dir, BACK_TO_BACK);
     proxy.wait_ready(|| visit_expecting(frontend, "a"));
 
     // A deploy that replaces the directory: while it is gone, the Services
@@ -404,7 +416,7 @@ fn a_listener_whose_frontend_stays_is_never_rebound() {
         let set = if i == REWRITES { &[3][..] } else { SETS[i % SETS.len()] };
         service_of("web", ip, &set.iter().map(|&k| &pool[k]).collect::<Vec<_>>())
     };
-    let (mut proxy, _) = Proxy::serving(&manifest(0), &[], || visit(frontend));
+    let (mut proxy, _) = Proxy::serving(&manifest(0), BACK_TO_BACK, || visit(frontend));
     let mut live = Conn::open(frontend).expect("connect");
     live.exchange().expect("first exchange");
 
@@ -462,7 +474,7 @@ fn a_thousand_generations_under_a_hundred_live_connections_do_not_grow_memory() 
     let frontend = addr(ip, PORT);
     let echo = Named::echo("mem");
     let yaml = service_of("mem", ip, &[&echo]) + &weighty_service("ballast", ballast_ip, 1000);
-    let (mut proxy, ()) = Proxy::serving(&yaml, &[], || visit_expecting(frontend, "mem"));
+    let (mut proxy, ()) = Proxy::serving(&yaml, BACK_TO_BACK, || visit_expecting(frontend, "mem"));
     // The ballast is valid, so it is in every Snapshot.
     assert_eq!(proxy.metric(INVALID), 0.0, "{}", proxy.log());
     assert_eq!(proxy.metric("svcproxy_services"), 2.0, "{}", proxy.log());
@@ -501,4 +513,38 @@ fn a_thousand_generations_under_a_hundred_live_connections_do_not_grow_memory() 
         late.saturating_sub(early) < GROWTH_KIB,
         "VmRSS grew from {early} KiB to {late} KiB between generations {EARLY} and {LATE}"
     );
+}
+
+/// `--min-sync-period` as kube-proxy means it, at its default: a change
+/// after a quiet period is applied at once; a change right after a
+/// rebuild waits until a period has passed since that rebuild started,
+/// and is applied then, not dropped.
+#[test]
+fn a_change_after_a_quiet_period_applies_at_once_and_the_next_waits_for_the_period() {
+    let ip = fresh_ip();
+    let frontend = addr(ip, PORT);
+    let (a, b, c) = (Named::echo("a"), Named::echo("b"), Named::echo("c"));
+    let (mut proxy, ()) =
+        Proxy::serving(&service_of("web", ip, &[&a]), &[], || visit_expecting(frontend, "a"));
+    let path = proxy.manifest();
+
+    // Quiet for longer than a period: the pacing itself is what is tested.
+    thread::sleep(MIN_SYNC_PERIOD + MIN_SYNC_PERIOD / 4);
+    write_by_rename(&path, &service_of("web", ip, &[&b]));
+    let took = wait_reaching(frontend, "b", WAIT);
+    assert!(took < MIN_SYNC_PERIOD, "after a quiet period, applied after {took:?}");
+    let first = proxy.wait_metric(GENERATION, WAIT, |g| g >= 2.0);
+    let first_sync = proxy.metric(LAST_SYNC);
+
+    write_by_rename(&path, &service_of("web", ip, &[&c]));
+    let took = wait_reaching(frontend, "c", WAIT);
+    proxy.wait_metric(GENERATION, WAIT, |g| g > first);
+    let apart = proxy.metric(LAST_SYNC) - first_sync;
+    // Published one period apart, less the first rebuild's own time.
+    assert!(
+        apart >= MIN_SYNC_PERIOD.as_secs_f64() * 0.9,
+        "two rebuilds {apart:.3}s apart; the second change applied after {took:?}\n{}",
+        proxy.log()
+    );
+    assert_all_reach(frontend, &["c"], 5);
 }
