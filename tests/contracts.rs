@@ -37,6 +37,7 @@ use support::net::{self, addr, eventually, fetch, fresh_ip, refuses};
 use support::prom::Exposition;
 use support::proxy::{self, Port, Proxy, pod_at, service, simple_service, write_in_place};
 use support::tagged::{Conn, Named, PORT, service_of, visit_expecting, wait_reaching};
+use support::tools::promtool_complaints;
 
 /// Bound on every wait that is not itself the point of a test.
 const WAIT: Duration = Duration::from_secs(10);
@@ -205,28 +206,6 @@ fn missing_families<'a>(
         }
     }
     wrong
-}
-
-/// `promtool check metrics` on `text`: its complaints (empty when it
-/// accepts the text); `None` when promtool is not installed.
-fn promtool_complaints(text: &str) -> Option<String> {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool");
-    let report =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Some(if out.status.success() {
-        report.trim().to_owned()
-    } else {
-        format!("{}: {report}", out.status)
-    })
 }
 
 // --- §2: the command line ---
@@ -832,12 +811,8 @@ fn every_design_family_is_exposed_with_help_and_type_before_any_traffic() {
         DESIGN_FAMILIES.iter().filter(|(name, _)| !is_http_family(name)),
     );
     assert!(wrong.is_empty(), "{wrong:#?}\n{}", metrics.text);
-    match promtool_complaints(&metrics.text) {
-        Some(complaints) => {
-            assert!(complaints.is_empty(), "promtool: {complaints}\n{}", metrics.text)
-        }
-        None => eprintln!("note: promtool is not installed: `promtool check metrics` skipped"),
-    }
+    let complaints = promtool_complaints(&metrics.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}\n{}", metrics.text);
 }
 
 /// DESIGN §5 names `svcproxy_http_requests_total` (counter) and

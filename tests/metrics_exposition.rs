@@ -9,7 +9,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::Shutdown;
-use std::process::{Command, Stdio};
 
 use support::admin::rfc3339;
 use support::endpoint::{Endpoint, refused_addr};
@@ -20,6 +19,7 @@ use support::metrics::{
 use support::net::{self, fresh_ip};
 use support::prom::Exposition;
 use support::proxy::Proxy;
+use support::tools::promtool_complaints;
 
 /// Every family of DESIGN §5 that has series, with its type and label
 /// names (`le` aside).
@@ -76,32 +76,12 @@ fn the_exposition_passes_promtool_and_has_the_design_names() {
             && value(m, SENT, &port_labels("carried", "tcp")) > 0.0
     });
 
-    // promtool, when installed (Debian: `prometheus`).
-    match Command::new("promtool").arg("--version").output() {
-        Ok(out) if out.status.success() => {
-            let mut child = Command::new("promtool")
-                .args(["check", "metrics"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start promtool");
-            child.stdin.take().expect("stdin").write_all(metrics.text.as_bytes()).expect("feed");
-            let out = child.wait_with_output().expect("promtool");
-            let report = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                out.status.success() && report.trim().is_empty(),
-                "promtool check metrics: {}\n{report}\n--- exposition:\n{}",
-                out.status,
-                metrics.text
-            );
-        }
-        _ => eprintln!("note: promtool is not installed: `promtool check metrics` skipped"),
-    }
+    let complaints = promtool_complaints(&metrics.text);
+    assert!(
+        complaints.is_empty(),
+        "promtool check metrics: {complaints}\n--- exposition:\n{}",
+        metrics.text
+    );
 
     for (name, kind, labels) in FAMILIES {
         assert_eq!(

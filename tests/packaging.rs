@@ -18,8 +18,9 @@
 //!   unprivileged user with only CAP_NET_BIND_SERVICE serves port 80 and
 //!   binds a ClusterIP that is not a local address (IP_FREEBIND).
 //!
-//! Tools that may be missing (promtool, systemd-analyze, setpriv) only skip
-//! their part, with a `note:` on stderr.
+//! promtool, systemd-analyze and setpriv must be installed (see
+//! `support::tools`); the capability test also needs root, and says so
+//! with a `note:` when it cannot run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -35,11 +36,7 @@ mod dashboard;
 #[path = "packaging/image.rs"]
 mod image;
 
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::thread;
 use std::time::Duration;
 
 /// Every metric family svcproxy exports: DESIGN §5, plus the connection
@@ -85,38 +82,4 @@ fn docker(file: &str) -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// `name` on PATH, if installed.
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-}
-
-/// Runs `cmd` with `input` on stdin (empty: none) to its end.
-fn run_tool(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_owned();
-    let writer = thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().expect("wait");
-    writer.join().expect("writer thread").expect("write stdin");
-    output
-}
-
-/// A tool's whole output, for a failure message.
-fn shown(output: &Output) -> String {
-    format!(
-        "({})\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }

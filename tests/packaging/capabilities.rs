@@ -3,7 +3,9 @@
 //! port 80 and binds a ClusterIP that is not a local address (IP_FREEBIND
 //! needs no CAP_NET_ADMIN); without it, port 80 cannot be bound.
 //!
-//! Needs root (to change user) and setpriv; skipped otherwise.
+//! Needs setpriv (the test fails without it) and root, to change user:
+//! not run as root, or when the unprivileged user cannot run the binary
+//! (a target dir under a private home), it is skipped with a `note:`.
 
 use std::fs::{self, File};
 use std::io;
@@ -19,7 +21,8 @@ use socket2::{Domain, Socket, Type};
 use crate::support::endpoint::Endpoint;
 use crate::support::net;
 use crate::support::proxy::{self, READY};
-use crate::{read, support, tool};
+use crate::support::tools;
+use crate::{read, support};
 
 /// A Service's ClusterIP that is not a local address (TEST-NET-2,
 /// RFC 5737): only ever bound, never sent to.
@@ -124,13 +127,11 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// setpriv, when this test can use it: root, and the binary runnable by
-/// the unprivileged user (a target dir under a private home may not be).
+/// setpriv (failing the test when it is not installed), when this test
+/// can use it: root, and the binary runnable by the unprivileged user (a
+/// target dir under a private home may not be).
 fn setpriv() -> Option<PathBuf> {
-    let Some(setpriv) = tool("setpriv") else {
-        eprintln!("note: setpriv is not installed: capabilities not exercised");
-        return None;
-    };
+    let setpriv = tools::setpriv();
     if !is_root() {
         eprintln!("note: not root, cannot change user: capabilities not exercised");
         return None;

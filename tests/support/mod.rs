@@ -206,18 +206,14 @@ fn join(reader: JoinHandle<String>) -> String {
 }
 
 /// Runs `svcproxy check ARGS...` under GNU time to read its peak resident
-/// memory in KiB. `None` for the peak when `/usr/bin/time` is not installed.
-pub fn check_with_peak_rss<I, S>(args: I) -> (Output, Option<u64>)
+/// memory, in KiB (fails the test when GNU time is not installed).
+pub fn check_with_peak_rss<I, S>(args: I) -> (Output, u64)
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let time = Path::new("/usr/bin/time");
-    if !time.exists() {
-        return (check(args), None);
-    }
-    let report = tempfile::NamedTempFile::new().expect("temp file for /usr/bin/time");
-    let mut cmd = Command::new(time);
+    let report = tempfile::NamedTempFile::new().expect("temp file for GNU time");
+    let mut cmd = Command::new(tools::gnu_time());
     cmd.current_dir(root()).env_remove("RUST_LOG").stdin(Stdio::null());
     cmd.arg("-f").arg("%M").arg("-o").arg(report.path()).arg(bin()).arg("check").args(args);
     let output = run_command(cmd, DEADLINE);
@@ -225,6 +221,7 @@ where
     // GNU time writes "Command exited with non-zero status N" before the
     // figure when the command fails: the figure is the last line.
     let peak = text.lines().rev().find_map(|l| l.trim().parse::<u64>().ok());
+    let peak = peak.unwrap_or_else(|| panic!("no peak memory from GNU time: {text:?}\n{output}"));
     (output, peak)
 }
 
@@ -396,3 +393,4 @@ pub mod prom;
 pub mod proxy;
 pub mod semantics;
 pub mod tagged;
+pub mod tools;
