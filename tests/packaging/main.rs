@@ -23,17 +23,13 @@
 //! with a `note:` when it cannot run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../support/mod.rs"]
 mod support;
 
-// One file per artefact, under tests/packaging/ (a plain `mod` here would
-// look beside this file, where cargo would also build it as a test).
-#[path = "packaging/capabilities.rs"]
+// One file per artefact.
 mod capabilities;
-#[path = "packaging/daemonset.rs"]
 mod daemonset;
-#[path = "packaging/dashboard.rs"]
 mod dashboard;
-#[path = "packaging/image.rs"]
 mod image;
 
 use std::path::{Path, PathBuf};

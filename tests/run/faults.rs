@@ -1,18 +1,15 @@
 //! `svcproxy run` when things are broken: no endpoints, an endpoint that
 //! refuses, one that never answers SYNs, a frontend port another process
 //! holds, an admin port already taken.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::endpoint::{Blackhole, Endpoint, refused_addr};
-use support::net::{self, eventually, fetch, fresh_ip};
-use support::proxy::{self, Proxy, service_of, simple_service};
+use crate::support::endpoint::{Blackhole, Endpoint, refused_addr};
+use crate::support::net::{self, eventually, fetch, fresh_ip};
+use crate::support::proxy::{self, Proxy, service_of, simple_service};
 
 /// What a client of a frontend without usable endpoints sees: refused, or
 /// accepted then closed or reset. Panics on bytes or on a hang, and when

@@ -5,12 +5,11 @@
 //! reported; of two Services claiming one nodePort, the same one wins
 //! whatever their order. Contract: DESIGN.md §2-§3.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 
-use support::{CHECK_BUDGET, Output, Row, check, fixture};
+use crate::support;
+use crate::support::{CHECK_BUDGET, Output, Row, check, fixture};
 
 /// One file of tests/fixtures/invalid and what `check` must say about it.
 struct Case {

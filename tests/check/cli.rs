@@ -2,11 +2,10 @@
 //! without a path, `check` with an unknown flag, an unknown command; and
 //! kube-proxy's flags of DESIGN §2 that `run` parses but cannot serve yet.
 
-mod support;
-
 use std::path::PathBuf;
 
-use support::check;
+use crate::support;
+use crate::support::check;
 
 #[test]
 fn check_without_a_path_is_a_usage_error() {

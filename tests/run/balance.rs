@@ -1,18 +1,15 @@
 //! How `svcproxy run` spreads connections: fair round robin per
 //! ServicePort, and `sessionAffinity: ClientIP` pinning a client address
 //! until `timeoutSeconds` pass without a new connection from it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::endpoint::Endpoint;
-use support::net::{addr, fetch, fetch_from, fresh_ip};
-use support::proxy::{Port, Proxy, pod_at, service, simple_service};
+use crate::support::endpoint::Endpoint;
+use crate::support::net::{addr, fetch, fetch_from, fresh_ip};
+use crate::support::proxy::{Port, Proxy, pod_at, service, simple_service};
 
 const PORT: u16 = 8080;
 

@@ -2,17 +2,14 @@
 //! arrive exact, a half-close travels one way while the other way flows,
 //! and a reset becomes a reset. (The default, `auto`, is what every other
 //! test runs: a bulk direction switches from copying to splicing mid-stream.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::endpoint::Endpoint;
-use support::net::{self, connect, fresh_ip, stream_through};
-use support::proxy::{Proxy, service_of};
-use support::semantics;
+use crate::support::endpoint::Endpoint;
+use crate::support::net::{self, connect, fresh_ip, stream_through};
+use crate::support::proxy::{Proxy, service_of};
+use crate::support::semantics;
 
 const MIB: u64 = 1024 * 1024;
 const MODES: [&str; 2] = ["always", "never"];

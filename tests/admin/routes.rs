@@ -1,23 +1,21 @@
 //! `/debug/routes` (DESIGN §5), end to end: each frontend with its Service,
 //! port and kind, and its endpoints' states as the balancer sees them,
 //! consistent with `/metrics`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::admin::routes;
-use support::endpoint::{Endpoint, refused_addr};
-use support::metrics::{
+use crate::support;
+use crate::support::admin::routes;
+use crate::support::endpoint::{Endpoint, refused_addr};
+use crate::support::metrics::{
     CONNECT_ERRORS, CONNECTIONS, ENDPOINT_CONNECTIONS, GENERATION, PORT, REJECTED, WAIT,
     port_labels, scrape, service_with_pods,
 };
-use support::net::{self, addr, eventually, fresh_ip};
-use support::proxy::{Port, Proxy, endpoint_slice, service};
+use crate::support::net::{self, addr, eventually, fresh_ip};
+use crate::support::proxy::{Port, Proxy, endpoint_slice, service};
+use serde_json::Value;
 
 /// The entry of `frontend` ("ip:port/TCP") in `/debug/routes`.
 fn frontend_entry<'a>(routes: &'a Value, frontend: &str) -> &'a Value {

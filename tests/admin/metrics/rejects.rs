@@ -1,20 +1,17 @@
 //! Reject and connect-error counters, end to end (DESIGN §5): clients
 //! turned away for lack of endpoints, or because the one endpoint refuses
 //! or never answers, are counted exactly, by reason.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::thread;
 
-use support::endpoint::{Blackhole, refused_addr};
-use support::metrics::{
+use crate::support::endpoint::{Blackhole, refused_addr};
+use crate::support::metrics::{
     ACTIVE, CONNECT_ERRORS, ENDPOINT_CONNECTIONS, RECEIVED, REJECTED, SENT, STAY, port_labels,
     rejected_client, scrape, service_with_pods, service_without_endpoints, settle, value,
 };
-use support::net::fresh_ip;
-use support::prom::Exposition;
-use support::proxy::Proxy;
+use crate::support::net::fresh_ip;
+use crate::support::prom::Exposition;
+use crate::support::proxy::Proxy;
 
 /// A family and a selector of its series.
 type Series<'a> = (&'static str, Vec<(&'a str, &'a str)>);

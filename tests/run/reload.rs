@@ -7,9 +7,6 @@
 //! Black-box: every endpoint is a `Named` echo server on a loopback address
 //! of its own, which greets each connection with its name so a client
 //! knows where it landed and still checks every byte of the echo.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,12 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use support::net::{addr, fresh_ip, refuses};
-use support::proxy::{Proxy, weighty_service, write_by_rename, write_in_place};
-use support::tagged::{
+use crate::support::net::{addr, fresh_ip, refuses};
+use crate::support::proxy::{Proxy, weighty_service, write_by_rename, write_in_place};
+use crate::support::tagged::{
     Conn, Named, PORT, assert_all_reach, service_of, visit, visit_expecting, wait_reaching,
 };
+use parking_lot::Mutex;
 
 /// The promise: a change reaches new connections within this.
 const APPLY: Duration = Duration::from_secs(1);

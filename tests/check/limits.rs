@@ -2,12 +2,10 @@
 //! of 20,000 documents are rejected by their size or count, with one error
 //! line, within the time budget and in bounded memory.
 
-mod support;
-
 use std::fs;
 use std::io::{BufWriter, Write as _};
 
-use support::{CHECK_BUDGET, check_with_peak_rss};
+use crate::support::{CHECK_BUDGET, check_with_peak_rss};
 
 /// A small Service document padded to exactly 128 bytes.
 fn padded_document(i: usize) -> String {

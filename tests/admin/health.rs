@@ -1,20 +1,17 @@
 //! `/healthz` and `/livez` (DESIGN §5), end to end: kube-proxy's JSON body
 //! and status while the real binary serves, then while a SIGTERM drain
 //! waits for a live connection.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::admin::{self, http, rfc3339};
+use crate::support::endpoint::Endpoint;
+use crate::support::metrics::{WAIT, service_with_pods};
+use crate::support::net::{self, eventually, fresh_ip};
+use crate::support::proxy::Proxy;
 use serde_json::Value;
-use support::admin::{self, http, rfc3339};
-use support::endpoint::Endpoint;
-use support::metrics::{WAIT, service_with_pods};
-use support::net::{self, eventually, fresh_ip};
-use support::proxy::Proxy;
 
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs_f64()

@@ -3,13 +3,12 @@
 //! with the addresses, ports and endpoints kubectl would show.
 //! Contract: DESIGN.md §2-§3.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use support::cluster_ip::in_default_service_cidr;
-use support::{CHECK_BUDGET, Endpoints, Row, check, fixture};
+use crate::support;
+use crate::support::cluster_ip::in_default_service_cidr;
+use crate::support::{CHECK_BUDGET, Endpoints, Row, check, fixture};
 
 #[test]
 fn every_valid_fixture_exits_zero_with_a_table_and_no_error() {

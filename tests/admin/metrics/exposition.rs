@@ -2,24 +2,21 @@
 //! kind it passes `promtool check metrics` and has the contracted family
 //! names, types and bounded labels; and the parser the metrics tests read
 //! it with is itself checked.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::Shutdown;
 
-use support::admin::rfc3339;
-use support::endpoint::{Endpoint, refused_addr};
-use support::metrics::{
+use crate::support::admin::rfc3339;
+use crate::support::endpoint::{Endpoint, refused_addr};
+use crate::support::metrics::{
     ACTIVE, CONNECT_ERRORS, ENDPOINT_CONNECTIONS, REJECTED, SENT, port_labels, rejected_client,
     service_with_pods, service_without_endpoints, settle, value,
 };
-use support::net::{self, fresh_ip};
-use support::prom::Exposition;
-use support::proxy::Proxy;
-use support::tools::promtool_complaints;
+use crate::support::net::{self, fresh_ip};
+use crate::support::prom::Exposition;
+use crate::support::proxy::Proxy;
+use crate::support::tools::promtool_complaints;
 
 /// Every family of DESIGN §5 that has series, with its type and label
 /// names (`le` aside).

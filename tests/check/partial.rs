@@ -2,12 +2,10 @@
 //! file, an invalid item of a List, a path that does not exist. Everything
 //! valid beside it is still listed, and the exit code says something failed.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::fs;
 
-use support::check;
+use crate::support::check;
 
 const GOOD_A: &str = "apiVersion: v1
 kind: Service

@@ -6,16 +6,15 @@
 //!
 //! Black-box: the real binary, real sockets, loopback addresses of each
 //! test's own (see `support::net::fresh_ip`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use support::endpoint::Endpoint;
-use support::net::{self, addr, fetch, fresh_ip, http_get};
-use support::proxy::{self, Port, Proxy, endpoint_slice, pod, pod_at, service, simple_service};
+use crate::support::endpoint::Endpoint;
+use crate::support::net::{self, addr, fetch, fresh_ip, http_get};
+use crate::support::proxy::{
+    self, Port, Proxy, endpoint_slice, pod, pod_at, service, simple_service,
+};
 
 /// The ServicePort every single-port test Service exposes.
 const PORT: u16 = 8080;

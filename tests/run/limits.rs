@@ -1,17 +1,14 @@
 //! `svcproxy run` out of file descriptors: accepting pauses with backoff
 //! (no spinning, no panic) and resumes once descriptors are free again.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use support::endpoint::Endpoint;
-use support::net::{self, addr, eventually, fresh_ip};
-use support::proxy::{Proxy, pod_at, simple_service};
+use crate::support::endpoint::Endpoint;
+use crate::support::net::{self, addr, eventually, fresh_ip};
+use crate::support::proxy::{Proxy, pod_at, simple_service};
 
 /// User plus system CPU time of `pid` so far, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {

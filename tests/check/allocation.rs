@@ -3,14 +3,13 @@
 //! several files in reverse order, or one file each, and allocated values
 //! are unique, in range, and leave written ones alone.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 
-use support::cluster_ip::in_default_service_cidr;
-use support::{Output, check};
+use crate::support;
+use crate::support::cluster_ip::in_default_service_cidr;
+use crate::support::{Output, check};
 
 /// One generated Service of the allocation tests.
 struct Generated {

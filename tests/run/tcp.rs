@@ -1,13 +1,10 @@
 //! TCP semantics through `svcproxy run` with the default `--splice auto`:
 //! a half-close travels one way while the other way keeps flowing, in both
 //! directions, and a reset on one side becomes a reset on the other. The
-//! checks live in `support::semantics`; tests/run_splice.rs runs them under
-//! the other modes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! checks live in `support::semantics`; `splice` runs them under the other
+//! modes.
 
-mod support;
-
-use support::semantics;
+use crate::support::semantics;
 
 #[test]
 fn client_half_close_reaches_the_endpoint_and_the_reply_still_arrives() {

@@ -2,23 +2,20 @@
 //! replace a Service's endpoints, and the deletion of a Service, the series
 //! of what is gone disappear and the Service, endpoint and generation
 //! gauges track what is configured, so `/metrics` does not grow.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::admin::routes;
-use support::endpoint::Endpoint;
-use support::metrics::{
+use crate::support::admin::routes;
+use crate::support::endpoint::Endpoint;
+use crate::support::metrics::{
     ACTIVE, CONNECT_ERRORS, CONNECTIONS, ENDPOINT_CONNECTIONS, ENDPOINTS, GENERATION, PORT,
     RECEIVED, SERVICES, WAIT, port_labels, scrape, service_with_pods, settle,
 };
-use support::net::{self, fresh_ip};
-use support::proxy::{Port, Proxy, endpoint_slice, service, write_by_rename};
+use crate::support::net::{self, fresh_ip};
+use crate::support::proxy::{Port, Proxy, endpoint_slice, service, write_by_rename};
 
 /// How many Snapshots the churn publishes, each with a fresh set of
 /// [`CHURN_WIDTH`] endpoints.

@@ -2,22 +2,19 @@
 //! durations and per-endpoint connections on the real binary's `/metrics`
 //! equal exactly what test clients did through the proxy (see
 //! `support::metrics` for how a test waits for them).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::thread;
 
-use support::endpoint::Endpoint;
-use support::metrics::{
+use crate::support::endpoint::Endpoint;
+use crate::support::metrics::{
     ACTIVE, CONNECTIONS, DURATION_BUCKET, DURATION_COUNT, DURATION_SUM, ENDPOINT_CONNECTIONS,
     RECEIVED, REJECTED, SENT, STAY, port_labels, scrape, service_with_pods, settle,
 };
-use support::net::{self, fresh_ip};
-use support::prom::Exposition;
-use support::proxy::Proxy;
+use crate::support::net::{self, fresh_ip};
+use crate::support::prom::Exposition;
+use crate::support::proxy::Proxy;
 
 /// Twenty echo connections, each carrying a different known number of
 /// bytes: the connection, byte, endpoint and duration counters equal what

@@ -1,18 +1,15 @@
 //! Volume through `svcproxy run`: large transfers arrive byte-exact in
 //! both directions (hashed at the client and at the endpoint), and a
 //! thousand connections open at once are all served.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{Read, Write};
 use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::endpoint::Endpoint;
-use support::net::{self, connect, fresh_ip, stream_through};
-use support::proxy::{Proxy, service_of};
+use crate::support::endpoint::Endpoint;
+use crate::support::net::{self, connect, fresh_ip, stream_through};
+use crate::support::proxy::{Proxy, service_of};
 
 const MIB: u64 = 1024 * 1024;
 

@@ -5,9 +5,6 @@
 //!
 //! Black-box: the real binary, signalled with kill(1); its admin addresses
 //! come from its startup log line.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,9 +12,9 @@ use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::net::{addr, fresh_ip, refuses};
-use support::proxy::{Proxy, write_in_place};
-use support::tagged::{Conn, Named, PORT, service_of, visit_expecting};
+use crate::support::net::{addr, fresh_ip, refuses};
+use crate::support::proxy::{Proxy, write_in_place};
+use crate::support::tagged::{Conn, Named, PORT, service_of, visit_expecting};
 
 const GENERATION: &str = "svcproxy_routing_generation";
 /// SIGTERM must stop new connections within this.

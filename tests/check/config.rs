@@ -2,13 +2,12 @@
 //! checks as expected, the seed's two broken files are reported while its
 //! good Services are listed, and the demo lists hello-svc.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::path::Path;
 
-use support::cluster_ip::in_default_service_cidr;
-use support::{CHECK_BUDGET, check};
+use crate::support;
+use crate::support::cluster_ip::in_default_service_cidr;
+use crate::support::{CHECK_BUDGET, check};
 
 /// The files of config/ known to be broken (the seed's own mistakes).
 const BROKEN_CONFIG: [&str; 2] = ["config/seed/hello-service.yml", "config/seed/labelled-pods.yml"];
