@@ -1263,7 +1263,16 @@ fn a_draining_node_fails_its_health_check_probes() {
     assert!(before.starts_with("HTTP/1.1 200"), "{before}");
 
     proxy.signal("TERM");
-    let after = probe_again(&mut kept, node(check));
+    // kill(1) returns once the signal is sent, not once the proxy acted on
+    // it: the kept connection is asked again until the answer changes.
+    let signalled = Instant::now();
+    let after = loop {
+        let answer = probe_again(&mut kept, node(check));
+        if !answer.starts_with("HTTP/1.1 200") || signalled.elapsed() >= AT_ONCE {
+            break answer;
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
     assert!(after.starts_with("HTTP/1.1 503"), "{after}");
     assert!(after.contains("\"serviceProxyHealthy\": false"), "{after}");
     assert!(after.to_ascii_lowercase().contains("connection: close"), "{after}");
