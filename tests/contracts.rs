@@ -33,9 +33,10 @@ use serde_json::{Value, json};
 use socket2::{Domain, SockAddr, Socket, Type};
 use support::admin::{self, Admin, rfc3339, routes};
 use support::endpoint::Endpoint;
+use support::manifests::{Port, ipv4, pod_at, service, simple_service, write_in_place};
 use support::net::{self, addr, eventually, fetch, fresh_ip, refuses};
 use support::prom::Exposition;
-use support::proxy::{self, Port, Proxy, pod_at, service, simple_service, write_in_place};
+use support::proxy::{self, Proxy};
 use support::tagged::{Conn, Named, PORT, service_of, visit_expecting, wait_reaching};
 use support::tools::promtool_complaints;
 
@@ -92,7 +93,7 @@ fn write_file(path: &Path, text: &str) {
 /// Service `name` at `ip:PORT` and the Pod of `endpoint`, as one JSON
 /// `v1 List` (what [`service_of`] writes as YAML).
 fn json_service_of(name: &str, ip: Ipv4Addr, endpoint: &Named) -> String {
-    let pod_ip = proxy::ipv4(endpoint.addr()).to_string();
+    let pod_ip = ipv4(endpoint.addr()).to_string();
     let list = json!({
         "apiVersion": "v1",
         "kind": "List",
@@ -569,7 +570,7 @@ fn node_name_defaults_to_the_hostname() {
              addressType: IPv4\nports:\n  - name: tcp\n    protocol: TCP\n    port: {}\n\
              endpoints:\n  - addresses:\n      - {}\n    nodeName: {node}\n",
             endpoint.port(),
-            proxy::ipv4(endpoint.addr),
+            ipv4(endpoint.addr),
         ));
     }
     let (_proxy, first) = Proxy::serving(&yaml, &[], || fetch(frontend));

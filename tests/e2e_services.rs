@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use support::endpoint::Endpoint;
+use support::manifests::{ipv4, write_by_rename};
 use support::net::{self, addr, eventually, fresh_ip};
-use support::proxy::{Proxy, ipv4, write_by_rename};
+use support::proxy::Proxy;
 
 /// The ServicePort of the test Services (the e2e jig's 8080 / 80 pair).
 const PORT: u16 = 8080;

@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::support;
 use crate::support::admin::routes;
 use crate::support::endpoint::{Endpoint, refused_addr};
+use crate::support::manifests::{Port, endpoint_slice, ipv4, service};
 use crate::support::metrics::{
     CONNECT_ERRORS, CONNECTIONS, ENDPOINT_CONNECTIONS, GENERATION, PORT, REJECTED, WAIT,
     port_labels, scrape, service_with_pods,
 };
 use crate::support::net::{self, addr, eventually, fresh_ip};
-use crate::support::proxy::{Port, Proxy, endpoint_slice, service};
+use crate::support::proxy::Proxy;
 use serde_json::Value;
 
 /// The entry of `frontend` ("ip:port/TCP") in `/debug/routes`.
@@ -59,7 +59,7 @@ fn debug_routes_shows_frontends_and_endpoint_states() {
         "fading",
         "tcp",
         fading.port(),
-        &[support::proxy::ipv4(fading.addr)],
+        &[ipv4(fading.addr)],
     ));
     let yaml = yaml.replace(
         &format!("      - {}\n    conditions:\n      ready: true", fading.addr.ip()),

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{endpoint_slice, ipv4, simple_service};
 use crate::support::net;
-use crate::support::proxy::{self, READY};
+use crate::support::proxy::READY;
 use crate::support::tools;
 use crate::{read, support};
 
@@ -159,9 +160,9 @@ fn cap_net_bind_service_alone_serves_low_ports_and_non_local_cluster_ips() {
     let local_ip = net::fresh_ip();
     let slice = |service: &str| {
         let name = format!("{service}-1");
-        proxy::endpoint_slice(&name, service, "tcp", pod.port(), &[proxy::ipv4(pod.addr)])
+        endpoint_slice(&name, service, "tcp", pod.port(), &[ipv4(pod.addr)])
     };
-    let manifests = proxy::simple_service("low", local_ip, 80, false)
+    let manifests = simple_service("low", local_ip, 80, false)
         + &slice("low")
         + &format!(
             "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: far\n  namespace: default\n\

@@ -17,8 +17,9 @@ use serde_json::Value;
 
 use crate::support::admin::{self, Admin};
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{endpoint_slice, ipv4, simple_service};
 use crate::support::net;
-use crate::support::proxy::{self, Proxy};
+use crate::support::proxy::Proxy;
 use crate::support::tools::{promtool_check_metrics, shown};
 use crate::{DEFAULT_DRAIN_TIMEOUT, EXPORTED, HISTOGRAMS, docker, read};
 
@@ -354,8 +355,8 @@ fn svcproxy_runs_with_the_daemonsets_flags_and_exports_known_metrics() {
     let pod = Endpoint::name(net::fresh_ip(), "hello");
     let cluster_ip = net::fresh_ip();
     let frontend = net::addr(cluster_ip, 9000);
-    let manifests = proxy::simple_service("hello", cluster_ip, 9000, false)
-        + &proxy::endpoint_slice("hello-1", "hello", "tcp", pod.port(), &[proxy::ipv4(pod.addr)]);
+    let manifests = simple_service("hello", cluster_ip, 9000, false)
+        + &endpoint_slice("hello-1", "hello", "tcp", pod.port(), &[ipv4(pod.addr)]);
     let (mut proxy, answer) = Proxy::serving(&manifests, &extra, || net::fetch(frontend));
     assert_eq!(answer, "hello");
     // Some traffic on record, for the per-Service families.

@@ -8,8 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{Port, pod_at, service, simple_service};
 use crate::support::net::{addr, fetch, fetch_from, fresh_ip};
-use crate::support::proxy::{Port, Proxy, pod_at, service, simple_service};
+use crate::support::proxy::Proxy;
 
 const PORT: u16 = 8080;
 

@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{Port, endpoint_slice, ipv4, pod, pod_at, service, simple_service};
 use crate::support::net::{self, addr, fetch, fresh_ip, http_get};
-use crate::support::proxy::{
-    self, Port, Proxy, endpoint_slice, pod, pod_at, service, simple_service,
-};
+use crate::support::proxy::Proxy;
 
 /// The ServicePort every single-port test Service exposes.
 const PORT: u16 = 8080;
@@ -125,7 +124,7 @@ fn serves_endpoints_from_several_endpointslices() {
     let mut endpoints = Vec::new();
     for (i, name) in ["slice-a", "slice-b", "slice-c"].iter().enumerate() {
         let endpoint = Endpoint::name(fresh_ip(), name);
-        let ip = proxy::ipv4(endpoint.addr);
+        let ip = ipv4(endpoint.addr);
         yaml.push_str(&endpoint_slice(
             &format!("sliced-{i}"),
             "sliced",

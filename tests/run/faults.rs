@@ -8,8 +8,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::support::endpoint::{Blackhole, Endpoint, refused_addr};
+use crate::support::manifests::{service_of, simple_service};
 use crate::support::net::{self, eventually, fetch, fresh_ip};
-use crate::support::proxy::{self, Proxy, service_of, simple_service};
+use crate::support::proxy::{self, Proxy};
 
 /// What a client of a frontend without usable endpoints sees: refused, or
 /// accepted then closed or reset. Panics on bytes or on a hang, and when

@@ -7,8 +7,9 @@ use std::thread;
 use std::time::Duration;
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{pod_at, simple_service};
 use crate::support::net::{self, addr, eventually, fresh_ip};
-use crate::support::proxy::{Proxy, pod_at, simple_service};
+use crate::support::proxy::Proxy;
 
 /// User plus system CPU time of `pid` so far, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {

@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::manifests::{weighty_service, write_by_rename, write_in_place};
 use crate::support::net::{addr, fresh_ip, refuses};
-use crate::support::proxy::{Proxy, weighty_service, write_by_rename, write_in_place};
+use crate::support::proxy::Proxy;
 use crate::support::tagged::{
     Conn, Named, PORT, assert_all_reach, service_of, visit, visit_expecting, wait_reaching,
 };

@@ -12,8 +12,9 @@ use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::manifests::write_in_place;
 use crate::support::net::{addr, fresh_ip, refuses};
-use crate::support::proxy::{Proxy, write_in_place};
+use crate::support::proxy::Proxy;
 use crate::support::tagged::{Conn, Named, PORT, service_of, visit_expecting};
 
 const GENERATION: &str = "svcproxy_routing_generation";

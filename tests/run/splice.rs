@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::service_of;
 use crate::support::net::{self, connect, fresh_ip, stream_through};
-use crate::support::proxy::{Proxy, service_of};
+use crate::support::proxy::Proxy;
 use crate::support::semantics;
 
 const MIB: u64 = 1024 * 1024;

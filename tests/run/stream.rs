@@ -8,8 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::service_of;
 use crate::support::net::{self, connect, fresh_ip, stream_through};
-use crate::support::proxy::{Proxy, service_of};
+use crate::support::proxy::Proxy;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -388,6 +388,7 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
 pub mod admin;
 pub mod cluster_ip;
 pub mod endpoint;
+pub mod manifests;
 pub mod metrics;
 pub mod net;
 pub mod prom;

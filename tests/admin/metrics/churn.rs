@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::support::admin::routes;
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{Port, endpoint_slice, service, write_by_rename};
 use crate::support::metrics::{
     ACTIVE, CONNECT_ERRORS, CONNECTIONS, ENDPOINT_CONNECTIONS, ENDPOINTS, GENERATION, PORT,
     RECEIVED, SERVICES, WAIT, port_labels, scrape, service_with_pods, settle,
 };
 use crate::support::net::{self, fresh_ip};
-use crate::support::proxy::{Port, Proxy, endpoint_slice, service, write_by_rename};
+use crate::support::proxy::Proxy;
 
 /// How many Snapshots the churn publishes, each with a fresh set of
 /// [`CHURN_WIDTH`] endpoints.
