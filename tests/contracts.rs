@@ -23,7 +23,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -458,69 +457,6 @@ fn run_help_states_the_design_defaults() {
     ] {
         assert_eq!(defaults.get(flag).map(String::as_str), Some(want), "{flag}\n{out}");
     }
-}
-
-/// DESIGN §2: `check` prints "a table like `kubectl get svc`": every cell
-/// starts under its header, columns separated by at least three spaces,
-/// no trailing blanks.
-#[test]
-fn the_check_table_is_aligned_as_kubectl_prints_it() {
-    let out = support::check([support::fixture("valid")]);
-    out.assert_no_panic();
-    assert_eq!(out.code(), Some(0), "{out}");
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    let header = lines.first().unwrap_or_else(|| panic!("no table\n{out}"));
-    // Where each header word starts.
-    let starts: Vec<usize> = header
-        .char_indices()
-        .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
-        .map(|(i, _)| i)
-        .collect();
-    let words: Vec<&str> = header.split_whitespace().collect();
-    assert_eq!(words, support::HEADER, "{out}");
-    assert_eq!(starts[0], 0, "{header:?}");
-    assert!(lines.len() > 10, "{out}");
-    for line in &lines {
-        assert_eq!(line.trim_end(), *line, "trailing blanks: {line:?}");
-        assert!(line.is_ascii(), "{line:?}");
-        let bytes = line.as_bytes();
-        for (i, &start) in starts.iter().enumerate().skip(1) {
-            assert!(
-                bytes.get(start).is_some_and(|b| *b != b' ')
-                    && bytes[start - 3..start].iter().all(|b| *b == b' '),
-                "column {} does not start at {start} after three spaces: {line:?}\n{out}",
-                support::HEADER[i]
-            );
-        }
-    }
-}
-
-/// DESIGN §2 and §3: `--service-cidr` is the pool of a Service without
-/// `spec.clusterIP`: `check` prints the address it allocates from it, and
-/// `run` with the same flag serves exactly that address.
-#[test]
-fn check_and_run_allocate_cluster_ips_from_service_cidr() {
-    const CIDR_PORT: u16 = 8443;
-    let [_, b, c, _] = fresh_ip().octets();
-    let cidr = format!("127.{b}.{c}.0/24");
-    let e = Endpoint::name(fresh_ip(), "pooled-1");
-    let yaml = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: pooled\n  namespace: default\n\
-         spec:\n  selector:\n    app: pooled\n  ports:\n    - name: tcp\n      port: {CIDR_PORT}\n\
-         \x20     targetPort: tcp\n"
-    ) + &pod_at("pooled-1", "pooled", e.addr);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("pooled.yaml");
-    write_in_place(&file, &yaml);
-    let out = support::check([file.as_os_str(), OsStr::new("--service-cidr"), OsStr::new(&cidr)]);
-    assert_eq!(out.code(), Some(0), "{out}");
-    let cell = out.table().row("default", "pooled").cluster_ip.clone();
-    let ip: Ipv4Addr = cell.parse().unwrap_or_else(|e| panic!("CLUSTER-IP {cell:?}: {e}\n{out}"));
-    assert_eq!(ip.octets()[..3], [127, b, c], "{ip} is outside --service-cidr {cidr}\n{out}");
-
-    let frontend = addr(ip, CIDR_PORT);
-    let (_proxy, name) = Proxy::serving(&yaml, &["--service-cidr", &cidr], || fetch(frontend));
-    assert_eq!(name, "pooled-1");
 }
 
 /// DESIGN §2: `--nodeport-addresses CIDR,..`: a NodePort listens on the

@@ -1,14 +1,22 @@
 //! `svcproxy check` allocates ClusterIPs and nodePorts deterministically:
 //! the same Services give the same table whether they come in one file, in
 //! several files in reverse order, or one file each, and allocated values
-//! are unique, in range, and leave written ones alone.
+//! are unique, in range, and leave written ones alone. A ClusterIP comes
+//! from `--service-cidr`, and `run` with the same flag serves the address
+//! `check` printed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
+use std::net::Ipv4Addr;
 
 use crate::support;
 use crate::support::cluster_ip::in_default_service_cidr;
+use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{pod_at, write_in_place};
+use crate::support::net::{addr, fetch, fresh_ip};
+use crate::support::proxy::Proxy;
 use crate::support::{Output, check};
 
 /// One generated Service of the allocation tests.
@@ -160,4 +168,32 @@ fn allocation_does_not_depend_on_file_order_or_split() {
             }
         }
     }
+}
+
+/// DESIGN §2 and §3: `--service-cidr` is the pool of a Service without
+/// `spec.clusterIP`: `check` prints the address it allocates from it, and
+/// `run` with the same flag serves exactly that address.
+#[test]
+fn check_and_run_allocate_cluster_ips_from_service_cidr() {
+    const CIDR_PORT: u16 = 8443;
+    let [_, b, c, _] = fresh_ip().octets();
+    let cidr = format!("127.{b}.{c}.0/24");
+    let e = Endpoint::name(fresh_ip(), "pooled-1");
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: pooled\n  namespace: default\n\
+         spec:\n  selector:\n    app: pooled\n  ports:\n    - name: tcp\n      port: {CIDR_PORT}\n\
+         \x20     targetPort: tcp\n"
+    ) + &pod_at("pooled-1", "pooled", e.addr);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("pooled.yaml");
+    write_in_place(&file, &yaml);
+    let out = check([file.as_os_str(), OsStr::new("--service-cidr"), OsStr::new(&cidr)]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let cell = out.table().row("default", "pooled").cluster_ip.clone();
+    let ip: Ipv4Addr = cell.parse().unwrap_or_else(|e| panic!("CLUSTER-IP {cell:?}: {e}\n{out}"));
+    assert_eq!(ip.octets()[..3], [127, b, c], "{ip} is outside --service-cidr {cidr}\n{out}");
+
+    let frontend = addr(ip, CIDR_PORT);
+    let (_proxy, name) = Proxy::serving(&yaml, &["--service-cidr", &cidr], || fetch(frontend));
+    assert_eq!(name, "pooled-1");
 }

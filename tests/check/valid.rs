@@ -1,7 +1,7 @@
 //! `svcproxy check` on tests/fixtures/valid: every file loads on its own
 //! with a table and no error, and all of them together print each Service
-//! with the addresses, ports and endpoints kubectl would show.
-//! Contract: DESIGN.md §2-§3.
+//! with the addresses, ports and endpoints kubectl would show, in columns
+//! aligned as kubectl aligns them. Contract: DESIGN.md §2-§3.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -21,6 +21,41 @@ fn every_valid_fixture_exits_zero_with_a_table_and_no_error() {
         assert!(out.error_lines().is_empty(), "{}: unexpected stderr\n{out}", file.display());
         assert!(!out.table().rows.is_empty(), "{}: empty table\n{out}", file.display());
         out.assert_within(CHECK_BUDGET);
+    }
+}
+
+/// DESIGN §2: `check` prints "a table like `kubectl get svc`": every cell
+/// starts under its header, columns separated by at least three spaces,
+/// no trailing blanks.
+#[test]
+fn the_check_table_is_aligned_as_kubectl_prints_it() {
+    let out = check([fixture("valid")]);
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(0), "{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header = lines.first().unwrap_or_else(|| panic!("no table\n{out}"));
+    // Where each header word starts.
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
+        .map(|(i, _)| i)
+        .collect();
+    let words: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(words, support::HEADER, "{out}");
+    assert_eq!(starts[0], 0, "{header:?}");
+    assert!(lines.len() > 10, "{out}");
+    for line in &lines {
+        assert_eq!(line.trim_end(), *line, "trailing blanks: {line:?}");
+        assert!(line.is_ascii(), "{line:?}");
+        let bytes = line.as_bytes();
+        for (i, &start) in starts.iter().enumerate().skip(1) {
+            assert!(
+                bytes.get(start).is_some_and(|b| *b != b' ')
+                    && bytes[start - 3..start].iter().all(|b| *b == b' '),
+                "column {} does not start at {start} after three spaces: {line:?}\n{out}",
+                support::HEADER[i]
+            );
+        }
     }
 }
 
