@@ -12,20 +12,11 @@ use std::net::SocketAddr;
 
 use crate::support::endpoint::Endpoint;
 use crate::support::manifests::{Port, endpoint_slice, ipv4, pod, pod_at, service, simple_service};
-use crate::support::net::{self, addr, fetch, fresh_ip, http_get};
+use crate::support::net::{self, addr, fetch, fresh_ip, fresh_node_port, http_get};
 use crate::support::proxy::Proxy;
 
 /// The ServicePort every single-port test Service exposes.
 const PORT: u16 = 8080;
-
-/// A NodePort (30000–32767) that no concurrent test picks: derived from a
-/// fresh address, so two tests almost never share one, and a shared one is
-/// harmless anyway since each test binds it on its own node address.
-fn fresh_node_port() -> u16 {
-    let [_, b, c, d] = fresh_ip().octets();
-    let n = (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d);
-    30_000 + (n % 2_768) as u16
-}
 
 /// Name servers for `names`, each on an address of its own, as Pods of
 /// `app`: the servers (kept alive by the caller) and their Pod manifests.

@@ -221,3 +221,21 @@ fn metrics_address_taken_exits_2_with_a_clear_message() {
     );
     assert!(!log.contains("panicked"), "log:\n{log}");
 }
+
+/// DESIGN §2: "2 usage or startup error": the health port already taken
+/// is one, named in the message (the metrics port: the test above).
+#[test]
+fn a_taken_healthz_port_exits_2_naming_it() {
+    let squatter = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = squatter.local_addr().expect("address").to_string();
+    let yaml = simple_service("idle", fresh_ip(), 8080, true);
+    let (status, log) = proxy::run_to_exit(
+        &yaml,
+        &["--healthz-bind-address", &taken, "--metrics-bind-address", "127.0.0.1:0"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(status.code(), Some(2), "exit status {status}; log:\n{log}");
+    assert!(log.contains(&taken), "the message should name {taken}; log:\n{log}");
+    assert!(log.contains("--healthz-bind-address"), "the message names the flag; log:\n{log}");
+    assert!(!log.contains("panicked"), "log:\n{log}");
+}

@@ -1,7 +1,9 @@
 //! Signals (DESIGN §4, issue 4), end to end. SIGTERM stops accepting at
-//! once (listeners closed, `/healthz` 503), lets live connections finish
-//! for up to `--drain-timeout`, resets the rest and exits 0; a second
-//! SIGTERM, or SIGINT, exits at once; SIGHUP re-reads every source.
+//! once (every kind of frontend closed, `/healthz` 503), lets live
+//! connections finish for up to `--drain-timeout`, resets the rest and
+//! exits 0; a second SIGTERM, or SIGINT, exits at once, and so do SIGTERM
+//! and SIGINT while the first rebuild runs; SIGHUP re-reads every source,
+//! of every `--manifests` path.
 //!
 //! Black-box: the real binary, signalled with kill(1); its admin addresses
 //! come from its startup log line.
@@ -12,16 +14,18 @@ use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::manifests::write_in_place;
-use crate::support::net::{addr, fresh_ip, refuses};
+use crate::support::manifests::{Port, service, write_in_place};
+use crate::support::net::{addr, fresh_ip, fresh_node_port, refuses};
 use crate::support::proxy::Proxy;
-use crate::support::tagged::{Conn, Named, PORT, service_of, visit_expecting};
+use crate::support::tagged::{Conn, Named, PORT, service_of, visit_expecting, wait_reaching};
 
 const GENERATION: &str = "svcproxy_routing_generation";
 /// SIGTERM must stop new connections within this.
 const STOP_ACCEPTING: Duration = Duration::from_millis(500);
 /// "At once": how long an exit may take after the signal that asks for it.
 const AT_ONCE: Duration = Duration::from_secs(1);
+/// Bound on every wait that is not itself the point of a test.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// Service `web` at `ip:PORT` served by `endpoint`.
 fn web(ip: Ipv4Addr, endpoint: &Named) -> String {
@@ -117,6 +121,59 @@ fn sigterm_stops_accepting_and_exits_zero_once_the_live_connection_closes() {
     );
 }
 
+/// DESIGN §4: "On SIGTERM: stop accepting at once (close every
+/// listener)": ClusterIP, externalIP, LoadBalancer ingress and NodePort
+/// all refuse within half a second while a live connection keeps the
+/// drain going, and that connection still works.
+#[test]
+fn sigterm_closes_every_kind_of_frontend_at_once() {
+    let (cluster_ip, external_ip, ingress_ip, node_ip) =
+        (fresh_ip(), fresh_ip(), fresh_ip(), fresh_ip());
+    let node_port = fresh_node_port();
+    let e = Named::echo("e");
+    let spec = format!(
+        "  type: LoadBalancer\n  externalIPs:\n    - {external_ip}\nstatus:\n  loadBalancer:\n    \
+         ingress:\n      - ip: {ingress_ip}\n"
+    );
+    let yaml =
+        service("lb", cluster_ip, Some("lb"), &[Port::tcp(PORT).with_node_port(node_port)], &spec)
+            + &e.pod("lb");
+    let frontends = [
+        addr(cluster_ip, PORT),
+        addr(external_ip, PORT),
+        addr(ingress_ip, PORT),
+        addr(node_ip, node_port),
+    ];
+    let flag = format!("{node_ip}/32");
+    let (mut proxy, ()) =
+        Proxy::serving(&yaml, &["--nodeport-addresses", &flag, "--drain-timeout", "30s"], || {
+            frontends.iter().try_for_each(|f| visit_expecting(*f, "e"))
+        });
+    let mut live = Conn::open(frontends[0]).expect("open the live connection");
+    live.exchange().expect("first exchange");
+
+    proxy.signal("TERM");
+    let term = Instant::now();
+    for frontend in frontends {
+        while !refuses(frontend) {
+            assert!(
+                term.elapsed() < STOP_ACCEPTING,
+                "{frontend} still accepts {:?} after SIGTERM\n{}",
+                term.elapsed(),
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(proxy.running(), "exited while a connection was live\n{}", proxy.log());
+    live.exchange().expect("the live connection while draining");
+    live.finish().expect("the live connection ends cleanly");
+    let status = proxy
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("still running after the last connection\n{}", proxy.log()));
+    assert_eq!(status.code(), Some(0), "{}", proxy.log());
+}
+
 #[test]
 fn the_drain_timeout_ends_a_connection_that_never_closes() {
     let (mut proxy, frontend, _a, mut live) = serving_a_live_connection(&["--drain-timeout", "1s"]);
@@ -141,6 +198,30 @@ fn the_drain_timeout_ends_a_connection_that_never_closes() {
         Ok(n) => panic!("{n} unexpected bytes after the drain"),
         Err(e) => panic!("after the drain the client expected a reset, got {e}"),
     }
+}
+
+/// DESIGN §2 and §4: `--drain-timeout 250ms` is 250 milliseconds: with a
+/// connection that never ends, SIGTERM leads to exit 0 about then.
+#[test]
+fn a_250ms_drain_timeout_ends_the_drain_after_a_quarter_second() {
+    let ip = fresh_ip();
+    let frontend = addr(ip, PORT);
+    let e = Named::echo("e");
+    let (mut proxy, ()) =
+        Proxy::serving(&service_of("web", ip, &[&e]), &["--drain-timeout", "250ms"], || {
+            visit_expecting(frontend, "e")
+        });
+    let mut live = Conn::open(frontend).expect("open the live connection");
+    live.exchange().expect("first exchange");
+    proxy.signal("TERM");
+    let term = Instant::now();
+    let status = proxy
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running 5 s after SIGTERM\n{}", proxy.log()));
+    let took = term.elapsed();
+    assert_eq!(status.code(), Some(0), "exit after the drain: {status}\n{}", proxy.log());
+    assert!(took >= Duration::from_millis(200), "exited {took:?} after SIGTERM, before 250ms");
+    assert!(took < Duration::from_secs(2), "exited {took:?} after SIGTERM with a 250ms drain");
 }
 
 #[test]
@@ -182,6 +263,38 @@ fn sigint_during_the_drain_exits_at_once() {
     assert!(took < AT_ONCE, "exited {took:?} after SIGINT during the drain");
 }
 
+/// Sends `signal` while the first rebuild runs (10,000 Services, a second
+/// or more) and expects the exit code `code` within a second: nothing is
+/// served yet, so neither signal has anything to wait for.
+fn signal_during_a_slow_first_build(signal: &str, code: i32) {
+    let mut proxy = Proxy::start_with_a_slow_first_build();
+    let admin = proxy.admin();
+    // Read before the signal: 0 means the build is still running.
+    let generation = admin.sample("svcproxy_routing_generation").unwrap_or(-1.0);
+    proxy.signal(signal);
+    let sent = Instant::now();
+    let status = proxy
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("still running {WAIT:?} after SIG{signal}\n{}", proxy.log()));
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(code), "{status}\n{}", proxy.log());
+    assert_eq!(generation, 0.0, "the first build ended before SIG{signal}: nothing shown");
+    assert!(took < Duration::from_secs(1), "exited {took:?} after SIG{signal}\n{}", proxy.log());
+}
+
+/// DESIGN §4: "SIGINT exits at once", also while a rebuild runs.
+#[test]
+fn sigint_during_a_slow_first_build_exits_at_once() {
+    signal_during_a_slow_first_build("INT", 0);
+}
+
+/// DESIGN §4 on SIGTERM, also while the first rebuild runs: nothing to
+/// drain, so it exits 0 at once, without waiting for the rebuild.
+#[test]
+fn sigterm_during_a_slow_first_build_exits_cleanly_at_once() {
+    signal_during_a_slow_first_build("TERM", 0);
+}
+
 #[test]
 fn sighup_publishes_a_new_generation() {
     let (mut proxy, _frontend, _a, mut live) = serving_a_live_connection(&[]);
@@ -218,6 +331,38 @@ fn sighup_rereads_a_source_the_watcher_cannot_see() {
         assert!(Instant::now() < until, "SIGHUP's re-read not in effect after 1s\n{}", proxy.log());
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// DESIGN §4: "SIGHUP re-reads every source": two `--manifests`
+/// directories, each holding a symlink to a file elsewhere (a change the
+/// watcher does not see); one SIGHUP applies both changes.
+#[test]
+fn sighup_rereads_every_manifests_path() {
+    use std::os::unix::fs::symlink;
+    let (web_ip, api_ip) = (fresh_ip(), fresh_ip());
+    let (web, api) = (addr(web_ip, PORT), addr(api_ip, PORT));
+    let (w1, w2, a1, a2) =
+        (Named::echo("w1"), Named::echo("w2"), Named::echo("a1"), Named::echo("a2"));
+    let outside = tempfile::tempdir().expect("temp dir");
+    let (web_target, api_target) =
+        (outside.path().join("web.yaml"), outside.path().join("api.yaml"));
+    write_in_place(&web_target, &service_of("web", web_ip, &[&w1]));
+    write_in_place(&api_target, &service_of("api", api_ip, &[&a1]));
+    let root = tempfile::tempdir().expect("temp dir");
+    let (first, second) = (root.path().join("first"), root.path().join("second"));
+    for (dir, target) in [(&first, &web_target), (&second, &api_target)] {
+        std::fs::create_dir(dir).expect("manifests dir");
+        symlink(target, dir.join("services.yaml")).expect("symlink");
+    }
+    let second_arg = second.to_str().expect("UTF-8 path").to_owned();
+    let mut proxy = Proxy::start_on(root, &first, &["--manifests", &second_arg]);
+    proxy.wait_ready(|| visit_expecting(web, "w1").and_then(|()| visit_expecting(api, "a1")));
+
+    write_in_place(&web_target, &service_of("web", web_ip, &[&w2]));
+    write_in_place(&api_target, &service_of("api", api_ip, &[&a2]));
+    proxy.signal("HUP");
+    wait_reaching(web, "w2", Duration::from_secs(2));
+    wait_reaching(api, "a2", Duration::from_secs(2));
 }
 
 #[test]

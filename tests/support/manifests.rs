@@ -6,7 +6,16 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+use serde_json::{Value, json};
+
 use super::net::fresh_ip;
+
+/// Writes `text` to `path`, making its parent directories.
+pub fn write_file(path: &Path, text: &str) {
+    let dir = path.parent().expect("a parent directory");
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    write_in_place(path, text);
+}
 
 /// Rewrites `path` in place: truncate, write, close (what `>` in a shell
 /// and most scripts do).
@@ -182,4 +191,21 @@ pub fn ipv4(addr: SocketAddr) -> Ipv4Addr {
         SocketAddr::V4(v4) => *v4.ip(),
         SocketAddr::V6(v6) => panic!("{v6}: the tests use IPv4 only"),
     }
+}
+
+/// `count` headless Services in one JSON `kind: List`: cheap to serve (no
+/// frontend) but a second or so of parsing in a debug build, so the first
+/// Snapshot takes a while to appear.
+pub fn slow_first_build(count: usize) -> String {
+    let items: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": { "name": format!("slow-{i}"), "namespace": "default" },
+                "spec": { "clusterIP": "None", "ports": [{ "port": 80 }] }
+            })
+        })
+        .collect();
+    json!({ "apiVersion": "v1", "kind": "List", "items": items }).to_string()
 }

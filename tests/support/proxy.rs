@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::admin::Admin;
+use super::manifests::{slow_first_build, write_file};
 
 /// How long a proxy may take to serve its first frontend.
 pub const READY: Duration = Duration::from_secs(10);
@@ -48,6 +49,16 @@ impl Proxy {
     pub fn start_on(dir: TempDir, manifests: &Path, extra: &[&str]) -> Proxy {
         let (cmd, log) = command_on(dir.path(), manifests, extra);
         Proxy::spawn(cmd, dir, log)
+    }
+
+    /// Starts the proxy on [`slow_first_build`]'s 10,000 headless
+    /// Services, one JSON file: its first Snapshot takes a second or so,
+    /// time to probe or signal a proxy that has published nothing yet.
+    pub fn start_with_a_slow_first_build() -> Proxy {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("manifests");
+        write_file(&dir.join("slow.json"), &slow_first_build(10_000));
+        Proxy::start_on(root, &dir, &[])
     }
 
     fn spawn(mut cmd: Command, dir: TempDir, log: PathBuf) -> Proxy {
