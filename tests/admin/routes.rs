@@ -1,6 +1,7 @@
 //! `/debug/routes` (DESIGN §5), end to end: each frontend with its Service,
 //! port and kind, and its endpoints' states as the balancer sees them,
-//! consistent with `/metrics`.
+//! consistent with `/metrics`; after each change, the Snapshot just
+//! published.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -8,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::support::admin::routes;
 use crate::support::endpoint::{Endpoint, refused_addr};
-use crate::support::manifests::{Port, endpoint_slice, ipv4, service};
+use crate::support::manifests::{Port, endpoint_slice, ipv4, service, write_in_place};
 use crate::support::metrics::{
     CONNECT_ERRORS, CONNECTIONS, ENDPOINT_CONNECTIONS, GENERATION, PORT, REJECTED, WAIT,
     port_labels, scrape, service_with_pods,
 };
 use crate::support::net::{self, addr, eventually, fresh_ip};
 use crate::support::proxy::Proxy;
+use crate::support::tagged::{self, Named, service_of, visit_expecting};
 use serde_json::Value;
 
 /// The entry of `frontend` ("ip:port/TCP") in `/debug/routes`.
@@ -154,4 +156,42 @@ fn debug_routes_shows_frontends_and_endpoint_states() {
         metrics.get(CONNECTIONS, &port),
         "every client of routed reached an endpoint"
     );
+}
+
+/// DESIGN §5: `/debug/routes` is the current Snapshot: after a change its
+/// generation is the new one (as `/metrics` says) and the frontend lists
+/// the new endpoints.
+#[test]
+fn debug_routes_follows_each_published_snapshot() {
+    let ip = fresh_ip();
+    let frontend = addr(ip, tagged::PORT);
+    let (a, b) = (Named::echo("a"), Named::echo("b"));
+    let (mut proxy, ()) =
+        Proxy::serving(&service_of("web", ip, &[&a]), &[], || visit_expecting(frontend, "a"));
+    let admin = proxy.admin();
+    let key = format!("{frontend}/TCP");
+    let endpoints_of = |dump: &Value| -> Vec<String> {
+        let entry = dump["frontends"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["frontend"] == key.as_str()))
+            .unwrap_or_else(|| panic!("no frontend {key}: {dump:#}"));
+        entry["endpoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no endpoints: {entry:#}"))
+            .iter()
+            .map(|e| e["address"].as_str().expect("address").to_owned())
+            .collect()
+    };
+    let before = routes(&admin);
+    let first = before["generation"].as_f64().expect("a generation number");
+    assert_eq!(endpoints_of(&before), [a.addr().to_string()], "{before:#}");
+
+    write_in_place(&proxy.manifest(), &service_of("web", ip, &[&b]));
+    let after = eventually("/debug/routes to show the new endpoint", WAIT, || {
+        let dump = routes(&admin);
+        if endpoints_of(&dump) == [b.addr().to_string()] { Ok(dump) } else { Err("not yet") }
+    });
+    let generation = after["generation"].as_f64().expect("a generation number");
+    assert!(generation > first, "generation {generation} after {first}: {after:#}");
+    assert_eq!(proxy.metric("svcproxy_routing_generation"), generation, "{after:#}");
 }

@@ -1,22 +1,26 @@
 //! Series follow the Snapshot (DESIGN §5): across 1,000 reloads that each
 //! replace a Service's endpoints, and the deletion of a Service, the series
 //! of what is gone disappear and the Service, endpoint and generation
-//! gauges track what is configured, so `/metrics` does not grow.
+//! gauges track what is configured, so `/metrics` does not grow; each
+//! publish is counted and timestamped, as `/healthz` says too.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::admin::routes;
+use serde_json::Value;
+
+use crate::support::admin::{self, get_with_headers, rfc3339, routes, unix_now};
 use crate::support::endpoint::Endpoint;
 use crate::support::manifests::{Port, endpoint_slice, service, write_by_rename};
 use crate::support::metrics::{
     ACTIVE, CONNECT_ERRORS, CONNECTIONS, ENDPOINT_CONNECTIONS, ENDPOINTS, GENERATION, PORT,
     RECEIVED, SERVICES, WAIT, port_labels, scrape, service_with_pods, settle,
 };
-use crate::support::net::{self, fresh_ip};
+use crate::support::net::{self, addr, fresh_ip};
 use crate::support::proxy::Proxy;
+use crate::support::tagged::{self, Named, service_of, visit_expecting};
 
 /// How many Snapshots the churn publishes, each with a fresh set of
 /// [`CHURN_WIDTH`] endpoints.
@@ -137,4 +141,46 @@ fn series_of_removed_endpoints_and_services_disappear() {
             .all(|f| f["service"] != "gone" && f["frontend"] != gone_frontend.as_str()),
         "/debug/routes still lists gone: {routes:#}"
     );
+}
+
+/// DESIGN §5: each publish counts: `svcproxy_config_reloads_total
+/// {result="success"}`, the generation and the rebuild histogram's count
+/// move together; `kubeproxy_sync_proxy_rules_last_timestamp_seconds` is
+/// the Unix time of the publish, and `/healthz`'s `lastUpdated` follows.
+#[test]
+fn each_publish_is_counted_and_timestamped() {
+    const SUCCESS: &str = "svcproxy_config_reloads_total{result=\"success\"}";
+    const SYNCS: &str = "kubeproxy_sync_proxy_rules_duration_seconds_count";
+    const LAST: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
+    let ip = fresh_ip();
+    let frontend = addr(ip, tagged::PORT);
+    let e = Named::echo("e");
+    let (mut proxy, ()) =
+        Proxy::serving(&service_of("web", ip, &[&e]), &[], || visit_expecting(frontend, "e"));
+    let read = |proxy: &mut Proxy| -> [f64; 4] {
+        let text = proxy.admin().metrics().expect("/metrics");
+        [SUCCESS, GENERATION, SYNCS, LAST].map(|series| {
+            admin::sample(&text, series).unwrap_or_else(|| panic!("no {series}\n{text}"))
+        })
+    };
+    let [success, generation, syncs, last] = read(&mut proxy);
+    assert!(generation >= 1.0 && success >= 1.0 && syncs >= 1.0, "{}", proxy.log());
+    assert!((last - unix_now()).abs() < 60.0, "last sync at {last}, now {}", unix_now());
+
+    let hup = unix_now();
+    proxy.signal("HUP");
+    proxy.wait_metric(GENERATION, WAIT, |g| g > generation);
+    let [success2, generation2, syncs2, last2] = read(&mut proxy);
+    let published = generation2 - generation;
+    assert_eq!(success2 - success, published, "successes per publish\n{}", proxy.log());
+    assert_eq!(syncs2 - syncs, published, "rebuild durations per publish\n{}", proxy.log());
+    assert!(last2 >= hup - 1.0 && last2 <= unix_now() + 1.0, "last sync {last2}, SIGHUP at {hup}");
+    let (status, headers, body) = get_with_headers(proxy.admin().healthz, "/healthz");
+    assert!(status.contains(" 200 "), "{status}: {body}");
+    let content_type = headers.get("content-type").map(String::as_str).unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "Content-Type {content_type:?}");
+    let json: Value = serde_json::from_str(&body).expect("a JSON body");
+    let updated = json["lastUpdated"].as_str().and_then(rfc3339).expect("lastUpdated");
+    // Second precision.
+    assert!(updated >= hup.floor() - 1.0, "lastUpdated {updated} before the SIGHUP at {hup}");
 }
