@@ -3,7 +3,8 @@
 //! - `exposition`: the text format, family names, types and labels;
 //! - `traffic`: connections, bytes and durations, exactly;
 //! - `rejects`: clients turned away and connect errors, by reason;
-//! - `churn`: series that follow the Snapshot across reloads.
+//! - `churn`: series that follow the Snapshot across reloads, and each
+//!   publish counted and timestamped.
 //!
 //! Counters are checked for equality with what the clients did, with the
 //! waits of `support::metrics`.

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::support::admin::routes;
 use crate::support::endpoint::{Endpoint, refused_addr};
 use crate::support::manifests::{Port, endpoint_slice, ipv4, service, write_in_place};
@@ -17,7 +19,6 @@ use crate::support::metrics::{
 use crate::support::net::{self, addr, eventually, fresh_ip};
 use crate::support::proxy::Proxy;
 use crate::support::tagged::{self, Named, service_of, visit_expecting};
-use serde_json::Value;
 
 /// The entry of `frontend` ("ip:port/TCP") in `/debug/routes`.
 fn frontend_entry<'a>(routes: &'a Value, frontend: &str) -> &'a Value {

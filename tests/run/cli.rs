@@ -74,6 +74,8 @@ fn a_malformed_duration_is_a_usage_error() {
     }
 }
 
+/// kube-proxy's API-server flags parse, but that source is not built yet:
+/// exit 2, pointing at `--manifests`.
 #[test]
 fn run_names_the_api_server_source_as_not_built_and_exits_2() {
     for flags in [["--kubeconfig", "/nonexistent/kubeconfig"], ["--master", "http://127.0.0.1:1"]] {
@@ -87,6 +89,9 @@ fn run_names_the_api_server_source_as_not_built_and_exits_2() {
     }
 }
 
+/// `--min-sync-period` is read as a duration even without the admin
+/// flags (every duration flag, every malformed form:
+/// `a_malformed_duration_is_a_usage_error`).
 #[test]
 fn run_checks_min_sync_period_as_a_duration() {
     let out = support::run(["run", "--manifests", "config/demo", "--min-sync-period", "2x"]);

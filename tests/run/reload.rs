@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use crate::support::manifests::{weighty_service, write_by_rename, write_in_place};
 use crate::support::net::{addr, fresh_ip, refuses};
 use crate::support::proxy::Proxy;
 use crate::support::tagged::{
     Conn, Named, PORT, assert_all_reach, service_of, visit, visit_expecting, wait_reaching,
 };
-use parking_lot::Mutex;
 
 /// The promise: a change reaches new connections within this.
 const APPLY: Duration = Duration::from_secs(1);
