@@ -1,10 +1,10 @@
 //! Helpers shared by the black-box tests: run the real `svcproxy` binary
 //! under a deadline, and read the table `svcproxy check` prints.
 //!
-//! Every test binary declares `mod support;` once (`tests/*/main.rs` with
-//! `#[path = "../support/mod.rs"]`); each uses only a part (hence
-//! `dead_code`), and `pub` here means "for the test files" (hence
-//! `unreachable_pub`). A helper that cannot do its job fails the
+//! Every test binary declares `mod support;` once (tests/demo.rs as is,
+//! each `tests/*/main.rs` with `#[path = "../support/mod.rs"]`); each uses
+//! only a part (hence `dead_code`), and `pub` here means "for the test
+//! files" (hence `unreachable_pub`). A helper that cannot do its job fails the
 //! test, as `expect` in a test does.
 #![allow(dead_code, unreachable_pub, clippy::expect_used)]
 
