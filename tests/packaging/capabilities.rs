@@ -3,7 +3,9 @@
 //! port 80 and binds a ClusterIP that is not a local address (IP_FREEBIND
 //! needs no CAP_NET_ADMIN); without it, port 80 cannot be bound.
 //!
-//! Needs root (to change user) and setpriv; skipped otherwise.
+//! Needs setpriv (the test fails without it) and root, to change user:
+//! not run as root, or when the unprivileged user cannot run the binary
+//! (a target dir under a private home), it is skipped with a `note:`.
 
 use std::fs::{self, File};
 use std::io;
@@ -17,9 +19,11 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{endpoint_slice, ipv4, simple_service};
 use crate::support::net;
-use crate::support::proxy::{self, READY};
-use crate::{read, support, tool};
+use crate::support::proxy::READY;
+use crate::support::tools;
+use crate::{read, support};
 
 /// A Service's ClusterIP that is not a local address (TEST-NET-2,
 /// RFC 5737): only ever bound, never sent to.
@@ -124,13 +128,11 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// setpriv, when this test can use it: root, and the binary runnable by
-/// the unprivileged user (a target dir under a private home may not be).
+/// setpriv (failing the test when it is not installed), when this test
+/// can use it: root, and the binary runnable by the unprivileged user (a
+/// target dir under a private home may not be).
 fn setpriv() -> Option<PathBuf> {
-    let Some(setpriv) = tool("setpriv") else {
-        eprintln!("note: setpriv is not installed: capabilities not exercised");
-        return None;
-    };
+    let setpriv = tools::setpriv();
     if !is_root() {
         eprintln!("note: not root, cannot change user: capabilities not exercised");
         return None;
@@ -158,9 +160,9 @@ fn cap_net_bind_service_alone_serves_low_ports_and_non_local_cluster_ips() {
     let local_ip = net::fresh_ip();
     let slice = |service: &str| {
         let name = format!("{service}-1");
-        proxy::endpoint_slice(&name, service, "tcp", pod.port(), &[proxy::ipv4(pod.addr)])
+        endpoint_slice(&name, service, "tcp", pod.port(), &[ipv4(pod.addr)])
     };
-    let manifests = proxy::simple_service("low", local_ip, 80, false)
+    let manifests = simple_service("low", local_ip, 80, false)
         + &slice("low")
         + &format!(
             "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: far\n  namespace: default\n\

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
@@ -18,9 +17,11 @@ use serde_json::Value;
 
 use crate::support::admin::{self, Admin};
 use crate::support::endpoint::Endpoint;
+use crate::support::manifests::{endpoint_slice, ipv4, simple_service};
 use crate::support::net;
-use crate::support::proxy::{self, Proxy};
-use crate::{DEFAULT_DRAIN_TIMEOUT, EXPORTED, HISTOGRAMS, docker, read, run_tool, shown, tool};
+use crate::support::proxy::Proxy;
+use crate::support::tools::{promtool_check_metrics, shown};
+use crate::{DEFAULT_DRAIN_TIMEOUT, EXPORTED, HISTOGRAMS, docker, read};
 
 /// The objects of `docker/daemonset.yaml`, one of each kind.
 struct Objects {
@@ -354,8 +355,8 @@ fn svcproxy_runs_with_the_daemonsets_flags_and_exports_known_metrics() {
     let pod = Endpoint::name(net::fresh_ip(), "hello");
     let cluster_ip = net::fresh_ip();
     let frontend = net::addr(cluster_ip, 9000);
-    let manifests = proxy::simple_service("hello", cluster_ip, 9000, false)
-        + &proxy::endpoint_slice("hello-1", "hello", "tcp", pod.port(), &[proxy::ipv4(pod.addr)]);
+    let manifests = simple_service("hello", cluster_ip, 9000, false)
+        + &endpoint_slice("hello-1", "hello", "tcp", pod.port(), &[ipv4(pod.addr)]);
     let (mut proxy, answer) = Proxy::serving(&manifests, &extra, || net::fetch(frontend));
     assert_eq!(answer, "hello");
     // Some traffic on record, for the per-Service families.
@@ -367,17 +368,12 @@ fn svcproxy_runs_with_the_daemonsets_flags_and_exports_known_metrics() {
     assert_probe_paths_answer(admin, &proxy);
     let body = admin.metrics().unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
     assert_known_families(&body);
-    match tool("promtool") {
-        Some(promtool) => {
-            let output = run_tool(Command::new(promtool).args(["check", "metrics"]), &body);
-            assert!(
-                output.status.success(),
-                "promtool check metrics rejects /metrics {}\n--- body:\n{body}",
-                shown(&output)
-            );
-        }
-        None => eprintln!("note: promtool is not installed: /metrics not linted"),
-    }
+    let output = promtool_check_metrics(&body);
+    assert!(
+        output.status.success(),
+        "promtool check metrics rejects /metrics {}\n--- body:\n{body}",
+        shown(&output)
+    );
     proxy.assert_running();
 }
 

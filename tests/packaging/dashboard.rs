@@ -8,7 +8,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{EXPORTED, HISTOGRAMS, docker, read, run_tool, shown, tool};
+use crate::support::tools::{self, run_tool, shown};
+use crate::{EXPORTED, HISTOGRAMS, docker, read};
 
 /// What the dashboard must show (issue 5, point 6): some panel queries
 /// each of these families.
@@ -206,10 +207,7 @@ fn assert_panel_queries(id: u64, panel: &Value) {
 /// expression becomes a recording rule for `promtool check rules`.
 #[test]
 fn dashboard_promql_parses() {
-    let Some(promtool) = tool("promtool") else {
-        eprintln!("note: promtool is not installed: the dashboard's PromQL is not parsed");
-        return;
-    };
+    let promtool = tools::promtool();
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     let mut count = 0;
     for query in queries(&dashboard()) {

@@ -1,7 +1,7 @@
 //! `docker/Dockerfile` (and its ignore file) and `docker/svcproxy.service`:
 //! they build and run the binary the rest of the packaging expects, with
 //! flags `svcproxy run` knows. Docker is not run; the unit is verified by
-//! `systemd-analyze` where installed.
+//! `systemd-analyze`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support;
-use crate::{DEFAULT_DRAIN_TIMEOUT, INSTALLED_BIN, docker, read, run_tool, shown, tool};
+use crate::support::tools::{self, run_tool, shown};
+use crate::{DEFAULT_DRAIN_TIMEOUT, INSTALLED_BIN, docker, read};
 
 /// One Dockerfile instruction: `(INSTRUCTION, arguments)`.
 type Instruction = (String, String);
@@ -235,10 +236,7 @@ fn systemd_unit_runs_drains_and_reloads_svcproxy() {
 /// `systemd-analyze verify`, which also checks that ExecStart's program
 /// exists: on a copy pointing at the build.
 fn verify_unit() {
-    let Some(analyze) = tool("systemd-analyze") else {
-        eprintln!("note: systemd-analyze is not installed: the unit is not verified");
-        return;
-    };
+    let analyze = tools::systemd_analyze();
     let dir = tempfile::tempdir().expect("temp dir");
     let copy = dir.path().join("svcproxy.service");
     let text = read(&docker("svcproxy.service"))

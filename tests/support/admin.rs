@@ -1,11 +1,14 @@
 //! The admin side of a running proxy: its `/healthz` and `/metrics`
 //! addresses (read from the startup log line), plain HTTP/1.1 GETs to
 //! them, Prometheus samples out of the text exposition, the
-//! `/debug/routes` JSON, and the RFC 3339 times of a health body.
+//! `/debug/routes` JSON, and the RFC 3339 times of a health body with the
+//! time they are compared with.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -58,6 +61,31 @@ impl Admin {
 /// `GET path` over HTTP/1.1 with `Connection: close`: the status code and
 /// the body (the admin servers answer with a Content-Length, then close).
 pub fn get(to: SocketAddr, path: &str) -> io::Result<(u16, String)> {
+    let (head, body) = exchange(to, path)?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no status line in {head:?}")))?;
+    Ok((status, body))
+}
+
+/// `GET path` on `to`: the status line, the headers (names lower-cased)
+/// and the body; panics unless it answers.
+pub fn get_with_headers(to: SocketAddr, path: &str) -> (String, BTreeMap<String, String>, String) {
+    let (head, body) = exchange(to, path).unwrap_or_else(|e| panic!("GET {path} from {to}: {e}"));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_owned();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
+}
+
+/// One `GET path` with `Connection: close`: the answer's head and body.
+fn exchange(to: SocketAddr, path: &str) -> io::Result<(String, String)> {
     let mut stream = net::connect(to)?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes())?;
@@ -65,13 +93,7 @@ pub fn get(to: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     let (head, body) = answer
         .split_once("\r\n\r\n")
         .ok_or_else(|| io::Error::other(format!("not an HTTP answer: {answer:?}")))?;
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("no status line in {head:?}")))?;
-    Ok((status, body.to_owned()))
+    Ok((head.to_owned(), body.to_owned()))
 }
 
 /// The value of the sample line `SERIES VALUE` in a text exposition.
@@ -93,6 +115,12 @@ pub fn routes(admin: &Admin) -> Value {
     assert_eq!(status, 200, "/debug/routes answered {status}: {body}");
     serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("/debug/routes is not JSON ({e}): {body}"))
+}
+
+/// Now, in seconds since the Unix epoch: what the times of a health body
+/// or of a metric are compared with.
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs_f64()
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 date-time

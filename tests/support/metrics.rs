@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::manifests::{Port, pod_at, service};
 use super::net::{self, addr, fresh_ip};
 use super::prom::Exposition;
-use super::proxy::{Port, Proxy, pod_at, service};
+use super::proxy::Proxy;
 
 pub const CONNECTIONS: &str = "svcproxy_connections_total";
 pub const ACTIVE: &str = "svcproxy_connections_active";

@@ -1,9 +1,10 @@
 //! Helpers shared by the black-box tests: run the real `svcproxy` binary
 //! under a deadline, and read the table `svcproxy check` prints.
 //!
-//! Every test file that needs them declares `mod support;`; each uses only a
-//! part (hence `dead_code`), and `pub` here means "for the test files"
-//! (hence `unreachable_pub`). A helper that cannot do its job fails the
+//! Every test binary declares `mod support;` once (tests/demo.rs as is,
+//! each `tests/*/main.rs` with `#[path = "../support/mod.rs"]`); each uses
+//! only a part (hence `dead_code`), and `pub` here means "for the test
+//! files" (hence `unreachable_pub`). A helper that cannot do its job fails the
 //! test, as `expect` in a test does.
 #![allow(dead_code, unreachable_pub, clippy::expect_used)]
 
@@ -206,18 +207,14 @@ fn join(reader: JoinHandle<String>) -> String {
 }
 
 /// Runs `svcproxy check ARGS...` under GNU time to read its peak resident
-/// memory in KiB. `None` for the peak when `/usr/bin/time` is not installed.
-pub fn check_with_peak_rss<I, S>(args: I) -> (Output, Option<u64>)
+/// memory, in KiB (fails the test when GNU time is not installed).
+pub fn check_with_peak_rss<I, S>(args: I) -> (Output, u64)
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let time = Path::new("/usr/bin/time");
-    if !time.exists() {
-        return (check(args), None);
-    }
-    let report = tempfile::NamedTempFile::new().expect("temp file for /usr/bin/time");
-    let mut cmd = Command::new(time);
+    let report = tempfile::NamedTempFile::new().expect("temp file for GNU time");
+    let mut cmd = Command::new(tools::gnu_time());
     cmd.current_dir(root()).env_remove("RUST_LOG").stdin(Stdio::null());
     cmd.arg("-f").arg("%M").arg("-o").arg(report.path()).arg(bin()).arg("check").args(args);
     let output = run_command(cmd, DEADLINE);
@@ -225,6 +222,7 @@ where
     // GNU time writes "Command exited with non-zero status N" before the
     // figure when the command fails: the figure is the last line.
     let peak = text.lines().rev().find_map(|l| l.trim().parse::<u64>().ok());
+    let peak = peak.unwrap_or_else(|| panic!("no peak memory from GNU time: {text:?}\n{output}"));
     (output, peak)
 }
 
@@ -390,9 +388,11 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
 pub mod admin;
 pub mod cluster_ip;
 pub mod endpoint;
+pub mod manifests;
 pub mod metrics;
 pub mod net;
 pub mod prom;
 pub mod proxy;
 pub mod semantics;
 pub mod tagged;
+pub mod tools;

@@ -61,6 +61,15 @@ pub fn addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(ip, port))
 }
 
+/// A NodePort (30000–32767) that no concurrent test picks: derived from a
+/// fresh address, so two tests almost never share one, and a shared one is
+/// harmless anyway since each test binds it on a node address of its own.
+pub fn fresh_node_port() -> u16 {
+    let [_, b, c, d] = fresh_ip().octets();
+    let n = (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d);
+    30_000 + (n % 2_768) as u16
+}
+
 /// Puts the test's timeouts on a connected stream.
 pub fn bounded(stream: TcpStream) -> io::Result<TcpStream> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;

@@ -9,8 +9,9 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use super::endpoint::{Ending, Endpoint};
+use super::manifests::service_of;
 use super::net::{self, connect, fetch, fresh_ip, read_to_end};
-use super::proxy::{Proxy, service_of};
+use super::proxy::Proxy;
 
 /// The client half-closes; the endpoint answers only once it has read EOF,
 /// so the reply proves the FIN went through while the way back stayed open.

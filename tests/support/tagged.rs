@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
+use super::manifests::{pod_at, simple_service};
 use super::net::{self, Pattern, fresh_ip};
-use super::proxy::{pod_at, simple_service};
 
 /// The ServicePort of every Service [`service_of`] writes.
 pub const PORT: u16 = 8080;

@@ -1,0 +1,25 @@
+//! `svcproxy check`, black-box: the real binary on fixtures, on the shipped
+//! examples and on generated inputs; its exit code, its table on stdout,
+//! its error and note lines on stderr. One file per subject:
+//!
+//! - `valid`, `invalid`: tests/fixtures/valid and tests/fixtures/invalid;
+//! - `partial`: one bad input rejected alone, the rest still listed;
+//! - `config`: every manifest under config/;
+//! - `limits`: hostile sizes and counts, within time and memory budgets;
+//! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
+//! - `cli`: usage errors.
+//!
+//! One test binary (`cargo test --test check`): each `tests/*.rs` or
+//! `tests/*/main.rs` links on its own, so fewer of them build faster.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod allocation;
+mod cli;
+mod config;
+mod invalid;
+mod limits;
+mod partial;
+mod valid;

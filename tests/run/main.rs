@@ -1,0 +1,33 @@
+//! `svcproxy run`, black-box: the real binary serving real endpoints on
+//! loopback addresses of each test's own (`support::net::fresh_ip`), every
+//! wait under a deadline. One file per subject:
+//!
+//! - `cli`: flags, their defaults and usage errors, logging;
+//! - `basic`: every kind of Frontend served;
+//! - `balance`: round robin and ClientIP affinity;
+//! - `faults`: no endpoints, refusing or silent endpoints, ports taken;
+//! - `limits`: out of file descriptors;
+//! - `sockets`: SO_REUSEADDR, never SO_REUSEPORT;
+//! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
+//!   `--splice` mode;
+//! - `reload`: hot swap of changed manifests under live connections;
+//! - `signals`: SIGTERM's drain, SIGINT, SIGHUP.
+//!
+//! One test binary (`cargo test --test run`): its tests run on parallel
+//! threads, which the fresh addresses keep apart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod balance;
+mod basic;
+mod cli;
+mod faults;
+mod limits;
+mod reload;
+mod signals;
+mod sockets;
+mod splice;
+mod stream;
+mod tcp;
