@@ -17,16 +17,6 @@ use crate::source::LastGood;
 use crate::source::files::{self, Files};
 use crate::table::Snapshot;
 
-/// The objects the first model of a build rejected or replaced.
-struct Rejected<'a> {
-    /// Rejected by the model, or not decoded from their file.
-    keys: FxHashSet<ObjectKey>,
-    /// ...of which the model rejected these.
-    invalid: FxHashSet<ObjectKey>,
-    /// The versions the update rule patched.
-    patched: &'a [Object],
-}
-
 // === impl State ===
 
 impl State {
@@ -76,39 +66,33 @@ impl State {
         let current = files.objects().filter(|o| !replaced.contains(o.key()));
         let model = Model::rebuild(current.chain(patched), &self.options, &mut self.memo);
         let invalid = keys(&model);
-        let mut keys = invalid.clone();
-        keys.extend(errors.iter().filter_map(|e| e.key().cloned()));
-        let rejected = Rejected { keys, invalid, patched };
-        let fallback = if rejected.keys.is_empty() {
-            Vec::new()
-        } else {
-            self.last_good.get(rejected.keys.iter())
-        };
-        if fallback.is_empty() {
-            let Rejected { keys, invalid, patched } = rejected;
-            let served = served(patched, &keys);
-            let mut replaced: FxHashSet<ObjectKey> =
-                served.iter().map(|o| o.key().clone()).collect();
-            replaced.extend(invalid);
-            return (model, LastGood::new(files.lists(), replaced, served));
+        let mut rejected = invalid.clone();
+        rejected.extend(errors.iter().filter_map(|e| e.key().cloned()));
+        let fallback =
+            if rejected.is_empty() { Vec::new() } else { self.last_good.get(rejected.iter()) };
+        if !fallback.is_empty() {
+            return self.retry(files, model, rejected, patched, fallback);
         }
-        self.retry(files, model, rejected, fallback)
+        let served = served(patched, &rejected);
+        let mut replaced: FxHashSet<ObjectKey> = served.iter().map(|o| o.key().clone()).collect();
+        replaced.extend(invalid);
+        (model, LastGood::new(files.lists(), replaced, served))
     }
 
-    /// The model again, with the last valid version of each rejected
-    /// object that has one.
+    /// The model again, `rejected` objects replaced by their last valid
+    /// version (`fallback`).
     fn retry(
         &mut self,
         files: &Files,
         first: Model,
-        rejected: Rejected<'_>,
+        mut rejected: FxHashSet<ObjectKey>,
+        patched: &[Object],
         fallback: Vec<Object>,
     ) -> (Model, LastGood) {
         for object in &fallback {
             let (origin, key) = (&object.origin, object.key());
             warn!(file = %origin, object = %key, "invalid now: keeping its last valid version in service");
         }
-        let Rejected { keys: mut rejected, patched, .. } = rejected;
         let served = served(patched, &rejected);
         let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
         let current =
