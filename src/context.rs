@@ -3,7 +3,6 @@
 //! the node's health. Built once by the daemon; every stage below it reads
 //! it, only the control loop publishes into it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -28,7 +27,7 @@ pub struct Context {
     pub tracker: Tracker,
     pub metrics: Metrics,
     /// What `/healthz` and the health check ports report.
-    pub health: Arc<Health>,
+    pub health: Health,
 }
 
 /// When a TCP direction switches from copying to splicing (`--splice`).
@@ -54,7 +53,7 @@ impl Context {
             connect_timeout,
             splice,
             tracker: Tracker::default(),
-            health: Arc::default(),
+            health: Health::default(),
             metrics: Metrics::new()?,
         })
     }

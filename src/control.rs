@@ -119,7 +119,9 @@ impl Control {
     /// Reads every source, builds a whole new state off the data path (on
     /// the blocking pool: parsing a large manifest set must not stall a
     /// runtime worker that carries connections) and commits it. A build
-    /// that panics commits nothing and is counted as a failed reload.
+    /// that panics commits nothing and is counted as a failed reload (what
+    /// it logged before the panic, such as an object's last good version
+    /// kept, stays logged).
     pub async fn publish(&mut self, ctx: &Arc<Context>) -> Result<Outcome, Error> {
         let mut state = self.state.take().ok_or(Error::Gone)?;
         let task_ctx = ctx.clone();
@@ -129,11 +131,12 @@ impl Control {
             (state, built)
         })
         .await
-        .map_err(|e| Error::Panicked(e.to_string()))?;
-        self.state = Some(state);
+        // Not a panic of the build (that is caught): the runtime is going.
+        .map_err(|_| Error::Gone)?;
         match built {
-            Ok(built) => Ok(self.commit(built, ctx)),
+            Ok(built) => Ok(self.commit(state, built, ctx)),
             Err(cause) => {
+                self.state = Some(state);
                 let cause = message(&*cause);
                 error!(%cause, "routing table rebuild failed: nothing changed");
                 ctx.metrics.config_reloads.with_label_values(&["failure"]).inc();
@@ -142,25 +145,25 @@ impl Control {
         }
     }
 
-    /// Commits `built`: the state it read, the Snapshot published with one
-    /// store, the metric series and listeners of Snapshots gone dropped.
-    /// Nothing here fails.
-    fn commit(&mut self, built: Built, ctx: &Arc<Context>) -> Outcome {
+    /// Commits `built` over `state`: the state it read, the Snapshot
+    /// published with one store, its metric series exported and those of
+    /// Snapshots gone dropped, listeners bound for its new frontends and
+    /// closed for those gone. Nothing here fails.
+    fn commit(&mut self, mut state: State, built: Built, ctx: &Arc<Context>) -> Outcome {
         let Built { files, last_good, update_rule, snapshot, in_use, errors, invalid, started } =
             built;
-        if let Some(state) = &mut self.state {
-            state.files = files;
-            state.last_good = last_good;
-            state.update_rule = update_rule;
-        }
+        state.files = files;
+        state.last_good = last_good;
+        state.update_rule = update_rule;
+        self.state = Some(state);
         let previous = ctx.table.swap(snapshot.clone());
         ctx.metrics.retain(in_use);
+        record(&ctx.metrics, &snapshot, invalid, started);
         self.listeners.reconcile(&snapshot, ctx);
         ctx.balancer.retain_endpoints(&snapshot);
         for message in errors.iter().chain(&snapshot.conflicts) {
             warn!("{message}");
         }
-        record(&ctx.metrics, &snapshot, invalid, started);
         info!(
             generation = snapshot.generation,
             services = snapshot.services.len(),

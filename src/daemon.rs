@@ -59,7 +59,8 @@ pub enum Error {
     Watch(#[from] watch::Error),
     #[error(transparent)]
     Metrics(#[from] metrics::Error),
-    /// The first rebuild failed: there is nothing to serve.
+    /// The first rebuild failed (there is nothing to serve), or the
+    /// control loop cannot go on.
     #[error(transparent)]
     Rebuild(#[from] control::Error),
 }
@@ -143,22 +144,23 @@ impl Daemon {
         }
     }
 
-    /// One rebuild and publish once the pace allows it, taking every change
-    /// seen until then, unless SIGTERM or SIGINT comes first: they cut a
-    /// running rebuild short (a first build of a large manifest set must
-    /// not hold the exit); it then goes on alone on the blocking pool and
-    /// nothing waits for it. A failed rebuild is fatal only when nothing
-    /// was ever published.
+    /// One rebuild and publish once the pace allows it and the burst of file
+    /// changes settled, taking every change seen until then, unless SIGTERM
+    /// or SIGINT comes first: they cut a running rebuild short (a first
+    /// build of a large manifest set must not hold the exit); it then goes
+    /// on alone on the blocking pool and nothing waits for it. A rebuild
+    /// that panicked is fatal only when nothing was ever published; a
+    /// control loop that lost its state is fatal.
     async fn publish(&mut self) -> Result<Option<Stop>, Error> {
         let Self { control, ctx, watch, pace, signals } = self;
         let rebuild = async {
             pace.wait().await;
-            watch.absorb();
+            watch.settle().await;
             match control.publish(ctx).await {
                 Ok(_) => ctx.health.published(),
-                Err(e) if ctx.table.load().generation == 0 => return Err(Error::Rebuild(e)),
                 // Logged and counted; the published table stays in service.
-                Err(_) => {}
+                Err(control::Error::Panicked(_)) if ctx.table.load().generation > 0 => {}
+                Err(e) => return Err(Error::Rebuild(e)),
             }
             Ok(())
         };

@@ -150,14 +150,6 @@ pub fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Objec
 // === impl Origin ===
 
 impl Origin {
-    /// The file the object was read from.
-    pub fn file(&self) -> Option<&Path> {
-        match self {
-            Origin::File { file, .. } => Some(file),
-            Origin::Api => None,
-        }
-    }
-
     /// Where the field at `path` was read (the object's own line when the
     /// field was not written).
     pub fn locate(&self, path: &FieldPath) -> Location {

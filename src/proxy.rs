@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustix::io::Errno;
 use tokio::net::TcpStream;
 
 use crate::context::Context;
@@ -41,7 +42,8 @@ pub struct Conn {
 pub enum Side {
     /// The client: it reset, or vanished.
     Client,
-    /// The endpoint: it refused, timed out, reset or was unreachable.
+    /// The endpoint: it refused, timed out, reset or was unreachable, or
+    /// the Route has none to try.
     Endpoint,
     /// This proxy ran short of something (descriptors, ports, memory).
     Proxy,
@@ -58,9 +60,10 @@ pub enum Error {
     Io { side: Side, source: io::Error },
 }
 
-/// Serves `conn` on a task of its own. The frontend's Route is read once,
-/// here: the connection keeps it whatever Snapshot is published later. A
-/// frontend that vanished between accept and now resets the client.
+/// Serves `conn`: the frontend's Route is read once, here, and the
+/// connection served on a task of its own keeps it whatever Snapshot is
+/// published later. A frontend that vanished between accept and now resets
+/// the client at once.
 pub fn serve(conn: Conn, ctx: &Arc<Context>) {
     let table = ctx.table.load();
     if let Some(route) = table.route(&conn.frontend) {
@@ -83,7 +86,7 @@ pub fn serve(conn: Conn, ctx: &Arc<Context>) {
 /// after), on both sockets of a connection: a peer that vanished without
 /// FIN or RST does not hold the connection forever. Client sockets inherit
 /// it from their listener, endpoint sockets get it before they connect.
-pub fn keepalive() -> socket2::TcpKeepalive {
+pub(crate) fn keepalive() -> socket2::TcpKeepalive {
     socket2::TcpKeepalive::new().with_time(Duration::from_secs(60))
 }
 
@@ -102,6 +105,16 @@ impl Side {
 impl fmt::Display for Side {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Whose fault a failed read or write was: `peer`'s, unless this proxy ran
+/// short of memory or descriptors.
+fn fault(peer: Side, e: &io::Error) -> Side {
+    const SHORT: [Errno; 4] = [Errno::NOMEM, Errno::NOBUFS, Errno::MFILE, Errno::NFILE];
+    match Errno::from_io_error(e) {
+        Some(errno) if SHORT.contains(&errno) => Side::Proxy,
+        _ => peer,
     }
 }
 

@@ -69,15 +69,16 @@ pub struct Route {
     pub affinity: Option<Duration>,
     /// Round-robin position, shared by every Route of one ServicePort (its
     /// ClusterIP, NodePort and external frontends) and carried from one
-    /// Snapshot to the next while the port exists; the only mutable part.
+    /// Snapshot to the next while the port keeps one of its frontends; the
+    /// only mutable part.
     pub cursor: Arc<Cursor>,
     /// The Service port's metric children, resolved at build time.
     pub stats: Arc<PortStats>,
 }
 
 /// A round-robin counter shared by every connection of one ServicePort. A
-/// new Snapshot carries it on while the port exists, so a reload does not
-/// send the next connections to the first endpoint again.
+/// new Snapshot carries it on while the port keeps a frontend, so a reload
+/// does not send the next connections to the first endpoint again.
 #[derive(Debug, Default)]
 pub struct Cursor(AtomicUsize);
 
@@ -180,14 +181,14 @@ impl Mode {
     /// HTTP for appProtocol `http`, `h2c`, `kubernetes.io/h2c`, `grpc`, or a
     /// port named `http`, `http-*`, `grpc`, `grpc-*`, `h2c`.
     pub fn of(port: &ServicePort) -> Self {
-        let by_app = port.app_protocol.as_deref().is_some_and(|a| {
+        let by_app_protocol = port.app_protocol.as_deref().is_some_and(|a| {
             matches!(a, "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http")
         });
         let name = &*port.name;
         let by_name = matches!(name, "http" | "grpc" | "h2c")
             || name.starts_with("http-")
             || name.starts_with("grpc-");
-        if by_app || by_name { Mode::Http } else { Mode::Tcp }
+        if by_app_protocol || by_name { Mode::Http } else { Mode::Tcp }
     }
 }
 

@@ -35,7 +35,8 @@ impl State {
         messages.extend(model.errors.iter().map(ToString::to_string));
         let in_use = ctx.metrics.begin();
         let (ips, node) = (&self.node_ips, &self.options.node_name);
-        let previous = ctx.table.load();
+        // Held for the whole build: an `Arc`, not a guard.
+        let previous = ctx.table.load_full();
         let counting = Some((&ctx.metrics, &in_use));
         let snapshot = Arc::new(Snapshot::build(model, &previous, ips, node, counting));
         #[cfg(test)]
@@ -91,7 +92,7 @@ impl State {
     ) -> (Model, LastGood) {
         for object in &fallback {
             let (origin, key) = (&object.origin, object.key());
-            warn!(file = %origin, object = %key, "invalid now: keeping its last valid version in service");
+            warn!(%origin, object = %key, "invalid now: keeping its last valid version in service");
         }
         let served = served(patched, &rejected);
         let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
@@ -123,7 +124,7 @@ fn warn_patched(patched: &[Object]) {
     for object in patched {
         let (origin, key) = (&object.origin, object.key());
         warn!(
-            file = %origin,
+            %origin,
             object = %key,
             "nodePorts or healthCheckNodePort its spec no longer needs are dropped, as an API \
              update drops them; remove them from the file: `svcproxy check` and a restart \

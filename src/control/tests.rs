@@ -9,7 +9,8 @@ use super::*;
 use crate::context::Splice;
 use crate::table::{Frontend, Snapshot};
 
-/// A Service `name` on the ClusterIP `ip` and a port free there now.
+/// A Service `name` on the ClusterIP `ip` and a port free there now (the
+/// unit tests' only listeners, on addresses of their own).
 fn write_service(dir: &Path, name: &str, ip: Ipv4Addr) -> Frontend {
     let port = TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
     let text = format!(
@@ -35,14 +36,14 @@ fn failures(ctx: &Context) -> u64 {
 #[tokio::test]
 async fn a_build_that_panics_commits_nothing_and_the_next_change_is_tried_again() {
     let dir = tempfile::tempdir().unwrap();
-    let web = write_service(dir.path(), "web", Ipv4Addr::new(127, 0, 0, 1));
+    let web = write_service(dir.path(), "web", Ipv4Addr::new(127, 77, 0, 1));
     let ctx = Arc::new(Context::new(Duration::from_secs(1), Splice::Auto).unwrap());
     let files = Files::new(vec![dir.path().to_owned()]);
     let mut control = Control::new(files, options(), vec![Ipv4Addr::UNSPECIFIED.into()]);
     let first = control.publish(&ctx).await.unwrap().snapshot;
     assert_eq!((first.generation, first.frontends()), (1, vec![web]));
 
-    let api = write_service(dir.path(), "api", Ipv4Addr::new(127, 0, 0, 2));
+    let api = write_service(dir.path(), "api", Ipv4Addr::new(127, 77, 0, 2));
     control.inject_fault(true);
     let error = control.publish(&ctx).await.unwrap_err();
     assert!(matches!(&error, Error::Panicked(cause) if cause.contains("fault")), "{error}");
@@ -52,6 +53,8 @@ async fn a_build_that_panics_commits_nothing_and_the_next_change_is_tried_again(
     let state = control.state.as_ref().unwrap();
     assert_eq!(state.files.objects().count(), 1, "the failed read is not committed");
     assert_eq!(failures(&ctx), 1, "the failure is counted");
+    let api_series = "service=\"api\"";
+    assert!(!ctx.metrics.render().contains(api_series), "a dropped build exports nothing");
 
     control.inject_fault(false);
     let next = control.publish(&ctx).await.unwrap().snapshot;
@@ -62,12 +65,13 @@ async fn a_build_that_panics_commits_nothing_and_the_next_change_is_tried_again(
     assert!(Arc::ptr_eq(&ctx.table.load_full(), &next));
     assert_eq!(control.listeners.len(), 2);
     assert_eq!(failures(&ctx), 1);
+    assert!(ctx.metrics.render().contains(api_series));
 }
 
 #[tokio::test]
 async fn a_first_build_that_panics_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    write_service(dir.path(), "web", Ipv4Addr::new(127, 0, 0, 1));
+    write_service(dir.path(), "web", Ipv4Addr::new(127, 77, 0, 1));
     let ctx = Arc::new(Context::new(Duration::from_secs(1), Splice::Auto).unwrap());
     let files = Files::new(vec![dir.path().to_owned()]);
     let mut control = Control::new(files, options(), vec![Ipv4Addr::UNSPECIFIED.into()]);

@@ -72,6 +72,9 @@ pub struct PortStats {
     seen: AtomicU64,
     /// How many of `endpoints` that build used so far.
     endpoints_seen: AtomicUsize,
+    /// The build that made it: exported once a build at least as late is
+    /// committed, so a build that is dropped exports nothing of its own.
+    born: u64,
 }
 
 /// One endpoint's traffic under one Service port.
@@ -82,6 +85,8 @@ pub struct EndpointStats {
     errors: [Counter; ConnectError::ALL.len()],
     /// The last build that used this endpoint.
     seen: AtomicU64,
+    /// The build that made it (see [`PortStats`]).
+    born: u64,
 }
 
 /// Every live port, by key.
@@ -89,6 +94,8 @@ pub struct EndpointStats {
 pub(super) struct Traffic {
     ports: Mutex<FxHashMap<PortKey, Arc<PortStats>>>,
     builds: AtomicU64,
+    /// The last build committed ([`Traffic::retain`]).
+    committed: AtomicU64,
 }
 
 /// One Snapshot build: the ports and endpoints it touches are stamped with
@@ -160,6 +167,7 @@ impl PortStats {
             endpoints: Mutex::default(),
             seen: AtomicU64::new(0),
             endpoints_seen: AtomicUsize::new(0),
+            born: 0,
         }
     }
 
@@ -194,8 +202,9 @@ impl Traffic {
     ) -> Arc<PortStats> {
         let key = PortKey { service: service.clone(), port: port.clone() };
         let mut ports = self.ports.lock();
-        let stats =
-            ports.entry(key).or_insert_with_key(|key| Arc::new(PortStats::new(key.clone())));
+        let stats = ports.entry(key).or_insert_with_key(|key| {
+            Arc::new(PortStats { born: in_use.build, ..PortStats::new(key.clone()) })
+        });
         if stats.seen.swap(in_use.build, Ordering::Relaxed) != in_use.build {
             in_use.ports.fetch_add(1, Ordering::Relaxed);
             stats.endpoints_seen.store(0, Ordering::Relaxed);
@@ -213,7 +222,9 @@ impl Traffic {
     ) -> T {
         let mut endpoints = port.endpoints.lock();
         with(&mut |addr| {
-            let stats = endpoints.entry(addr).or_default();
+            let stats = endpoints.entry(addr).or_insert_with(|| {
+                Arc::new(EndpointStats { born: in_use.build, ..Default::default() })
+            });
             if stats.seen.swap(in_use.build, Ordering::Relaxed) != in_use.build {
                 port.endpoints_seen.fetch_add(1, Ordering::Relaxed);
             }
@@ -221,8 +232,9 @@ impl Traffic {
         })
     }
 
-    /// Drops the ports and endpoints `in_use` did not stamp; a map whose
-    /// every entry was stamped is left alone.
+    /// Commits the build of `in_use`: exports what it made, drops the
+    /// ports and endpoints it did not stamp (a map whose every entry was
+    /// stamped is left alone).
     pub(super) fn retain(&self, in_use: &InUse) {
         let stamped = |seen: &AtomicU64| seen.load(Ordering::Relaxed) == in_use.build;
         let mut ports = self.ports.lock();
@@ -235,12 +247,17 @@ impl Traffic {
                 endpoints.retain(|_, e| stamped(&e.seen));
             }
         }
+        self.committed.store(in_use.build, Ordering::Relaxed);
     }
 
     /// Every traffic family in Prometheus' text format, ports and endpoints
     /// in sorted order.
     pub(super) fn render(&self, out: &mut String) {
-        let mut ports: Vec<Arc<PortStats>> = self.ports.lock().values().cloned().collect();
+        let committed = self.committed.load(Ordering::Relaxed);
+        let mut ports: Vec<Arc<PortStats>> = {
+            let ports = self.ports.lock();
+            ports.values().filter(|s| s.born <= committed).cloned().collect()
+        };
         ports.sort_by(|a, b| a.key.cmp(&b.key));
         let families: [Family; 4] = [
             (CONNECTIONS, "counter", "Client connections accepted.", |s| {
@@ -262,7 +279,7 @@ impl Traffic {
         }
         render_duration(out, &ports);
         render_rejected(out, &ports);
-        render_endpoints(out, &ports);
+        render_endpoints(out, &ports, committed);
     }
 }
 
@@ -296,12 +313,15 @@ fn render_rejected(out: &mut String, ports: &[Arc<PortStats>]) {
     }
 }
 
-fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>]) {
+fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>], committed: u64) {
     let mut connections = String::new();
     let mut errors = String::new();
     for s in ports {
-        let mut endpoints: Vec<(SocketAddr, Arc<EndpointStats>)> =
-            s.endpoints.lock().iter().map(|(a, e)| (*a, e.clone())).collect();
+        let mut endpoints: Vec<(SocketAddr, Arc<EndpointStats>)> = {
+            let endpoints = s.endpoints.lock();
+            let exported = endpoints.iter().filter(|(_, e)| e.born <= committed);
+            exported.map(|(a, e)| (*a, e.clone())).collect()
+        };
         endpoints.sort_by_key(|(a, _)| *a);
         for (addr, e) in endpoints {
             let endpoint = addr.to_string();

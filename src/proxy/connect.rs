@@ -92,7 +92,7 @@ fn side(e: &io::Error) -> Side {
 
 /// A connected stream to `addr`, or why not: refused, `TimedOut` after
 /// `timeout`, or any other connect error.
-pub async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking().cloexec(),

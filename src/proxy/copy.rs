@@ -22,7 +22,7 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 use super::spare::{self, Spares};
 use super::splice;
-use super::{Error, Side};
+use super::{Error, Side, fault};
 use crate::context::Splice;
 use crate::metrics::Counter;
 
@@ -59,10 +59,9 @@ struct Ends {
 }
 
 /// Copies until both directions saw EOF (Ok) or one failed (Err, e.g. a
-/// reset, with the side that failed); the totals count what was delivered
-/// either way. `received` and
-/// `sent` (the Service port's byte counters) move as bytes are delivered, so
-/// long-lived streams show their rate.
+/// reset, with whose fault it was); the totals count what was delivered
+/// either way. `received` and `sent` (the Service port's byte counters)
+/// move as bytes are delivered, so long-lived streams show their rate.
 pub async fn both_ways(
     client: &mut TcpStream,
     endpoint: &mut TcpStream,
@@ -176,14 +175,16 @@ fn finish(to: &WriteHalf<'_>, half: &AtomicBool) -> io::Result<()> {
 }
 
 impl Ends {
-    /// Reading failed: the peer we read from reset or vanished.
+    /// Reading failed: the peer we read from reset or vanished (or this
+    /// proxy ran short).
     fn read(self) -> impl FnOnce(io::Error) -> Error {
-        move |source| Error::Io { side: self.from, source }
+        move |source| Error::Io { side: fault(self.from, &source), source }
     }
 
-    /// Writing failed: the peer we write to reset or vanished.
+    /// Writing failed: the peer we write to reset or vanished (or this
+    /// proxy ran short).
     fn write(self) -> impl FnOnce(io::Error) -> Error {
-        move |source| Error::Io { side: self.to, source }
+        move |source| Error::Io { side: fault(self.to, &source), source }
     }
 }
 

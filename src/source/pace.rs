@@ -27,7 +27,11 @@ impl Pace {
     /// Cancelled while waiting, it counts nothing.
     pub async fn wait(&mut self) {
         if let Some(last) = self.last {
-            tokio::time::sleep_until(last + self.period).await;
+            match last.checked_add(self.period) {
+                Some(next) => tokio::time::sleep_until(next).await,
+                // A period past the clock's end: no rebuild after the first.
+                None => std::future::pending().await,
+            }
         }
         self.last = Some(Instant::now());
     }

@@ -1,8 +1,9 @@
 //! Snapshot builds across rebuilds: what a new generation carries on.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use super::*;
 use crate::model::tests::model;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// A Service at 127.0.0.10:80 whose EndpointSlice lists `ips` on port 8080.
 fn manifest(ips: &[&str]) -> String {
@@ -89,11 +90,17 @@ fn a_health_check_counts_this_nodes_ready_endpoints_once_each() {
 }
 
 #[test]
-fn a_build_without_metrics_routes_the_same_and_exports_nothing() {
-    let metrics = Metrics::new().unwrap();
+fn a_build_without_metrics_routes_as_one_that_counts() {
     let text = manifest(&["127.0.1.1", "127.0.1.2"]);
     let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
-    let snapshot = Snapshot::build(model(&text), &Snapshot::default(), &node, "node-a", None);
-    assert_eq!(next_pick(&snapshot), SocketAddr::from(([127, 0, 1, 1], 8080)));
-    assert!(!metrics.render().contains("service=\"web\""));
+    let alone = Snapshot::build(model(&text), &Snapshot::default(), &node, "node-a", None);
+    let counted = build(&text, &Snapshot::default(), &Metrics::new().unwrap());
+    assert_eq!(alone.frontends(), counted.frontends());
+    for frontend in alone.frontends() {
+        let addrs = |s: &Snapshot| -> Vec<SocketAddr> {
+            s.route(&frontend).unwrap().endpoints.iter().map(|e| e.addr).collect()
+        };
+        assert_eq!(addrs(&alone), addrs(&counted));
+    }
+    assert_eq!(next_pick(&alone), SocketAddr::from(([127, 0, 1, 1], 8080)));
 }

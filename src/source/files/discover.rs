@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rustc_hash::FxHashSet;
+
 use super::Error;
 
 /// Largest manifest file read; a `kubectl get -o yaml` of 10,000 Services
@@ -12,16 +14,24 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 
-/// Every manifest file under `paths`, in a stable order: each path as given,
-/// directories walked recursively (following symlinks, as ConfigMap mounts
-/// need) for `*.yaml`, `*.yml` and `*.json`, sorted by name. Hidden entries
-/// (`..data`, `.git`) are skipped so a ConfigMap mount is read once.
+/// Every manifest file under `paths`, in a stable order and once each (a
+/// file under two of the paths given is read where it is first found):
+/// each path as given, directories walked recursively (following symlinks,
+/// as ConfigMap mounts need) for `*.yaml`, `*.yml` and `*.json`, sorted by
+/// name. Hidden entries (`..data`, `.git`) are skipped so a ConfigMap mount
+/// is read once.
 pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Error>) {
     let mut files = Vec::new();
+    let mut seen = FxHashSet::default();
     let mut errors = Vec::new();
+    let mut found = |file: PathBuf| {
+        if seen.insert(file.clone()) {
+            files.push(file);
+        }
+    };
     for path in paths {
         if path.is_file() {
-            files.push(path.clone());
+            found(path.clone());
             continue;
         }
         if !path.exists() {
@@ -35,9 +45,7 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Error>) {
             .filter_entry(|e| e.depth() == 0 || !is_hidden(e.path()));
         for entry in walk {
             match entry {
-                Ok(e) if e.file_type().is_file() && is_manifest(e.path()) => {
-                    files.push(e.into_path())
-                }
+                Ok(e) if e.file_type().is_file() && is_manifest(e.path()) => found(e.into_path()),
                 Ok(_) => {}
                 Err(e) => errors.push(Error::Walk { file: path.clone(), detail: e.to_string() }),
             }

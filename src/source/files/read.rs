@@ -10,7 +10,7 @@
 //! texts are the operator's, not an adversary's), not by its mtime, which
 //! a quick rewrite may leave unchanged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,16 +71,20 @@ impl Read {
             };
             fresh.push((file, parsed));
         }
-        for error in &errors {
-            if let Error::Missing { file: root } | Error::Walk { file: root, .. } = error {
-                // What is left of the last read under `root` was not found
-                // this time.
-                for (file, parsed) in self.files.iter().filter(|(f, _)| f.starts_with(root)) {
-                    if !fresh.iter().any(|(f, _)| f == file) {
-                        fresh.push((file.clone(), parsed.clone()));
-                    }
-                }
-            }
+        let roots = errors.iter().filter_map(|error| match error {
+            Error::Missing { file: root } | Error::Walk { file: root, .. } => Some(root),
+            _ => None,
+        });
+        let roots: Vec<&PathBuf> = roots.collect();
+        if !roots.is_empty() {
+            // What is left of the last read under those roots was not found
+            // this time.
+            let found: HashSet<&Path> = fresh.iter().map(|(f, _)| &**f).collect();
+            let left = self.files.iter().filter(|(f, _)| {
+                !found.contains(&**f) && roots.iter().any(|root| f.starts_with(root))
+            });
+            let left: Vec<(PathBuf, Parsed)> = left.cloned().collect();
+            fresh.extend(left);
         }
         (Self { files: fresh }, errors)
     }
@@ -231,5 +235,15 @@ mod tests {
         let (next, _) = files.again(&paths);
         assert_ne!(decoded(&next), first);
         assert_eq!(decoded(&files), first, "dropped: the last read still holds");
+    }
+
+    #[test]
+    fn a_file_under_two_paths_given_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web.yaml");
+        std::fs::write(&file, SERVICE).unwrap();
+        let mut files = Read::default();
+        assert!(reread(&mut files, &[dir.path().to_owned(), file]).is_empty());
+        assert_eq!(files.objects().count(), 1);
     }
 }

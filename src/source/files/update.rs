@@ -54,7 +54,7 @@ impl UpdateRule {
     pub fn apply<'a>(
         &self,
         current: impl Iterator<Item = &'a Object>,
-        good: &LastGood,
+        last_good: &LastGood,
     ) -> (Vec<Object>, Self) {
         let leftover: Vec<(&Object, Spec)> = current
             .filter_map(|o| Some((o, spec(o)?)))
@@ -67,7 +67,7 @@ impl UpdateRule {
         // everything served.
         let unseen =
             leftover.iter().map(|(o, _)| o.key()).filter(|k| !self.dropped.contains_key(*k));
-        let last = good.get(unseen);
+        let last = last_good.get(unseen);
         let mut dropped = FxHashMap::default();
         let mut patched = Vec::new();
         for (object, now) in leftover {
@@ -197,58 +197,58 @@ mod tests {
 
     #[test]
     fn a_type_changed_alone_drops_the_node_ports_and_goes_on_dropping_them() {
-        let mut updates = UpdateRule::default();
+        let mut rule = UpdateRule::default();
         let edited = node_port("ClusterIP", &[30080]);
         let good = served(vec![node_port("NodePort", &[30080])]);
-        let patched = apply(&mut updates, &edited, &good);
+        let patched = apply(&mut rule, &edited, &good);
         assert_eq!(listed(&patched), [Fields::default()]);
         // The next build: the patched version is what was served.
         let key = FxHashSet::from_iter([edited.key().clone()]);
         let good = LastGood::new(vec![Arc::new(vec![edited.clone()])], key, patched);
-        let again = apply(&mut updates, &edited, &good);
+        let again = apply(&mut rule, &edited, &good);
         assert_eq!(listed(&again), [Fields::default()]);
     }
 
     #[test]
     fn node_ports_left_are_dropped_when_each_was_the_services() {
-        let mut updates = UpdateRule::default();
+        let mut rule = UpdateRule::default();
         let good = served(vec![node_port("NodePort", &[30080, 30081])]);
         // A port removed in the same edit: the rest is a subset.
         let fewer = node_port("ClusterIP", &[30081]);
-        assert_eq!(listed(&apply(&mut updates, &fewer, &good)), [Fields::default()]);
+        assert_eq!(listed(&apply(&mut rule, &fewer, &good)), [Fields::default()]);
         // A nodePort the Service never had is a new field: rejected.
         let other = node_port("ClusterIP", &[30081, 30099]);
-        assert!(apply(&mut updates, &other, &good).is_empty());
+        assert!(apply(&mut rule, &other, &good).is_empty());
     }
 
     #[test]
     fn a_policy_changed_alone_drops_the_health_check_node_port() {
-        let mut updates = UpdateRule::default();
+        let mut rule = UpdateRule::default();
         let local = "{type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30200, \
                      ports: [{port: 80, nodePort: 30080}]}";
         let good = served(vec![service(local)]);
         let cluster = service(&local.replace("Local", "Cluster"));
-        let patched = apply(&mut updates, &cluster, &good);
+        let patched = apply(&mut rule, &cluster, &good);
         // The nodePorts stay: a LoadBalancer needs them.
         let expected = Fields { node_ports: vec![30080], health_check: None };
         assert_eq!(listed(&patched), [expected]);
         let moved = service(&local.replace("Local", "Cluster").replace("30200", "30201"));
-        assert!(apply(&mut updates, &moved, &good).is_empty());
+        assert!(apply(&mut rule, &moved, &good).is_empty());
     }
 
     #[test]
     fn a_field_changed_with_the_type_or_never_served_stays_an_error() {
-        let mut updates = UpdateRule::default();
+        let mut rule = UpdateRule::default();
         let good = served(vec![node_port("NodePort", &[30080])]);
-        assert!(apply(&mut updates, &node_port("ClusterIP", &[30081]), &good).is_empty());
+        assert!(apply(&mut rule, &node_port("ClusterIP", &[30081]), &good).is_empty());
         // As created: nothing to update.
         let fresh = LastGood::default();
-        assert!(apply(&mut updates, &node_port("ClusterIP", &[30080]), &fresh).is_empty());
+        assert!(apply(&mut rule, &node_port("ClusterIP", &[30080]), &fresh).is_empty());
         // Once the file no longer lists the field, nothing is remembered.
         let edited = node_port("ClusterIP", &[30080]);
-        assert_eq!(apply(&mut updates, &edited, &good).len(), 1);
+        assert_eq!(apply(&mut rule, &edited, &good).len(), 1);
         let plain = node_port("NodePort", &[30080]);
-        assert!(apply(&mut updates, &plain, &good).is_empty());
-        assert!(apply(&mut updates, &edited, &LastGood::default()).is_empty());
+        assert!(apply(&mut rule, &plain, &good).is_empty());
+        assert!(apply(&mut rule, &edited, &LastGood::default()).is_empty());
     }
 }

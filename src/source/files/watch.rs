@@ -31,6 +31,8 @@ pub struct Watch {
     /// Each directory given (absolute), and the identity of the directory
     /// its watch was put on: when that changes, it is watched again.
     dirs: Vec<(PathBuf, Option<Identity>)>,
+    /// A change was signalled and its burst not settled yet.
+    pending: bool,
 }
 
 /// A directory's device and inode.
@@ -64,10 +66,8 @@ impl Watch {
         let mut watcher = notify::recommended_watcher(notifier(tx, dirs.clone(), files))
             .map_err(|source| Error { path: PathBuf::new(), source })?;
         for path in &paths {
-            let (target, mode) = target(path);
-            watcher
-                .watch(&target, mode)
-                .map_err(|source| Error { path: target.clone(), source })?;
+            let (point, mode) = watch_point(path);
+            watcher.watch(&point, mode).map_err(|source| Error { path: point.clone(), source })?;
         }
         watch_parents(&mut watcher, &dirs);
         let dirs = dirs
@@ -77,33 +77,39 @@ impl Watch {
                 (d, id)
             })
             .collect();
-        Ok(Self { watcher, events, dirs })
+        Ok(Self { watcher, events, dirs, pending: false })
     }
 
-    /// Waits for a change, then for the burst it starts to settle; then
-    /// watches again each directory that was made anew.
+    /// Waits for a change. [`Self::settle`] then waits for its burst to end.
     pub async fn changed(&mut self) {
         if self.events.recv().await.is_none() {
             return std::future::pending().await;
         }
-        let deadline = Instant::now() + MAX_DELAY;
-        loop {
-            let quiet = (Instant::now() + QUIET).min(deadline);
-            tokio::select! {
-                event = self.events.recv() => if event.is_none() { break },
-                _ = tokio::time::sleep_until(quiet) => break,
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-        }
-        self.rewatch();
+        self.pending = true;
     }
 
-    /// Takes every change signalled so far without waiting: a rebuild that
-    /// starts now reads them all.
-    pub fn absorb(&mut self) {
-        while self.events.try_recv().is_ok() {}
+    /// Waits for the burst of changes seen so far (a signalled change, and
+    /// any event queued since) to end: 25 ms without an event, at most
+    /// 150 ms, so an editor's write is read whole; at once when there is
+    /// none (SIGHUP alone). Then watches again each directory made anew.
+    pub async fn settle(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        while self.events.try_recv().is_ok() {
+            pending = true;
+        }
+        if pending {
+            let deadline = Instant::now() + MAX_DELAY;
+            loop {
+                let quiet = (Instant::now() + QUIET).min(deadline);
+                tokio::select! {
+                    event = self.events.recv() => if event.is_none() { break },
+                    _ = tokio::time::sleep_until(quiet) => break,
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
         self.rewatch();
     }
 
@@ -192,7 +198,7 @@ fn identity(dir: &Path) -> Option<Identity> {
 
 /// What to watch for `path`: a directory itself, recursively; a file (or a
 /// path that does not exist yet) through its parent.
-fn target(path: &Path) -> (PathBuf, RecursiveMode) {
+fn watch_point(path: &Path) -> (PathBuf, RecursiveMode) {
     if path.is_dir() {
         return (path.to_owned(), RecursiveMode::Recursive);
     }
