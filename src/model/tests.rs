@@ -181,3 +181,26 @@ fn wildcard_and_multicast_service_ips_are_invalid() {
     assert!(e[1].contains("spec.externalIPs[0]: Invalid value: \"::\""));
     assert!(e[2].contains("spec.externalIPs[1]: Invalid value: \"224.0.0.1\""));
 }
+
+#[test]
+fn an_object_from_the_api_server_is_named_without_a_file() {
+    use k8s_openapi::api::core::v1 as k8s;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use crate::manifest::{Object, Origin, Resource};
+
+    let port = k8s::ServicePort { port: 0, ..Default::default() };
+    let service = k8s::Service {
+        metadata: ObjectMeta { name: Some("web".into()), ..Default::default() },
+        spec: Some(k8s::ServiceSpec { ports: Some(vec![port]), ..Default::default() }),
+        ..Default::default()
+    };
+    let object = Object::new(Origin::Api, Resource::Service(std::sync::Arc::new(service)));
+    let model = Model::build([&object], &options());
+    let errors: Vec<String> = model.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("default/web (from the API server): spec.ports[0].port: "),
+        "{errors:?}"
+    );
+}
