@@ -40,6 +40,8 @@ pub struct Control {
     state: Option<State>,
     /// A listener per frontend of the published Snapshot.
     listeners: Supervisor,
+    /// False for a caller that builds and publishes without serving.
+    listen: bool,
 }
 
 /// What a build starts from: the settings, and the state the last commit
@@ -113,7 +115,15 @@ impl Control {
             #[cfg(test)]
             fault: false,
         };
-        Self { state: Some(state), listeners: Supervisor::default() }
+        Self { state: Some(state), listeners: Supervisor::default(), listen: true }
+    }
+
+    /// This control loop, publishing without binding a listener: for a
+    /// caller that measures or inspects rebuilds and serves nothing (the
+    /// benches, whose 20,000 frontends would take as many descriptors).
+    pub fn without_listeners(mut self) -> Self {
+        self.listen = false;
+        self
     }
 
     /// Reads every source, builds a whole new state off the data path (on
@@ -159,7 +169,9 @@ impl Control {
         let previous = ctx.table.swap(snapshot.clone());
         ctx.metrics.retain(in_use);
         record(&ctx.metrics, &snapshot, invalid, started);
-        self.listeners.reconcile(&snapshot, ctx);
+        if self.listen {
+            self.listeners.reconcile(&snapshot, ctx);
+        }
         ctx.balancer.retain_endpoints(&snapshot);
         for message in errors.iter().chain(&snapshot.conflicts) {
             warn!("{message}");

@@ -80,3 +80,17 @@ async fn a_first_build_that_panics_publishes_nothing() {
     assert_eq!(ctx.table.load().generation, Snapshot::default().generation);
     assert!(control.listeners.is_empty());
 }
+
+#[tokio::test]
+async fn a_control_loop_without_listeners_publishes_and_binds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = write_service(dir.path(), "web", Ipv4Addr::new(127, 77, 0, 3));
+    let ctx = Arc::new(Context::new(Duration::from_secs(1), Splice::Auto).unwrap());
+    let files = Files::new(vec![dir.path().to_owned()]);
+    let control = Control::new(files, options(), vec![Ipv4Addr::UNSPECIFIED.into()]);
+    let mut control = control.without_listeners();
+    let snapshot = control.publish(&ctx).await.unwrap().snapshot;
+    assert_eq!(snapshot.frontends(), vec![web]);
+    assert!(Arc::ptr_eq(&ctx.table.load_full(), &snapshot));
+    assert!(control.listeners.is_empty());
+}
