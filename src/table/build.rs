@@ -135,38 +135,41 @@ impl<'a> PortBuild<'a> {
     fn routes(&self, node: &Node<'_>, previous: &Snapshot) -> Vec<(Frontend, Arc<Route>)> {
         let spec = &self.service.service;
         let (port, protocol) = (self.port.port, self.port.protocol);
-        let on = |ips: &[IpAddr], number: u16| -> Vec<Frontend> {
-            let at = |ip: &IpAddr| Frontend { addr: SocketAddr::new(*ip, number), protocol };
-            ips.iter().map(at).collect()
+        let node_ports = match self.port.node_port {
+            Some(node_port) => (node.ips, node_port),
+            None => (&[][..], 0),
         };
-        let mut kinds = vec![
-            (FrontendKind::ClusterIp, spec.internal_local, on(self.service.cluster_ips(), port)),
-            (FrontendKind::ExternalIp, spec.external_local, on(&spec.external_ips, port)),
-            (FrontendKind::LoadBalancer, spec.external_local, on(&spec.ingress_ips, port)),
+        // Each kind of frontend: its policy, its addresses, its port number.
+        let kinds = [
+            (FrontendKind::ClusterIp, spec.internal_local, self.service.cluster_ips(), port),
+            (FrontendKind::ExternalIp, spec.external_local, &spec.external_ips[..], port),
+            (FrontendKind::LoadBalancer, spec.external_local, &spec.ingress_ips[..], port),
+            (FrontendKind::NodePort, spec.external_local, node_ports.0, node_ports.1),
         ];
-        if let Some(node_port) = self.port.node_port {
-            kinds.push((FrontendKind::NodePort, spec.external_local, on(node.ips, node_port)));
-        }
-        let frontends = kinds.iter().flat_map(|(_, _, f)| f);
-        let cursor = self.carried(previous, frontends).unwrap_or_default();
-        let mut out = Vec::new();
-        for (kind, local, frontends) in kinds.into_iter().filter(|(_, _, f)| !f.is_empty()) {
+        let frontend =
+            |ip: &IpAddr, number| Frontend { addr: SocketAddr::new(*ip, number), protocol };
+        let all =
+            kinds.iter().flat_map(|(_, _, ips, n)| ips.iter().map(move |ip| frontend(ip, *n)));
+        let cursor = self.carried(previous, all).unwrap_or_default();
+        let mut out = Vec::with_capacity(kinds.iter().map(|(_, _, ips, _)| ips.len()).sum());
+        for (kind, local, ips, number) in kinds.into_iter().filter(|(_, _, ips, _)| !ips.is_empty())
+        {
             let route = self.route(kind, local, node, &cursor);
-            out.extend(frontends.into_iter().map(|f| (f, route.clone())));
+            out.extend(ips.iter().map(|ip| (frontend(ip, number), route.clone())));
         }
         out
     }
 
     /// The cursor of this port's Routes in `previous`, found through the
     /// first of its frontends that `previous` routed for the same port.
-    fn carried<'f>(
+    fn carried(
         &self,
         previous: &Snapshot,
-        mut frontends: impl Iterator<Item = &'f Frontend>,
+        mut frontends: impl Iterator<Item = Frontend>,
     ) -> Option<Arc<Cursor>> {
         let (id, label) = (&self.service.service.id, &self.port.label);
         frontends.find_map(|f| {
-            let route = previous.route(f)?;
+            let route = previous.route(&f)?;
             (route.service == *id && route.port == *label).then(|| route.cursor.clone())
         })
     }
