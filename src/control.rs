@@ -20,17 +20,21 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use rustc_hash::FxHashSet;
+
 use tracing::{error, info, warn};
 
 use crate::context::Context;
 use crate::listener::supervisor::Supervisor;
+use crate::manifest::{Object, ObjectKey};
 use crate::metrics::{InUse, Metrics};
 use crate::model::{Memo, Options};
 use crate::source::files::UpdateRule;
-use crate::source::{Files, LastGood};
+use crate::source::{Api, Files, LastGood};
 use crate::table::Snapshot;
 
 mod build;
+mod inputs;
 
 /// Rebuilds and publishes Snapshots from the sources.
 #[derive(Debug)]
@@ -53,6 +57,10 @@ struct State {
     node_ips: Vec<IpAddr>,
     /// The objects each file yielded when it last parsed.
     files: Files,
+    /// The API server's objects, when it is a source.
+    api: Option<Api>,
+    /// Objects both sources hold, already logged.
+    conflicts: FxHashSet<ObjectKey>,
     /// The last valid version of every object in service.
     last_good: LastGood,
     /// nodePorts dropped from Services changed to a type without them.
@@ -70,6 +78,13 @@ struct State {
 #[derive(Debug)]
 struct Built {
     files: Files,
+    /// Whether the API server's objects are in (or it is no source).
+    complete: bool,
+    conflicts: FxHashSet<ObjectKey>,
+    /// File objects the API server stands in for since this build.
+    shadowed: Vec<Object>,
+    /// When the EndpointSlice changes this build serves were made.
+    triggers: Vec<SystemTime>,
     last_good: LastGood,
     update_rule: UpdateRule,
     snapshot: Arc<Snapshot>,
@@ -86,6 +101,9 @@ struct Built {
 #[derive(Debug)]
 pub struct Outcome {
     pub snapshot: Arc<Snapshot>,
+    /// False while the API server is a source that has not been listed
+    /// in full: the Snapshot holds the files' objects only.
+    pub complete: bool,
     /// Invalid files, documents and objects, one message each.
     pub errors: Vec<String>,
 }
@@ -109,6 +127,8 @@ impl Control {
             options,
             node_ips,
             files,
+            api: None,
+            conflicts: FxHashSet::default(),
             last_good: LastGood::default(),
             update_rule: UpdateRule::default(),
             memo: Memo::default(),
@@ -116,6 +136,15 @@ impl Control {
             fault: false,
         };
         Self { state: Some(state), listeners: Supervisor::default(), listen: true }
+    }
+
+    /// This control loop, with the API server as a source beside the
+    /// files: its objects join once it listed both kinds in full.
+    pub fn with_api(mut self, api: Api) -> Self {
+        if let Some(state) = &mut self.state {
+            state.api = Some(api);
+        }
+        self
     }
 
     /// This control loop, publishing without binding a listener: for a
@@ -160,21 +189,39 @@ impl Control {
     /// Snapshots gone dropped, listeners bound for its new frontends and
     /// closed for those gone. Nothing here fails.
     fn commit(&mut self, mut state: State, built: Built, ctx: &Arc<Context>) -> Outcome {
-        let Built { files, last_good, update_rule, snapshot, in_use, errors, invalid, started } =
-            built;
+        let Built {
+            files,
+            complete,
+            conflicts,
+            shadowed,
+            triggers,
+            last_good,
+            update_rule,
+            snapshot,
+            in_use,
+            errors,
+            invalid,
+            started,
+        } = built;
         state.files = files;
+        state.conflicts = conflicts;
         state.last_good = last_good;
         state.update_rule = update_rule;
         self.state = Some(state);
         let previous = ctx.table.swap(snapshot.clone());
         ctx.metrics.retain(in_use);
         record(&ctx.metrics, &snapshot, invalid, started);
+        programmed(&ctx.metrics, &triggers);
         if self.listen {
             self.listeners.reconcile(&snapshot, ctx);
         }
         ctx.balancer.retain_endpoints(&snapshot);
         for message in errors.iter().chain(&snapshot.conflicts) {
             warn!("{message}");
+        }
+        for object in &shadowed {
+            let (origin, key) = (&object.origin, object.key());
+            warn!(%origin, object = %key, "the API server holds this object too: its version is served");
         }
         info!(
             generation = snapshot.generation,
@@ -187,7 +234,7 @@ impl Control {
         // Freeing the old Snapshot (when no connection holds it) is not part
         // of publishing the new one: it is left out of the sync duration.
         drop(previous);
-        Outcome { snapshot, errors }
+        Outcome { snapshot, complete, errors }
     }
 
     /// Closes every listener (SIGTERM): no new connection is accepted.
@@ -225,6 +272,16 @@ fn record(metrics: &Metrics, snapshot: &Snapshot, invalid: usize, started: Insta
     metrics.sync_duration.observe(started.elapsed().as_secs_f64());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics.sync_last_timestamp.set(now);
+}
+
+/// Observes, for each EndpointSlice change just published, the time from
+/// the change to now.
+fn programmed(metrics: &Metrics, triggers: &[SystemTime]) {
+    let now = SystemTime::now();
+    for trigger in triggers {
+        let took = now.duration_since(*trigger).unwrap_or_default();
+        metrics.api.programming.observe(took.as_secs_f64());
+    }
 }
 
 #[cfg(test)]

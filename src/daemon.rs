@@ -1,10 +1,13 @@
 //! `svcproxy run`: wires the stages together and handles signals.
 //!
-//! Startup: bind the admin addresses (a taken port is fatal), build and
-//! publish the first Snapshot, bind its frontends. Then: a change to the
-//! manifests, or SIGHUP, re-reads every source (at most once per
-//! `--min-sync-period`); SIGTERM drains; a second SIGTERM or SIGINT exits
-//! at once.
+//! Startup: bind the admin addresses (a taken port is fatal), start the
+//! API watchers, build and publish the first Snapshot, bind its frontends.
+//! The files are served at once; the API server's objects join in one
+//! publish once both its kinds were listed in full (with the API server as
+//! the only source, nothing is published before). Then: a change to the
+//! manifests or from the API server, or SIGHUP, re-reads every source (at
+//! most once per `--min-sync-period`); SIGTERM drains; a second SIGTERM or
+//! SIGINT exits at once.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,8 +26,9 @@ use crate::control::{self, Control};
 use crate::listener;
 use crate::metrics;
 use crate::model::Options;
+use crate::source::api::{self, Counters, Endpoint};
 use crate::source::files::{Watch, watch};
-use crate::source::{Files, Pace};
+use crate::source::{Api, Files, Pace};
 
 /// How long the connections reset at the drain timeout get to end.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
@@ -33,6 +37,8 @@ const ABORT_GRACE: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct Config {
     pub manifests: Vec<PathBuf>,
+    /// The API server to follow, if any.
+    pub api: Option<Endpoint>,
     pub options: Options,
     /// `--nodeport-addresses`; empty means every local address.
     pub nodeport_cidrs: Vec<IpNet>,
@@ -58,6 +64,8 @@ pub enum Error {
     #[error(transparent)]
     Watch(#[from] watch::Error),
     #[error(transparent)]
+    Api(#[from] api::Error),
+    #[error(transparent)]
     Metrics(#[from] metrics::Error),
     /// The first rebuild failed (there is nothing to serve), or the
     /// control loop cannot go on.
@@ -77,9 +85,26 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let node_ips = node_ips(&config.nodeport_cidrs)?;
     let files = Files::new(config.manifests.clone());
     let watch = files.watch()?;
-    let control = Control::new(files, config.options.clone(), node_ips);
+    let mut control = Control::new(files, config.options.clone(), node_ips);
+    let api = match &config.api {
+        Some(endpoint) => {
+            let families = &ctx.metrics.api;
+            let counters = Counters {
+                events: families.events.clone(),
+                relists: families.relists.clone(),
+                up: families.up.clone(),
+            };
+            let name = config.options.service_proxy_name.as_deref();
+            Some(Api::start(endpoint, name, counters).await?)
+        }
+        None => None,
+    };
+    if let Some(api) = &api {
+        control = control.with_api(api.clone());
+    }
     let pace = Pace::new(config.min_sync_period);
-    let mut daemon = Daemon { control, ctx: ctx.clone(), watch, pace, signals };
+    let files_too = !config.manifests.is_empty();
+    let mut daemon = Daemon { control, ctx: ctx.clone(), watch, api, files_too, pace, signals };
     if daemon.serve(ready).await? == Stop::Int {
         info!("SIGINT: exiting");
         return Ok(());
@@ -107,6 +132,11 @@ struct Daemon {
     ctx: Arc<Context>,
     /// Changes to the manifest files.
     watch: Watch,
+    /// The API server's objects, when it is a source.
+    api: Option<Api>,
+    /// Whether manifest files are a source too (served before the API
+    /// server is listed).
+    files_too: bool,
     /// `--min-sync-period`.
     pace: Pace,
     signals: Signals,
@@ -125,6 +155,9 @@ impl Daemon {
     /// Publishes the first Snapshot, then one per change or SIGHUP, until
     /// SIGTERM or SIGINT.
     async fn serve(&mut self, ready: Option<oneshot::Sender<()>>) -> Result<Stop, Error> {
+        if let Some(stop) = self.listed().await {
+            return Ok(stop);
+        }
         if let Some(stop) = self.publish().await? {
             return Ok(stop);
         }
@@ -134,6 +167,7 @@ impl Daemon {
         loop {
             tokio::select! {
                 () = self.watch.changed() => {}
+                () = changed(self.api.as_ref()) => {}
                 _ = self.signals.hup.recv() => info!("SIGHUP: re-reading every source"),
                 _ = self.signals.term.recv() => return Ok(Stop::Term),
                 _ = self.signals.int.recv() => return Ok(Stop::Int),
@@ -144,6 +178,22 @@ impl Daemon {
         }
     }
 
+    /// With the API server as the only source: waits until it was listed
+    /// in full (a Snapshot without it would serve nothing), unless SIGTERM
+    /// or SIGINT comes first.
+    async fn listed(&mut self) -> Option<Stop> {
+        let api = self.api.as_ref().filter(|_| !self.files_too)?;
+        let signals = &mut self.signals;
+        while !api.synced() {
+            tokio::select! {
+                () = api.changed() => {}
+                _ = signals.term.recv() => return Some(Stop::Term),
+                _ = signals.int.recv() => return Some(Stop::Int),
+            }
+        }
+        None
+    }
+
     /// One rebuild and publish once the pace allows it and the burst of file
     /// changes settled, taking every change seen until then, unless SIGTERM
     /// or SIGINT comes first: they cut a running rebuild short (a first
@@ -152,12 +202,12 @@ impl Daemon {
     /// that panicked is fatal only when nothing was ever published; a
     /// control loop that lost its state is fatal.
     async fn publish(&mut self) -> Result<Option<Stop>, Error> {
-        let Self { control, ctx, watch, pace, signals } = self;
+        let Self { control, ctx, watch, pace, signals, .. } = self;
         let rebuild = async {
             pace.wait().await;
             watch.settle().await;
             match control.publish(ctx).await {
-                Ok(_) => ctx.health.published(),
+                Ok(outcome) => ctx.health.published(outcome.complete),
                 // Logged and counted; the published table stays in service.
                 Err(control::Error::Panicked(_)) if ctx.table.load().generation > 0 => {}
                 Err(e) => return Err(Error::Rebuild(e)),
@@ -201,6 +251,14 @@ impl Signals {
             int: on(SignalKind::interrupt())?,
             hup: on(SignalKind::hangup())?,
         })
+    }
+}
+
+/// A change from the API server; never, without it.
+async fn changed(api: Option<&Api>) {
+    match api {
+        Some(api) => api.changed().await,
+        None => std::future::pending().await,
     }
 }
 

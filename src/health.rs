@@ -1,6 +1,9 @@
 //! Whether this node serves, as `/healthz` and `/livez` report it and as
-//! the health check ports read it: healthy once a Snapshot is published and
-//! until the drain starts.
+//! the health check ports read it: healthy once a Snapshot of every source
+//! is published (with the API server as a source: once it was listed in
+//! full) and until the drain starts. An API server unreachable later
+//! leaves the node healthy: it serves the last Snapshot, and has no change
+//! it is behind on (kube-proxy's rule).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -13,6 +16,8 @@ use parking_lot::Mutex;
 pub struct Health {
     /// When the last Snapshot was published; `None` before the first.
     updated: Mutex<Option<SystemTime>>,
+    /// Whether a published Snapshot held every source's objects.
+    complete: AtomicBool,
     /// Set on SIGTERM: the node is leaving, load balancers must stop
     /// sending new connections.
     draining: AtomicBool,
@@ -21,9 +26,14 @@ pub struct Health {
 // === impl Health ===
 
 impl Health {
-    /// A Snapshot was published now.
-    pub fn published(&self) {
+    /// A Snapshot was published now; `complete` when it holds every
+    /// source's objects (a Snapshot of the files alone, served while the
+    /// API server was not listed yet, is not).
+    pub fn published(&self, complete: bool) {
         *self.updated.lock() = Some(SystemTime::now());
+        if complete {
+            self.complete.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The drain started: unhealthy from now on.
@@ -31,9 +41,10 @@ impl Health {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    /// True once a Snapshot is published and until the drain starts.
+    /// True once a Snapshot of every source is published and until the
+    /// drain starts.
     pub fn healthy(&self) -> bool {
-        self.updated.lock().is_some() && !self.draining.load(Ordering::Relaxed)
+        self.complete.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
     }
 
     /// kube-proxy's `/healthz` status and JSON body.

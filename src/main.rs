@@ -14,6 +14,7 @@ use svcproxy::context::Splice;
 use svcproxy::daemon::{self, Config};
 use svcproxy::model::{Model, Options};
 use svcproxy::source::Files;
+use svcproxy::source::api::Endpoint;
 use svcproxy::table::Snapshot;
 
 /// mimalloc rather than glibc's malloc: a Snapshot build is mostly small
@@ -33,8 +34,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every Service of the manifests: listen on each ClusterIP:port,
-    /// NodePort and external IP, forward each connection to a ready endpoint.
+    /// Serve every Service: listen on each ClusterIP:port, NodePort and
+    /// external IP, forward each connection to a ready endpoint. Services
+    /// and endpoints come from --manifests, from the API server
+    /// (--kubeconfig, --master), or both (the API server's object wins);
+    /// with none of these flags, from the API server of the in-cluster
+    /// configuration (the pod's service account).
     Run(RunArgs),
     /// Validate manifests and print the Services table (exit 1 if any object is invalid).
     Check {
@@ -51,12 +56,12 @@ enum Command {
 #[derive(Args)]
 struct RunArgs {
     /// A manifest file or directory (repeatable; walked for *.yaml, *.yml, *.json).
-    #[arg(long = "manifests", value_name = "PATH", required_unless_present_any = ["kubeconfig", "master"])]
+    #[arg(long = "manifests", value_name = "PATH")]
     manifests: Vec<PathBuf>,
-    /// The API server's kubeconfig (kube-proxy's flag); not built yet: an error.
+    /// Follow the API server of this kubeconfig (its current context).
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// The API server's URL (kube-proxy's flag); not built yet: an error.
+    /// Follow the API server at this URL (overrides the kubeconfig's server).
     #[arg(long, value_name = "URL")]
     master: Option<String>,
     /// At most one rebuild per period (kube-proxy's flag); a change after a
@@ -124,13 +129,9 @@ fn main() -> ExitCode {
             check(&paths, &node)
         }
         Command::Run(args) => {
-            init_logging(args.log_format, "info");
-            if args.kubeconfig.is_some() || args.master.is_some() {
-                return exit(Err(anyhow::anyhow!(
-                    "the API-server source (--kubeconfig, --master) is not built yet; \
-                     give the objects as manifests with --manifests PATH"
-                )));
-            }
+            // kube-rs logs each failed request of a watcher that is
+            // retrying; the API source logs each change of state instead.
+            init_logging(args.log_format, "info,kube_client::client::builder=off");
             exit(serve(args.config(), false))
         }
         Command::Demo => {
@@ -205,6 +206,7 @@ fn demo() -> anyhow::Result<()> {
     let manifests = svcproxy::demo::manifests().context("cannot write the demo manifests")?;
     let config = Config {
         manifests: vec![manifests],
+        api: None,
         options: NodeArgs::defaults().options(),
         // Loopback only: the demo is never reachable from another host.
         nodeport_cidrs: vec!["127.0.0.0/8".parse()?],
@@ -244,6 +246,11 @@ impl RunArgs {
     fn config(&self) -> Config {
         Config {
             manifests: self.manifests.clone(),
+            api: Endpoint::choose(
+                self.kubeconfig.as_deref(),
+                self.master.as_deref(),
+                !self.manifests.is_empty(),
+            ),
             options: self.node.options(),
             nodeport_cidrs: self.nodeport_addresses.clone(),
             metrics_addr: self.metrics_bind_address,

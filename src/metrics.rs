@@ -39,6 +39,10 @@ pub const HTTP_REQUEST_DURATION: &str = "svcproxy_http_request_duration_seconds"
 /// kube-proxy's names, so its dashboards work.
 pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
+pub const NETWORK_PROGRAMMING: &str = "kubeproxy_network_programming_duration_seconds";
+pub const API_WATCH_EVENTS: &str = "svcproxy_api_watch_events_total";
+pub const API_RELISTS: &str = "svcproxy_api_relists_total";
+pub const API_UP: &str = "svcproxy_api_up";
 
 const PORT_LABELS: [&str; 3] = ["namespace", "service", "port"];
 
@@ -99,6 +103,20 @@ pub struct Metrics {
     pub endpoints: IntGauge,
     pub sync_duration: Histogram,
     pub sync_last_timestamp: Gauge,
+    pub api: ApiFamilies,
+}
+
+/// The API source's families.
+#[derive(Clone, Debug)]
+pub struct ApiFamilies {
+    /// `kind`, `type` (`ADDED`, `MODIFIED`, `DELETED`).
+    pub events: IntCounterVec,
+    /// `kind`.
+    pub relists: IntCounterVec,
+    pub up: IntGauge,
+    /// From an EndpointSlice's `last-change-trigger-time` to the publish of
+    /// the Snapshot that serves it.
+    pub programming: Histogram,
 }
 
 /// A metric family that could not be registered (a programming error: two
@@ -142,6 +160,7 @@ impl Metrics {
             config_reloads.with_label_values(&[result]);
         }
         register_http(&registry)?;
+        let api = ApiFamilies::register(&registry)?;
         Ok(Self {
             registry,
             traffic: Traffic::default(),
@@ -152,6 +171,7 @@ impl Metrics {
             endpoints,
             sync_duration,
             sync_last_timestamp,
+            api,
         })
     }
 
@@ -212,6 +232,39 @@ impl Metrics {
             }
         }
         text
+    }
+}
+
+// === impl ApiFamilies ===
+
+impl ApiFamilies {
+    fn register(registry: &Registry) -> Result<Self, Error> {
+        let events = IntCounterVec::new(
+            Opts::new(API_WATCH_EVENTS, "Watch events from the API server, by kind and type."),
+            &["kind", "type"],
+        )?;
+        let relists = IntCounterVec::new(
+            Opts::new(API_RELISTS, "Lists again after a watch ended (410 Gone), by kind."),
+            &["kind"],
+        )?;
+        let up = IntGauge::new(API_UP, "1 while every watch on the API server is established.")?;
+        // kube-proxy's buckets, so its dashboards read it alike.
+        let buckets = [0.25, 0.5].into_iter().chain((1..60).map(f64::from));
+        let buckets = buckets.chain((0..12).map(|i| f64::from(60 + 5 * i)));
+        let buckets = buckets.chain((0..7).map(|i| f64::from(120 + 30 * i))).collect();
+        let programming = Histogram::with_opts(
+            HistogramOpts::new(
+                NETWORK_PROGRAMMING,
+                "From an EndpointSlice change (its last-change-trigger-time) to the publish of \
+                 the routing table that serves it.",
+            )
+            .buckets(buckets),
+        )?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(relists.clone()))?;
+        registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(programming.clone()))?;
+        Ok(Self { events, relists, up, programming })
     }
 }
 

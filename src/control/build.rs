@@ -9,12 +9,13 @@ use std::time::Instant;
 use rustc_hash::FxHashSet;
 use tracing::warn;
 
+use super::inputs::Inputs;
 use super::{Built, State};
 use crate::context::Context;
 use crate::manifest::{Object, ObjectKey};
 use crate::model::Model;
 use crate::source::LastGood;
-use crate::source::files::{self, Files};
+use crate::source::files;
 use crate::table::Snapshot;
 
 // === impl State ===
@@ -25,11 +26,20 @@ impl State {
     pub(super) fn build(&mut self, ctx: &Context) -> Built {
         let started = Instant::now();
         let (files, errors) = self.files.read();
+        let (listed, triggers) = self.api.as_ref().map(|a| a.read()).unwrap_or_default();
+        let complete = self.api.is_none() || listed.is_some();
+        let inputs = Inputs { files: &files, api: listed.as_deref() };
+        let conflicts = inputs.conflicts();
+        let shadowed = files
+            .objects()
+            .filter(|o| conflicts.contains(o.key()) && !self.conflicts.contains(o.key()))
+            .cloned()
+            .collect();
         // Edits the API server would take as updates, in the version it
         // would store.
-        let (patched, update_rule) = self.update_rule.apply(files.objects(), &self.last_good);
+        let (patched, update_rule) = self.update_rule.apply(inputs.files(), &self.last_good);
         warn_patched(&patched);
-        let (model, last_good) = self.model(&files, &patched, &errors);
+        let (model, last_good) = self.model(inputs, &patched, &errors);
         let invalid = errors.len() + model.invalid_objects();
         let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         messages.extend(model.errors.iter().map(ToString::to_string));
@@ -43,6 +53,10 @@ impl State {
         assert!(!self.fault, "a fault injected into the build");
         Built {
             files,
+            complete,
+            conflicts,
+            shadowed,
+            triggers,
             last_good,
             update_rule,
             snapshot,
@@ -59,12 +73,12 @@ impl State {
     /// served in its last valid version.
     fn model(
         &mut self,
-        files: &Files,
+        inputs: Inputs<'_>,
         patched: &[Object],
         errors: &[files::Error],
     ) -> (Model, LastGood) {
         let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
-        let current = files.objects().filter(|o| !replaced.contains(o.key()));
+        let current = inputs.objects().filter(|o| !replaced.contains(o.key()));
         let model = Model::rebuild(current.chain(patched), &self.options, &mut self.memo);
         let invalid = keys(&model);
         let mut rejected = invalid.clone();
@@ -72,19 +86,19 @@ impl State {
         let fallback =
             if rejected.is_empty() { Vec::new() } else { self.last_good.get(rejected.iter()) };
         if !fallback.is_empty() {
-            return self.retry(files, model, rejected, patched, fallback);
+            return self.retry(inputs, model, rejected, patched, fallback);
         }
         let served = served(patched, &rejected);
         let mut replaced: FxHashSet<ObjectKey> = served.iter().map(|o| o.key().clone()).collect();
         replaced.extend(invalid);
-        (model, LastGood::new(files.lists(), replaced, served))
+        (model, LastGood::new(inputs.lists(), replaced, served))
     }
 
     /// The model again, `rejected` objects replaced by their last valid
     /// version (`fallback`).
     fn retry(
         &mut self,
-        files: &Files,
+        inputs: Inputs<'_>,
         first: Model,
         mut rejected: FxHashSet<ObjectKey>,
         patched: &[Object],
@@ -97,7 +111,7 @@ impl State {
         let served = served(patched, &rejected);
         let replaced: FxHashSet<&ObjectKey> = patched.iter().map(Object::key).collect();
         let current =
-            files.objects().filter(|o| !replaced.contains(o.key()) && !rejected.contains(o.key()));
+            inputs.objects().filter(|o| !replaced.contains(o.key()) && !rejected.contains(o.key()));
         let objects = current.chain(&served).chain(&fallback);
         let retry = Model::rebuild(objects, &self.options, &mut self.memo);
         // Only what the retry served: never an object rejected at first.
@@ -106,7 +120,7 @@ impl State {
             served.into_iter().chain(fallback).filter(|o| !invalid.contains(o.key())).collect();
         rejected.extend(invalid);
         rejected.extend(kept.iter().map(|o| o.key().clone()));
-        (merge(first, retry), LastGood::new(files.lists(), rejected, kept))
+        (merge(first, retry), LastGood::new(inputs.lists(), rejected, kept))
     }
 }
 

@@ -55,6 +55,10 @@ const EXPORTED: &[&str] = &[
     "svcproxy_endpoints",
     "kubeproxy_sync_proxy_rules_duration_seconds",
     "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+    "kubeproxy_network_programming_duration_seconds",
+    "svcproxy_api_watch_events_total",
+    "svcproxy_api_relists_total",
+    "svcproxy_api_up",
 ];
 
 /// The histograms among [`EXPORTED`]: queried through their `_bucket`,
@@ -63,6 +67,7 @@ const HISTOGRAMS: &[&str] = &[
     "svcproxy_http_request_duration_seconds",
     "svcproxy_connection_duration_seconds",
     "kubeproxy_sync_proxy_rules_duration_seconds",
+    "kubeproxy_network_programming_duration_seconds",
 ];
 
 /// `svcproxy run --drain-timeout`'s default (DESIGN §2).

@@ -74,18 +74,23 @@ fn a_malformed_duration_is_a_usage_error() {
     }
 }
 
-/// kube-proxy's API-server flags parse, but that source is not built yet:
-/// exit 2, pointing at `--manifests`.
+/// An API-server source that cannot work is a startup error (exit 2) that
+/// names it: a kubeconfig that does not exist, a `--master` that is no URL,
+/// and no source flag at all outside a pod (no in-cluster configuration).
 #[test]
-fn run_names_the_api_server_source_as_not_built_and_exits_2() {
-    for flags in [["--kubeconfig", "/nonexistent/kubeconfig"], ["--master", "http://127.0.0.1:1"]] {
-        let out = support::run(std::iter::once("run").chain(flags));
+fn an_api_server_source_that_cannot_work_is_a_startup_error() {
+    let admin = ["--metrics-bind-address", "127.0.0.1:0", "--healthz-bind-address", "127.0.0.1:0"];
+    for (flags, named) in [
+        (&["--kubeconfig", "/nonexistent/kubeconfig"][..], "/nonexistent/kubeconfig"),
+        (&["--master", "http://[::1"][..], "--master"),
+        (&[][..], "in-cluster"),
+    ] {
+        let mut cmd = support::command();
+        cmd.arg("run").args(flags).args(admin).env_remove("KUBERNETES_SERVICE_HOST");
+        let out = support::run_command(cmd, support::DEADLINE);
         out.assert_no_panic();
-        assert_eq!(out.code(), Some(2), "{out}");
-        assert!(
-            out.stderr.contains("not built yet") && out.stderr.contains("--manifests"),
-            "{out}"
-        );
+        assert_eq!(out.code(), Some(2), "{flags:?}\n{out}");
+        assert!(out.stderr.contains(named), "{flags:?}: names {named}\n{out}");
     }
 }
 
