@@ -1,4 +1,4 @@
-//! `docker/daemonset.yaml`: its objects, their agreement with each other
+//! `docker/manifests-mode/daemonset.yaml`: its objects, their agreement with each other
 //! and with `svcproxy run`'s flags, its ConfigMap's manifests, and the real
 //! binary run with its flags.
 
@@ -23,7 +23,7 @@ use crate::support::proxy::Proxy;
 use crate::support::tools::{promtool_check_metrics, shown};
 use crate::{DEFAULT_DRAIN_TIMEOUT, EXPORTED, HISTOGRAMS, docker, read};
 
-/// The objects of `docker/daemonset.yaml`, one of each kind.
+/// The objects of `docker/manifests-mode/daemonset.yaml`, one of each kind.
 struct Objects {
     service_account: ServiceAccount,
     config_map: ConfigMap,
@@ -34,12 +34,12 @@ struct Objects {
 /// (`--flag=value` or `--flag value`): every value of every flag.
 type Flags = BTreeMap<String, Vec<String>>;
 
-/// Parses every YAML document of `docker/daemonset.yaml` into JSON, then
+/// Parses every YAML document of `docker/manifests-mode/daemonset.yaml` into JSON, then
 /// into the k8s-openapi type its `apiVersion` and `kind` name; fails on any
 /// other kind, on a document that is not an object of its kind, and on a
 /// kind given twice.
 fn objects() -> Objects {
-    let path = docker("daemonset.yaml");
+    let path = docker("manifests-mode/daemonset.yaml");
     let text = read(&path);
     let documents: Vec<Value> = serde_saphyr::from_str_multiple::<Value, Vec<_>>(&text)
         .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
@@ -67,7 +67,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, document: Value) -> T {
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T) {
-    assert!(slot.is_none(), "docker/daemonset.yaml: two objects of one kind");
+    assert!(slot.is_none(), "docker/manifests-mode/daemonset.yaml: two objects of one kind");
     *slot = Some(value);
 }
 

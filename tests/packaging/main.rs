@@ -1,6 +1,6 @@
 //! Packaging (`docker/`), checked without Docker, Kubernetes or a network:
 //!
-//! - `daemonset.yaml` parses, document by document, as the Kubernetes
+//! - `manifests-mode/daemonset.yaml` parses, document by document, as the Kubernetes
 //!   objects it claims to be (k8s-openapi types), and they agree with each
 //!   other and with svcproxy's command line: probes on the healthz port,
 //!   scrape annotations on the metrics port, the ConfigMap mounted where
