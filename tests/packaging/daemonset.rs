@@ -1,19 +1,17 @@
-//! `docker/daemonset.yaml`: its objects, their agreement with each other
-//! and with `svcproxy run`'s flags, its ConfigMap's manifests, and the real
-//! binary run with its flags.
+//! The DaemonSet svcproxy runs as. `docker/daemonset.yaml` reads the API
+//! server with the in-cluster configuration; what it shares with the
+//! manifests-mode variant (`manifests_mode.rs`) is checked here for both: a
+//! node proxy on the host network, drained before SIGKILL, probed and
+//! scraped on its admin ports, holding one capability, passing only flags
+//! `svcproxy run` lists. Then the real binary runs with its flags.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, PodSpec, PodTemplateSpec, Probe, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::Value;
 
 use crate::support::admin::{self, Admin};
 use crate::support::endpoint::Endpoint;
@@ -21,71 +19,40 @@ use crate::support::manifests::{endpoint_slice, ipv4, simple_service};
 use crate::support::net;
 use crate::support::proxy::Proxy;
 use crate::support::tools::{promtool_check_metrics, shown};
-use crate::{DEFAULT_DRAIN_TIMEOUT, EXPORTED, HISTOGRAMS, docker, read};
-
-/// The objects of `docker/daemonset.yaml`, one of each kind.
-struct Objects {
-    service_account: ServiceAccount,
-    config_map: ConfigMap,
-    daemon_set: DaemonSet,
-}
+use crate::{DEFAULT_DRAIN_TIMEOUT, EXPORTED, HISTOGRAMS, assert_run_knows, docker, kube};
 
 /// `svcproxy run`'s flags as the container's `args` give them
 /// (`--flag=value` or `--flag value`): every value of every flag.
-type Flags = BTreeMap<String, Vec<String>>;
+pub(crate) type Flags = BTreeMap<String, Vec<String>>;
 
-/// Parses every YAML document of `docker/daemonset.yaml` into JSON, then
-/// into the k8s-openapi type its `apiVersion` and `kind` name; fails on any
-/// other kind, on a document that is not an object of its kind, and on a
-/// kind given twice.
-fn objects() -> Objects {
-    let path = docker("daemonset.yaml");
-    let text = read(&path);
-    let documents: Vec<Value> = serde_saphyr::from_str_multiple::<Value, Vec<_>>(&text)
-        .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
-    let (mut service_account, mut config_map, mut daemon_set) = (None, None, None);
-    for (i, document) in documents.into_iter().enumerate() {
-        let kind = document["kind"].as_str().unwrap_or_default().to_owned();
-        let api_version = document["apiVersion"].as_str().unwrap_or_default().to_owned();
-        let what = format!("{} document {} ({api_version} {kind})", path.display(), i + 1);
-        match (api_version.as_str(), kind.as_str()) {
-            ("v1", "ServiceAccount") => set_once(&mut service_account, parse(&what, document)),
-            ("v1", "ConfigMap") => set_once(&mut config_map, parse(&what, document)),
-            ("apps/v1", "DaemonSet") => set_once(&mut daemon_set, parse(&what, document)),
-            _ => panic!("{what}: not a kind this file should hold"),
-        }
-    }
-    Objects {
-        service_account: service_account.expect("a ServiceAccount"),
-        config_map: config_map.expect("a ConfigMap"),
-        daemon_set: daemon_set.expect("a DaemonSet"),
-    }
+/// The flags that choose where Services come from.
+pub(crate) const SOURCES: &[&str] = &["--manifests", "--kubeconfig", "--master"];
+
+/// The optional ConfigMap that points svcproxy at the API server, as
+/// docker/README.md names it.
+const API_SERVER_CONFIG_MAP: &str = "svcproxy-api-server";
+
+/// The DaemonSet of `docker/daemonset.yaml`, the one `kubectl apply -f
+/// docker/` creates.
+pub(crate) fn api_daemon_set() -> DaemonSet {
+    kube::the(&docker("daemonset.yaml"))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, document: Value) -> T {
-    serde_json::from_value(document).unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-fn set_once<T>(slot: &mut Option<T>, value: T) {
-    assert!(slot.is_none(), "docker/daemonset.yaml: two objects of one kind");
-    *slot = Some(value);
-}
-
-fn spec(daemon_set: &DaemonSet) -> &DaemonSetSpec {
+pub(crate) fn spec(daemon_set: &DaemonSet) -> &DaemonSetSpec {
     daemon_set.spec.as_ref().expect("DaemonSet spec")
 }
 
-fn pod_spec(daemon_set: &DaemonSet) -> &PodSpec {
+pub(crate) fn pod_spec(daemon_set: &DaemonSet) -> &PodSpec {
     spec(daemon_set).template.spec.as_ref().expect("pod template spec")
 }
 
-fn container(daemon_set: &DaemonSet) -> &Container {
+pub(crate) fn container(daemon_set: &DaemonSet) -> &Container {
     let containers = &pod_spec(daemon_set).containers;
     assert_eq!(containers.len(), 1, "one container: svcproxy");
     &containers[0]
 }
 
-fn flags(container: &Container) -> Flags {
+pub(crate) fn flags(container: &Container) -> Flags {
     let args = container.args.as_deref().expect("container args");
     let mut flags = Flags::new();
     let mut args = args.iter().peekable();
@@ -104,7 +71,7 @@ fn flags(container: &Container) -> Flags {
 }
 
 /// The single value of `flag`; panics when absent or repeated.
-fn flag<'a>(flags: &'a Flags, flag: &str) -> &'a str {
+pub(crate) fn flag<'a>(flags: &'a Flags, flag: &str) -> &'a str {
     match flags.get(flag).map(Vec::as_slice) {
         Some([value]) => value,
         other => panic!("{flag}: expected one value in the DaemonSet args, found {other:?}"),
@@ -129,26 +96,48 @@ fn probe_target(container: &Container, probe: Option<&Probe>, which: &str) -> (S
     (get.path.clone().unwrap_or_default(), port)
 }
 
-#[test]
-fn daemonset_objects_parse_and_agree_with_each_other_and_the_cli() {
-    let Objects { service_account, config_map, daemon_set } = objects();
-    for meta in [&service_account.metadata, &config_map.metadata, &daemon_set.metadata] {
-        assert_eq!(meta.namespace.as_deref(), Some("kube-system"), "{:?}", meta.name);
-    }
-    assert_node_proxy(&daemon_set, &service_account);
-    let container = container(&daemon_set);
+/// What every svcproxy DaemonSet is, whatever its source; its flags.
+pub(crate) fn assert_svcproxy_daemon_set(daemon_set: &DaemonSet) -> Flags {
+    assert_node_proxy(daemon_set);
+    let container = container(daemon_set);
     // `args` follow the image's ENTRYPOINT (`svcproxy run`): no `command`.
     assert!(container.command.is_none(), "command would replace `svcproxy run`");
+    let args = container.args.iter().flatten().map(String::as_str);
+    assert_run_knows(args, "DaemonSet args");
     let flags = flags(container);
-    assert_drain_and_node_name(&daemon_set, &flags);
-    assert_admin_ports(&spec(&daemon_set).template, container, &flags);
-    assert_manifests_volume(&daemon_set, &config_map, &flags);
+    assert_drain_and_node_name(daemon_set, &flags);
+    assert_admin_ports(&spec(daemon_set).template, container, &flags);
     assert_least_privilege(container);
+    flags
+}
+
+#[test]
+fn daemonset_reads_the_api_server_with_the_in_cluster_configuration() {
+    let daemon_set = api_daemon_set();
+    let flags = assert_svcproxy_daemon_set(&daemon_set);
+    for source in SOURCES {
+        assert!(!flags.contains_key(*source), "{source}: in-cluster needs no source flag");
+    }
+    let pod = pod_spec(&daemon_set);
+    assert_ne!(
+        pod.automount_service_account_token,
+        Some(false),
+        "the in-cluster configuration reads the mounted token"
+    );
+    assert!(pod.volumes.is_none(), "nothing to read but the API server: {:?}", pod.volumes);
+    // In kube-proxy's place, KUBERNETES_SERVICE_HOST and _PORT name the
+    // API server itself, from a ConfigMap that need not exist.
+    let env_from = container(&daemon_set).env_from.as_deref().unwrap_or_default();
+    let config_map = env_from.iter().find_map(|e| e.config_map_ref.as_ref());
+    let config_map = config_map.expect("envFrom: the API server's address, if given");
+    assert_eq!(config_map.name, API_SERVER_CONFIG_MAP);
+    assert_eq!(config_map.optional, Some(true), "beside kube-proxy, there is none");
+    assert!(env_from.iter().all(|e| e.secret_ref.is_none()), "no Secret in the environment");
 }
 
 /// A node proxy: one pod per node, every node, on the host's network,
 /// never evicted first, rolled one node at a time.
-fn assert_node_proxy(daemon_set: &DaemonSet, service_account: &ServiceAccount) {
+fn assert_node_proxy(daemon_set: &DaemonSet) {
     let spec = spec(daemon_set);
     let selector = spec.selector.match_labels.as_ref().expect("matchLabels");
     let template = spec.template.metadata.as_ref();
@@ -170,11 +159,7 @@ fn assert_node_proxy(daemon_set: &DaemonSet, service_account: &ServiceAccount) {
         t.operator.as_deref() == Some("Exists") && t.key.is_none() && t.effect.is_none()
     };
     assert!(tolerations.iter().any(|t| every_taint(&t)), "tolerate every taint: {tolerations:?}");
-    assert_eq!(
-        pod.service_account_name.as_deref(),
-        service_account.metadata.name.as_deref(),
-        "the pod runs as the file's ServiceAccount"
-    );
+    assert!(pod.service_account_name.is_some(), "the pod runs as svcproxy's ServiceAccount");
 }
 
 /// SIGKILL comes after the grace period, which must outlast the drain,
@@ -227,24 +212,6 @@ fn assert_admin_ports(template: &PodTemplateSpec, container: &Container, flags: 
     assert_eq!(annotation("prometheus.io/path"), Some("/metrics"));
 }
 
-/// The ConfigMap's volume, whole, where `--manifests` points.
-fn assert_manifests_volume(daemon_set: &DaemonSet, config_map: &ConfigMap, flags: &Flags) {
-    let manifests = flag(flags, "--manifests");
-    let mounts = container(daemon_set).volume_mounts.as_deref().unwrap_or_default();
-    let mount = mounts
-        .iter()
-        .find(|m| m.mount_path == manifests)
-        .unwrap_or_else(|| panic!("nothing is mounted at --manifests={manifests}: {mounts:?}"));
-    assert!(mount.sub_path.is_none(), "kubelet never updates a subPath mount");
-    assert_eq!(mount.read_only, Some(true));
-    let volumes = pod_spec(daemon_set).volumes.iter().flatten();
-    let volume = volumes.clone().find(|v| v.name == mount.name);
-    let volume = volume.unwrap_or_else(|| panic!("no volume {}", mount.name));
-    let source = volume.config_map.as_ref().expect("a configMap volume");
-    assert_eq!(Some(&source.name), config_map.metadata.name.as_ref());
-    assert!(source.items.is_none(), "every key of the ConfigMap is a manifest file");
-}
-
 /// One capability, nothing else; bounded resources.
 fn assert_least_privilege(container: &Container) {
     let security = container.security_context.as_ref().expect("securityContext");
@@ -262,81 +229,15 @@ fn assert_least_privilege(container: &Container) {
     }
 }
 
-// --- the ConfigMap's manifests ---
-
-/// The ConfigMap's data, mounted as kubelet does: a timestamped directory
-/// holding the files, `..data` pointing at it, and one symlink per key
-/// through `..data`.
-fn mount_config_map(config_map: &ConfigMap, dir: &Path) {
-    let data = config_map.data.as_ref().expect("ConfigMap data");
-    assert!(config_map.binary_data.is_none(), "manifests are text");
-    let version = dir.join("..2025_01_01_00_00_00.000000001");
-    fs::create_dir_all(&version).expect("mount dir");
-    for (key, text) in data {
-        fs::write(version.join(key), text).expect("write a key");
-        std::os::unix::fs::symlink(Path::new("..data").join(key), dir.join(key)).expect("symlink");
-    }
-    std::os::unix::fs::symlink(version.file_name().expect("name"), dir.join("..data"))
-        .expect("..data");
-}
-
-/// `namespace/name` of every Service of the ConfigMap, checking that each
-/// key is one kubelet mounts and svcproxy reads.
-fn config_map_services(config_map: &ConfigMap) -> BTreeSet<String> {
-    let data = config_map.data.as_ref().expect("ConfigMap data");
-    let mut services = BTreeSet::new();
-    for (key, text) in data {
-        let key_chars = key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-        assert!(
-            !key.is_empty() && key.len() <= 253 && key_chars && !key.starts_with('.'),
-            "{key:?}: not a ConfigMap key svcproxy would read (hidden or invalid)"
-        );
-        assert!(
-            [".yaml", ".yml", ".json"].iter().any(|ext| key.ends_with(ext)),
-            "{key}: svcproxy reads *.yaml, *.yml and *.json only"
-        );
-        let documents: Vec<Value> = serde_saphyr::from_str_multiple::<Value, Vec<_>>(text)
-            .unwrap_or_else(|e| panic!("ConfigMap key {key}: not YAML: {e}"));
-        for document in documents.iter().filter(|d| d["kind"] == "Service") {
-            let namespace = document["metadata"]["namespace"].as_str().unwrap_or("default");
-            let name = document["metadata"]["name"].as_str().expect("Service name");
-            services.insert(format!("{namespace}/{name}"));
-        }
-    }
-    services
-}
-
-#[test]
-fn configmap_manifests_pass_check_as_kubelet_mounts_them() {
-    let Objects { config_map, .. } = objects();
-    let services = config_map_services(&config_map);
-    assert!(!services.is_empty(), "the example serves at least one Service");
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    mount_config_map(&config_map, dir.path());
-    let output = crate::support::check([dir.path()]);
-    output.assert_no_panic();
-    assert_eq!(output.code(), Some(0), "the ConfigMap's manifests are invalid\n{output}");
-    assert!(output.error_lines().is_empty(), "check complained\n{output}");
-    let table = output.table();
-    // Each Service once: the `..data` tree is not read a second time.
-    assert_eq!(table.keys().into_iter().collect::<BTreeSet<_>>(), services, "\n{output}");
-    assert_eq!(table.rows.len(), services.len(), "a Service listed twice\n{output}");
-    for row in &table.rows {
-        let name = format!("{}/{}", row.namespace, row.name);
-        assert_ne!(row.endpoints, "<none>", "{name} has no endpoint\n{output}");
-    }
-}
-
 // --- the binary, with the DaemonSet's flags ---
 
-/// The DaemonSet's flags but `--manifests` and the admin addresses (the
+/// The DaemonSet's flags but its source and the admin addresses (the
 /// test's own), with `$(NODE_NAME)` expanded as kubelet would.
 fn extra_flags(daemon_set: &DaemonSet) -> Vec<String> {
-    let replaced = ["--manifests", "--metrics-bind-address", "--healthz-bind-address"];
+    let admin = ["--metrics-bind-address", "--healthz-bind-address"];
     let mut extra = Vec::new();
     for (flag, values) in flags(container(daemon_set)) {
-        if replaced.contains(&flag.as_str()) {
+        if SOURCES.contains(&flag.as_str()) || admin.contains(&flag.as_str()) {
             continue;
         }
         for value in values {
@@ -348,8 +249,8 @@ fn extra_flags(daemon_set: &DaemonSet) -> Vec<String> {
 
 #[test]
 fn svcproxy_runs_with_the_daemonsets_flags_and_exports_known_metrics() {
-    let Objects { daemon_set, .. } = objects();
-    let extra = extra_flags(&daemon_set);
+    // The test's manifests as the source: no API server here.
+    let extra = extra_flags(&api_daemon_set());
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
 
     let pod = Endpoint::name(net::fresh_ip(), "hello");

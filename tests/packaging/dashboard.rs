@@ -1,4 +1,4 @@
-//! `docker/dashboard.json`: every metric it queries is one svcproxy
+//! `docker/grafana/dashboard.json`: every metric it queries is one svcproxy
 //! exports, it shows what issue 5 asks for, it imports with a Prometheus
 //! datasource, and its PromQL parses.
 
@@ -36,7 +36,7 @@ const MUST_QUERY: &[&str] = &[
 const DATASOURCE: &str = "${DS_PROMETHEUS}";
 
 fn dashboard() -> Value {
-    let path = docker("dashboard.json");
+    let path = docker("grafana/dashboard.json");
     serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::support;
 use crate::support::tools::{self, run_tool, shown};
-use crate::{DEFAULT_DRAIN_TIMEOUT, INSTALLED_BIN, docker, read};
+use crate::{DEFAULT_DRAIN_TIMEOUT, INSTALLED_BIN, assert_run_knows, docker, read};
 
 /// One Dockerfile instruction: `(INSTRUCTION, arguments)`.
 type Instruction = (String, String);
@@ -169,16 +169,6 @@ fn assert_runtime_stage(stage: &[Instruction]) {
     if let Some(cmd) = all(stage, "CMD").last() {
         let cmd: Vec<String> = serde_json::from_str(cmd).expect("CMD in exec form");
         assert_run_knows(cmd.iter().map(String::as_str), "CMD");
-    }
-}
-
-/// Every `--flag` of `args` is one `svcproxy run --help` lists.
-fn assert_run_knows<'a>(args: impl IntoIterator<Item = &'a str>, what: &str) {
-    let help = support::run(["run", "--help"]);
-    assert_eq!(help.code(), Some(0), "{help}");
-    for arg in args.into_iter().filter(|a| a.starts_with("--")) {
-        let flag = arg.split('=').next().expect("a flag");
-        assert!(help.stdout.contains(flag), "{what} flag {flag} unknown to `run`\n{help}");
     }
 }
 

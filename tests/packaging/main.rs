@@ -1,12 +1,18 @@
 //! Packaging (`docker/`), checked without Docker, Kubernetes or a network:
 //!
-//! - `daemonset.yaml` parses, document by document, as the Kubernetes
-//!   objects it claims to be (k8s-openapi types), and they agree with each
-//!   other and with svcproxy's command line: probes on the healthz port,
-//!   scrape annotations on the metrics port, the ConfigMap mounted where
-//!   `--manifests` points, a grace period above the drain timeout;
-//! - the ConfigMap's manifests pass `svcproxy check`, laid out as kubelet
-//!   mounts them (`..data` symlink);
+//! - every file `kubectl apply -f docker/` reads (and the manifests-mode
+//!   variant's directory) holds only Kubernetes objects, each document
+//!   parsing as the k8s-openapi type it claims to be, with no field that
+//!   type does not know;
+//! - `daemonset.yaml` reads the API server with the in-cluster
+//!   configuration and agrees with svcproxy's command line: probes on the
+//!   healthz port, scrape annotations on the metrics port, a grace period
+//!   above the drain timeout, only flags `svcproxy run` lists;
+//! - `rbac.yaml` grants its ServiceAccount, the DaemonSet's, reading
+//!   Services, EndpointSlices and Nodes, and nothing else;
+//! - `manifests-mode/daemonset.yaml` is the same DaemonSet reading a
+//!   ConfigMap mounted where `--manifests` points, and the ConfigMap's
+//!   manifests pass `svcproxy check` as kubelet mounts them (`..data`);
 //! - the real binary runs with the DaemonSet's flags, answers the probes'
 //!   paths, and exports only metric families svcproxy documents, as text
 //!   `promtool check metrics` accepts;
@@ -31,7 +37,11 @@ mod capabilities;
 mod daemonset;
 mod dashboard;
 mod image;
+mod kube;
+mod manifests_mode;
+mod rbac;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,4 +93,20 @@ fn docker(file: &str) -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every `--flag` of `args` is one `svcproxy run --help` lists (`what`
+/// names where they come from).
+fn assert_run_knows<'a>(args: impl IntoIterator<Item = &'a str>, what: &str) {
+    let help = support::run(["run", "--help"]);
+    assert_eq!(help.code(), Some(0), "{help}");
+    let listed: BTreeSet<&str> = help
+        .stdout
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|word| word.starts_with("--"))
+        .collect();
+    for arg in args.into_iter().filter(|a| a.starts_with("--")) {
+        let flag = arg.split('=').next().expect("a flag");
+        assert!(listed.contains(flag), "{what}: {flag} is not a flag of `run`\n{help}");
+    }
 }
