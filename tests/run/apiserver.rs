@@ -153,7 +153,8 @@ fn a_watch_replays_after_its_resource_version_then_sends_live_events_and_bookmar
 }
 
 #[test]
-fn a_watch_without_a_version_starts_with_the_current_objects_and_ends_at_its_timeout() {
+fn a_watch_without_a_version_starts_with_the_current_objects_and_ends_cleanly_at_its_timeout_or_when_told()
+ {
     let server = ApiServer::start();
     server.apply_json(vec![service("a", "one", json!({})), service("b", "two", json!({}))]);
     let client = Client::plain(server.addr());
@@ -163,6 +164,12 @@ fn a_watch_without_a_version_starts_with_the_current_objects_and_ends_at_its_tim
     assert_eq!(event(&initial), ("ADDED".into(), "b/two".into()));
     assert_eq!(watch.end(SOON), End::Clean);
     assert_eq!(server.watches("Service"), 0);
+
+    let mut ended = client.watch("/api/v1/namespaces/b/services?watch=true");
+    server.wait_for_watches("Service", 1, DEADLINE);
+    server.end_watches();
+    assert_eq!(ended.next(SOON).map(|e| event(&e)), Some(("ADDED".into(), "b/two".into())));
+    assert_eq!(ended.end(SOON), End::Clean);
 
     let left = client.watch("/api/v1/services?watch=true");
     server.wait_for_watches("Service", 1, DEADLINE);

@@ -127,6 +127,8 @@ struct Shared {
     watches: [AtomicUsize; 2],
     /// How often a watch that allows bookmarks gets one.
     bookmark_every: Mutex<Duration>,
+    /// Poked to end every open watch cleanly.
+    end_watches: tokio::sync::watch::Sender<()>,
 }
 
 // === impl ApiServer ===
@@ -229,6 +231,13 @@ impl ApiServer {
     pub fn expire(&self) {
         self.shared.store.lock().expire();
         self.shared.changed.send_replace(());
+    }
+
+    /// Ends every open watch cleanly (the last chunk sent), as its
+    /// `timeoutSeconds` would: a client watches again from the last
+    /// resourceVersion it saw, without a new LIST.
+    pub fn end_watches(&self) {
+        self.shared.end_watches.send_replace(());
     }
 
     /// The global resourceVersion now (the last change's).
@@ -343,6 +352,7 @@ impl Shared {
             holds: [tokio::sync::watch::Sender::new(false), tokio::sync::watch::Sender::new(false)],
             watches: [AtomicUsize::new(0), AtomicUsize::new(0)],
             bookmark_every: Mutex::new(Duration::from_secs(1)),
+            end_watches: tokio::sync::watch::Sender::new(()),
         }
     }
 }

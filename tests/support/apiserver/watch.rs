@@ -4,12 +4,13 @@
 //! per current object; with one it replays the log after it, or sends one
 //! ERROR 410 when it is older than the last compaction. Then live events,
 //! BOOKMARKs at the test's interval when `allowWatchBookmarks` asks, until
-//! `timeoutSeconds`, the client leaves, or a compaction ends it with an
-//! ERROR 410. A selector turns an object that stops matching into DELETED
+//! `timeoutSeconds` or `ApiServer::end_watches` (a clean end), the client
+//! leaves, or a compaction ends it with an ERROR 410. A selector turns an object that stops matching into DELETED
 //! and one that starts matching into ADDED. `sendInitialEvents=true`
 //! (a streaming list) opens with the ADDEDs then a BOOKMARK annotated
 //! `k8s.io/initial-events-end`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -70,6 +71,14 @@ enum Begin {
     Expired(Status),
 }
 
+/// What wakes a watch besides its client and its clock.
+struct Wake {
+    /// A change in the store.
+    changed: watch::Receiver<()>,
+    /// `ApiServer::end_watches`.
+    ended: watch::Receiver<()>,
+}
+
 /// Counts an open watch in `Shared::watches` for as long as it lives.
 struct Open(Arc<Shared>, Kind);
 
@@ -110,7 +119,7 @@ fn start(
     let streaming = initial_events(params)?;
     let (tx, rx) = mpsc::channel(16);
     // Subscribed before reading the store: no change can fall between.
-    let changed = shared.changed.subscribe();
+    let wake = Wake { changed: shared.changed.subscribe(), ended: shared.end_watches.subscribe() };
     let prefix = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
     let store = shared.store.lock();
     let mut watcher = Watcher {
@@ -127,7 +136,7 @@ fn start(
     };
     let begin = watcher.begin(&store, rv, streaming);
     drop(store);
-    tokio::spawn(watcher.run(begin, changed, timeout));
+    tokio::spawn(watcher.run(begin, wake, timeout));
     Ok(rx)
 }
 
@@ -195,7 +204,7 @@ impl Watcher {
         }
     }
 
-    async fn run(mut self, begin: Begin, mut changed: watch::Receiver<()>, timeout: Duration) {
+    async fn run(mut self, begin: Begin, mut wake: Wake, timeout: Duration) {
         if !self.open(begin).await {
             return;
         }
@@ -207,7 +216,8 @@ impl Watcher {
             tokio::select! {
                 _ = self.tx.closed() => return,
                 _ = &mut deadline => return,
-                changed = changed.changed() => if changed.is_err() { return },
+                _ = wake.ended.changed() => return,
+                changed = wake.changed.changed() => if changed.is_err() { return },
                 _ = ticks.tick(), if self.bookmarks => {
                     if !self.send(self.bookmark(false)).await {
                         return;
@@ -274,24 +284,24 @@ impl Watcher {
 
     /// What this watch sends for `event`, if anything (the watch cache's
     /// rules for a selector).
-    fn convert(&self, event: &Event) -> Option<(&'static str, Value)> {
+    fn convert<'e>(&self, event: &'e Event) -> Option<(&'static str, Cow<'e, Value>)> {
         if event.kind != self.kind || !event.key.starts_with(&self.prefix) {
             return None;
         }
         let now = event.change != Change::Deleted && self.filter.matches(&event.object);
         let before = event.prev.as_ref().is_some_and(|p| self.filter.matches(p));
         match (now, before) {
-            (true, false) => Some(("ADDED", (*event.object).clone())),
-            (true, true) => Some(("MODIFIED", (*event.object).clone())),
+            (true, false) => Some(("ADDED", Cow::Borrowed(&*event.object))),
+            (true, true) => Some(("MODIFIED", Cow::Borrowed(&*event.object))),
             (false, true) if event.change == Change::Deleted => {
-                Some(("DELETED", (*event.object).clone()))
+                Some(("DELETED", Cow::Borrowed(&*event.object)))
             }
             // Stopped matching: its previous state, at this change's
             // resourceVersion.
             (false, true) => {
                 let mut object = event.prev.as_deref().cloned().unwrap_or_default();
                 object["metadata"]["resourceVersion"] = json!(event.rv.to_string());
-                Some(("DELETED", object))
+                Some(("DELETED", Cow::Owned(object)))
             }
             (false, false) => None,
         }
