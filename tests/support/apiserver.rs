@@ -41,12 +41,22 @@
 //! fake answers the plain list (no server-side printing), which kubectl
 //! shows as NAME and AGE columns only.
 //!
-//! # Where it differs from the real server
+//! Also checked with a throwaway program against kube-rs 5's
+//! `watcher` (default `Config`, svcproxy's label selector, 1,200 and
+//! 20,000 Services): paged LISTs (`limit=500`, continue tokens), the WATCH
+//! from the list's resourceVersion, a relist after `expire`'s 410, a
+//! re-watch without LIST after `stop`/`start_again` and `end_watches`,
+//! over HTTP and HTTPS, with `token` and `tokenFile` kubeconfigs.
+//!
+//! # Differences from the real server, and what may surprise
 //!
 //! - A LIST with a resourceVersion and no `resourceVersionMatch` (or
 //!   `NotOlderThan`) answers the current state, as the real one does:
 //!   "not older than" an expired version is still served. Only `Exact`, a
 //!   continue token or a WATCH get 410 for a version before `expire()`.
+//! - `stop()` cuts TLS connections without close_notify, as a crash
+//!   would: kube-rs logs "peer closed connection without sending TLS
+//!   close_notify".
 //! - `expire()` also ends open watches with ERROR 410 (a real compaction
 //!   does not reach the watch cache's clients; here it is how a test makes
 //!   a client relist).
