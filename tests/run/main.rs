@@ -11,7 +11,9 @@
 //! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
 //!   `--splice` mode;
 //! - `reload`: hot swap of changed manifests under live connections;
-//! - `signals`: SIGTERM's drain, SIGINT, SIGHUP.
+//! - `signals`: SIGTERM's drain, SIGINT, SIGHUP;
+//! - `apiserver`: the fake Kubernetes API server of `support::apiserver`
+//!   itself, over raw HTTP.
 //!
 //! One test binary (`cargo test --test run`): its tests run on parallel
 //! threads, which the fresh addresses keep apart.
@@ -20,6 +22,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod apiserver;
 mod balance;
 mod basic;
 mod cli;

@@ -386,6 +386,7 @@ pub fn parse_port(item: &str) -> Option<(u16, Option<u16>, String)> {
     Some((port, node, proto.to_owned()))
 }
 pub mod admin;
+pub mod apiserver;
 pub mod cluster_ip;
 pub mod endpoint;
 pub mod manifests;
