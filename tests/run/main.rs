@@ -3,6 +3,7 @@
 //! wait under a deadline. One file per subject:
 //!
 //! - `cli`: flags, their defaults and usage errors, logging;
+//! - `api`: following an API server (a fake one);
 //! - `basic`: every kind of Frontend served;
 //! - `balance`: round robin and ClientIP affinity;
 //! - `faults`: no endpoints, refusing or silent endpoints, ports taken;
@@ -22,6 +23,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod api;
 mod apiserver;
 mod balance;
 mod basic;

@@ -51,6 +51,16 @@ impl Proxy {
         Proxy::spawn(cmd, dir, log)
     }
 
+    /// Starts `svcproxy run ARGS` with no manifests of its own (the API
+    /// server as a source, say), the admin servers on ephemeral ports,
+    /// logging into a temporary directory the guard keeps.
+    pub fn start_args(args: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut cmd, log) = logging(dir.path());
+        cmd.arg("run").args(args);
+        Proxy::spawn(cmd, dir, log)
+    }
+
     /// Starts the proxy on [`slow_first_build`]'s 10,000 headless
     /// Services, one JSON file: its first Snapshot takes a second or so,
     /// time to probe or signal a proxy that has published nothing yet.
@@ -270,6 +280,14 @@ pub fn command(dir: &Path, manifests: &str, extra: &[&str]) -> (Command, PathBuf
 /// `svcproxy run --manifests MANIFESTS extra...`, its output going to a log
 /// file in `dir` (returned).
 pub fn command_on(dir: &Path, manifests_dir: &Path, extra: &[&str]) -> (Command, PathBuf) {
+    let (mut cmd, log) = logging(dir);
+    cmd.arg("run").arg("--manifests").arg(manifests_dir).args(extra);
+    (cmd, log)
+}
+
+/// `svcproxy` with no argument yet, its output going to a log file in
+/// `dir` (returned).
+fn logging(dir: &Path) -> (Command, PathBuf) {
     let log = dir.join("svcproxy.log");
     let out = File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
@@ -277,7 +295,6 @@ pub fn command_on(dir: &Path, manifests_dir: &Path, extra: &[&str]) -> (Command,
     if let Ok(level) = std::env::var("SVCPROXY_TEST_RUST_LOG") {
         cmd.env("RUST_LOG", level);
     }
-    cmd.arg("run").arg("--manifests").arg(manifests_dir).args(extra);
     cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
     (cmd, log)
 }
