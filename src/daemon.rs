@@ -26,7 +26,7 @@ use crate::control::{self, Control};
 use crate::listener;
 use crate::metrics;
 use crate::model::Options;
-use crate::source::api::{self, Counters, Endpoint};
+use crate::source::api::{self, Changes, Counters, Endpoint};
 use crate::source::files::{Watch, watch};
 use crate::source::{Api, Files, Pace};
 
@@ -104,7 +104,9 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     }
     let pace = Pace::new(config.min_sync_period);
     let files_too = !config.manifests.is_empty();
-    let mut daemon = Daemon { control, ctx: ctx.clone(), watch, api, files_too, pace, signals };
+    let changes = api.as_ref().map(Api::changes);
+    let mut daemon =
+        Daemon { control, ctx: ctx.clone(), watch, api, changes, files_too, pace, signals };
     if daemon.serve(ready).await? == Stop::Int {
         info!("SIGINT: exiting");
         return Ok(());
@@ -132,8 +134,10 @@ struct Daemon {
     ctx: Arc<Context>,
     /// Changes to the manifest files.
     watch: Watch,
-    /// The API server's objects, when it is a source.
+    /// The API server's objects, when it is a source...
     api: Option<Api>,
+    /// ...and its changes not read by a build yet.
+    changes: Option<Changes>,
     /// Whether manifest files are a source too (served before the API
     /// server is listed).
     files_too: bool,
@@ -167,11 +171,12 @@ impl Daemon {
         loop {
             tokio::select! {
                 () = self.watch.changed() => {}
-                () = changed(self.api.as_ref()) => {}
+                () = changed(self.changes.as_mut()) => {}
                 _ = self.signals.hup.recv() => info!("SIGHUP: re-reading every source"),
                 _ = self.signals.term.recv() => return Ok(Stop::Term),
                 _ = self.signals.int.recv() => return Ok(Stop::Int),
             }
+            self.ctx.health.queued();
             if let Some(stop) = self.publish().await? {
                 return Ok(stop);
             }
@@ -183,10 +188,10 @@ impl Daemon {
     /// or SIGINT comes first.
     async fn listed(&mut self) -> Option<Stop> {
         let api = self.api.as_ref().filter(|_| !self.files_too)?;
-        let signals = &mut self.signals;
+        let (changes, signals) = (self.changes.as_mut()?, &mut self.signals);
         while !api.synced() {
             tokio::select! {
-                () = api.changed() => {}
+                () = changes.changed() => {}
                 _ = signals.term.recv() => return Some(Stop::Term),
                 _ = signals.int.recv() => return Some(Stop::Int),
             }
@@ -202,10 +207,14 @@ impl Daemon {
     /// that panicked is fatal only when nothing was ever published; a
     /// control loop that lost its state is fatal.
     async fn publish(&mut self) -> Result<Option<Stop>, Error> {
-        let Self { control, ctx, watch, pace, signals, .. } = self;
+        let Self { control, ctx, watch, changes, pace, signals, .. } = self;
         let rebuild = async {
             pace.wait().await;
             watch.settle().await;
+            // The build reads every change until now.
+            if let Some(changes) = changes {
+                changes.seen();
+            }
             match control.publish(ctx).await {
                 Ok(outcome) => ctx.health.published(outcome.complete),
                 // Logged and counted; the published table stays in service.
@@ -255,9 +264,9 @@ impl Signals {
 }
 
 /// A change from the API server; never, without it.
-async fn changed(api: Option<&Api>) {
-    match api {
-        Some(api) => api.changed().await,
+async fn changed(changes: Option<&mut Changes>) {
+    match changes {
+        Some(changes) => changes.changed().await,
         None => std::future::pending().await,
     }
 }

@@ -1,21 +1,28 @@
 //! Whether this node serves, as `/healthz` and `/livez` report it and as
 //! the health check ports read it: healthy once a Snapshot of every source
 //! is published (with the API server as a source: once it was listed in
-//! full) and until the drain starts. An API server unreachable later
-//! leaves the node healthy: it serves the last Snapshot, and has no change
-//! it is behind on (kube-proxy's rule).
+//! full) and until the drain starts, unless it falls behind: a change seen
+//! and not published for [`BEHIND`] (kube-proxy's rule). An API server
+//! unreachable later leaves the node healthy: it serves the last Snapshot,
+//! and is behind on no change it saw.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hyper::StatusCode;
 use parking_lot::Mutex;
+
+/// How long a change may wait for its Snapshot before the node counts as
+/// behind: kube-proxy's healthz timeout, twice its default sync period.
+pub const BEHIND: Duration = Duration::from_secs(60);
 
 /// The node's health.
 #[derive(Debug, Default)]
 pub struct Health {
     /// When the last Snapshot was published; `None` before the first.
     updated: Mutex<Option<SystemTime>>,
+    /// When the oldest change not published yet was seen.
+    queued: Mutex<Option<SystemTime>>,
     /// Whether a published Snapshot held every source's objects.
     complete: AtomicBool,
     /// Set on SIGTERM: the node is leaving, load balancers must stop
@@ -31,9 +38,16 @@ impl Health {
     /// API server was not listed yet, is not).
     pub fn published(&self, complete: bool) {
         *self.updated.lock() = Some(SystemTime::now());
+        *self.queued.lock() = None;
         if complete {
             self.complete.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// A change was seen; it counts as published once the next Snapshot
+    /// is.
+    pub fn queued(&self) {
+        self.queued.lock().get_or_insert_with(SystemTime::now);
     }
 
     /// The drain started: unhealthy from now on.
@@ -44,7 +58,15 @@ impl Health {
     /// True once a Snapshot of every source is published and until the
     /// drain starts.
     pub fn healthy(&self) -> bool {
-        self.complete.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+        self.complete.load(Ordering::Relaxed)
+            && !self.draining.load(Ordering::Relaxed)
+            && !self.behind(SystemTime::now())
+    }
+
+    /// True when a change seen before `now - BEHIND` is not published.
+    fn behind(&self, now: SystemTime) -> bool {
+        let queued = *self.queued.lock();
+        queued.is_some_and(|at| now.duration_since(at).unwrap_or_default() > BEHIND)
     }
 
     /// kube-proxy's `/healthz` status and JSON body.
@@ -61,4 +83,33 @@ impl Health {
 
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_from_a_complete_snapshot_until_behind_or_draining() {
+        let health = Health::default();
+        assert!(!health.healthy(), "nothing published");
+        health.published(false);
+        assert!(!health.healthy(), "the files alone, the API server not listed yet");
+        health.published(true);
+        assert!(health.healthy());
+
+        // A change seen and not published: healthy for BEHIND, then not.
+        health.queued();
+        let seen = health.queued.lock().expect("queued");
+        assert!(!health.behind(seen + BEHIND));
+        assert!(health.behind(seen + BEHIND + Duration::from_secs(1)));
+        // A later change does not move the oldest one.
+        health.queued();
+        assert_eq!(*health.queued.lock(), Some(seen));
+        health.published(true);
+        assert!(!health.behind(seen + 2 * BEHIND) && health.healthy());
+
+        health.drain();
+        assert!(!health.healthy());
+    }
 }

@@ -131,7 +131,10 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             // kube-rs logs each failed request of a watcher that is
             // retrying; the API source logs each change of state instead.
-            init_logging(args.log_format, "info,kube_client::client::builder=off");
+            init_logging(
+                args.log_format,
+                "info,kube_client::client::builder=off,kube_runtime::watcher=error",
+            );
             exit(serve(args.config(), false))
         }
         Command::Demo => {

@@ -23,6 +23,12 @@ impl<'a> Fields<'a> {
         Self { origin, kind, namespace, name, errors: Vec::new() }
     }
 
+    /// True for an object of the API server: it was validated there,
+    /// with that cluster's settings (its NodePort range, say).
+    pub(crate) fn api_checked(&self) -> bool {
+        matches!(self.origin, Origin::Api)
+    }
+
     /// True when the manifest spelled out `path`.
     pub(crate) fn present(&self, path: &FieldPath) -> bool {
         self.origin.has(path)

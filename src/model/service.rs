@@ -373,7 +373,7 @@ fn node_port(
         f.forbidden(at().field("nodePort"), "may not be used when `type` is 'ClusterIP'");
         return None;
     }
-    match u16::try_from(value).ok().filter(|n| NODE_PORTS.contains(n)) {
+    match u16::try_from(value).ok().filter(|n| node_port_range(f, *n)) {
         Some(n) => Some(n),
         None => {
             let why = format!(
@@ -399,7 +399,7 @@ fn health_check_node_port(f: &mut Fields<'_>, raw: Option<i32>, allowed: bool) -
         f.invalid(at(), value, why);
         return None;
     }
-    let port = u16::try_from(value).ok().filter(|n| NODE_PORTS.contains(n));
+    let port = u16::try_from(value).ok().filter(|n| node_port_range(f, *n));
     if port.is_none() {
         let why = format!(
             "provided port is not in the valid range. The range of valid ports is {}-{}",
@@ -409,6 +409,13 @@ fn health_check_node_port(f: &mut Fields<'_>, raw: Option<i32>, allowed: bool) -
         f.invalid(at(), value, &why);
     }
     port
+}
+
+/// Whether `port` is in the NodePort range: 30000-32767 in a manifest, the
+/// API server's default; any port from the API server, whose
+/// `--service-node-port-range` may be another and allocated it.
+fn node_port_range(f: &Fields<'_>, port: u16) -> bool {
+    NODE_PORTS.contains(&port) || (f.api_checked() && port != 0)
 }
 
 fn ips(f: &mut Fields<'_>, path: &'static str, raw: Option<&[String]>) -> Vec<IpAddr> {

@@ -204,3 +204,40 @@ fn an_object_from_the_api_server_is_named_without_a_file() {
         "{errors:?}"
     );
 }
+
+/// The API server checked a NodePort against its own
+/// `--service-node-port-range`, which may not be the default: its
+/// Services are taken as it stored them; a manifest's are held to
+/// 30000-32767.
+#[test]
+fn a_node_port_outside_the_default_range_is_taken_from_the_api_server_only() {
+    use k8s_openapi::api::core::v1 as k8s;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use crate::manifest::{Object, Origin, Resource};
+
+    let port = k8s::ServicePort { port: 80, node_port: Some(40_000), ..Default::default() };
+    let service = k8s::Service {
+        metadata: ObjectMeta { name: Some("web".into()), ..Default::default() },
+        spec: Some(k8s::ServiceSpec {
+            type_: Some("NodePort".into()),
+            cluster_ip: Some("10.96.0.10".into()),
+            ports: Some(vec![port]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let service = std::sync::Arc::new(service);
+    let from_api = Object::new(Origin::Api, Resource::Service(service.clone()));
+    let model = Model::build([&from_api], &options());
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+    assert_eq!(model.services[0].service.ports[0].node_port, Some(40_000));
+
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  \
+                clusterIP: 10.96.0.10\n  ports: [{port: 80, nodePort: 40000}]\n";
+    let mut loaded = crate::manifest::Loaded::default();
+    loaded.add_text(std::path::Path::new("web.yaml"), text);
+    let model = Model::build(&loaded.objects, &options());
+    assert_eq!(model.errors.len(), 1, "{:?}", model.errors);
+    assert!(model.errors[0].to_string().contains("spec.ports[0].nodePort"), "{:?}", model.errors);
+}

@@ -15,10 +15,10 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::{self as kube_watcher, Event};
 use parking_lot::Mutex;
 use prometheus::{IntCounterVec, IntGauge};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
@@ -64,8 +64,8 @@ pub struct Shared {
     /// Per kind, whether its watch is established, for the log and the
     /// `up` gauge.
     links: Mutex<[Link; KINDS.len()]>,
-    /// Set on every change once every kind is listed.
-    changed: Notify,
+    /// Bumped on every change once every kind is listed.
+    changed: watch::Sender<u64>,
     counters: Counters,
 }
 
@@ -76,6 +76,10 @@ enum Link {
     Up,
     Down,
 }
+
+/// Changes from the API server, for one waiter: see [`Api::changes`].
+#[derive(Debug)]
+pub struct Changes(watch::Receiver<u64>);
 
 /// Aborts the watcher tasks when dropped.
 #[derive(Debug)]
@@ -114,7 +118,7 @@ impl Api {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(SystemTime::now())),
             links: Mutex::new([Link::Starting; KINDS.len()]),
-            changed: Notify::new(),
+            changed: watch::Sender::new(0),
             counters,
         });
         shared.counters.up.set(0);
@@ -152,10 +156,28 @@ impl Api {
         self.shared.store.lock().synced()
     }
 
-    /// Waits for a change after both kinds were listed (the completion of
-    /// that listing included); a change made before the call counts.
-    pub async fn changed(&self) {
-        self.shared.changed.notified().await;
+    /// The changes made from now on, once both kinds were listed (the
+    /// completion of that listing included).
+    pub fn changes(&self) -> Changes {
+        Changes(self.shared.changed.subscribe())
+    }
+}
+
+// === impl Changes ===
+
+impl Changes {
+    /// Waits for a change not [`Self::seen`] yet; never returns once the
+    /// watchers are gone.
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Every change until now is about to be read: only a later one makes
+    /// [`Self::changed`] return.
+    pub fn seen(&mut self) {
+        self.0.borrow_and_update();
     }
 }
 
@@ -179,21 +201,30 @@ impl Shared {
                 };
                 self.counters.events.with_label_values(&[label, kind_of]).inc();
             }
-            Change::Listing(true) => {
-                self.counters.relists.with_label_values(&[label]).inc();
-                info!(kind = label, "API server: the watch ended, listing again");
+            // A list in progress says nothing yet: it may still fail.
+            Change::Listing | Change::Buffered => return,
+            Change::Listed { objects, relist } => {
+                if relist {
+                    self.counters.relists.with_label_values(&[label]).inc();
+                }
+                info!(kind = label, objects, relist, "API server: listed");
             }
-            Change::Listing(false) | Change::Buffered => return,
-            Change::Listed(objects) => info!(kind = label, objects, "API server: listed"),
         }
         self.connected(kind);
         if synced {
-            self.changed.notify_one();
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
+    /// The watch of `kind` expired (410 Gone): the watcher lists again at
+    /// once. Routine (the API server keeps a few minutes of history), so
+    /// neither a failure nor worth a warning.
+    fn expired(&self, kind: Kind) {
+        info!(kind = label(kind), "API server: the watch expired, listing again");
+    }
+
     /// The watch of `kind` failed; the watcher retries after a backoff.
-    fn failed(&self, kind: Kind, error: &watcher::Error) {
+    fn failed(&self, kind: Kind, error: &kube_watcher::Error) {
         let before = self.link(kind, Link::Down);
         let kind = label(kind);
         if before == Link::Down {

@@ -133,6 +133,13 @@ fn daemonset_reads_the_api_server_with_the_in_cluster_configuration() {
     assert_eq!(config_map.name, API_SERVER_CONFIG_MAP);
     assert_eq!(config_map.optional, Some(true), "beside kube-proxy, there is none");
     assert!(env_from.iter().all(|e| e.secret_ref.is_none()), "no Secret in the environment");
+    // /livez is 503 until the first complete list: an API server down at
+    // boot must not make kubelet restart the pod in a loop.
+    let startup = container(&daemon_set).startup_probe.as_ref().expect("startupProbe");
+    let target = probe_target(container(&daemon_set), Some(startup), "startupProbe");
+    assert_eq!(target.0, "/livez");
+    let patience = startup.period_seconds.unwrap_or(10) * startup.failure_threshold.unwrap_or(3);
+    assert!(patience >= 600, "the first list gets {patience} s before liveness counts");
 }
 
 /// A node proxy: one pod per node, every node, on the host's network,

@@ -13,11 +13,9 @@ use crate::{docker, kube};
 /// `(apiGroup, resource, verb)`: one permission.
 type Grant = (String, String, String);
 
-/// What svcproxy reads: the Services and EndpointSlices it routes, and
-/// Nodes (this node's topology labels), as kube-proxy's
-/// `system:node-proxier` does. No events: svcproxy emits none.
-const READS: &[(&str, &str)] =
-    &[("", "services"), ("discovery.k8s.io", "endpointslices"), ("", "nodes")];
+/// What svcproxy reads: the Services and EndpointSlices it routes, as
+/// kube-proxy's `system:node-proxier` does. No events: svcproxy emits none.
+const READS: &[(&str, &str)] = &[("", "services"), ("discovery.k8s.io", "endpointslices")];
 
 /// Only reads.
 const VERBS: &[&str] = &["get", "list", "watch"];
@@ -58,7 +56,7 @@ fn grants(role: &ClusterRole) -> BTreeSet<Grant> {
 }
 
 #[test]
-fn cluster_role_grants_reading_services_endpointslices_and_nodes_only() {
+fn cluster_role_grants_reading_services_and_endpointslices_only() {
     let Objects { cluster_role, .. } = objects();
     let expected: BTreeSet<Grant> = READS
         .iter()

@@ -43,7 +43,7 @@ impl Endpoint {
     /// or the service account's files: a missing or broken one is a startup
     /// error.
     pub async fn config(&self) -> Result<kube::Config, Error> {
-        Ok(match self {
+        let mut config = match self {
             Self::Kubeconfig { path, master } => {
                 let file = Kubeconfig::read_from(path)
                     .map_err(|e| Error::Kubeconfig { path: path.clone(), detail: e.to_string() })?;
@@ -52,15 +52,17 @@ impl Endpoint {
                     .await
                     .map_err(|e| Error::Kubeconfig { path: path.clone(), detail: e.to_string() })?;
                 if let Some(master) = master {
-                    config.cluster_url = uri(master)?;
+                    config.cluster_url = uri(master, "https")?;
                 }
                 config
             }
-            Self::Master(master) => kube::Config::new(uri(master)?),
+            Self::Master(master) => kube::Config::new(uri(master, "http")?),
             Self::InCluster => {
                 kube::Config::incluster().map_err(|e| Error::InCluster(e.to_string()))?
             }
-        })
+        };
+        config.read_timeout = Some(READ_TIMEOUT);
+        Ok(config)
     }
 }
 
@@ -77,12 +79,22 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-fn uri(master: &str) -> Result<hyper::Uri, Error> {
-    master.parse().map_err(|e: hyper::http::uri::InvalidUri| Error::Master {
+/// `--master` as a URL; without a scheme, `scheme` (client-go's rule: https
+/// when the kubeconfig may hold TLS settings, http for a bare `--master`).
+fn uri(master: &str, scheme: &str) -> Result<hyper::Uri, Error> {
+    let url =
+        if master.contains("://") { master.to_owned() } else { format!("{scheme}://{master}") };
+    url.parse().map_err(|e: hyper::http::uri::InvalidUri| Error::Master {
         url: master.to_owned(),
         detail: e.to_string(),
     })
 }
+
+/// A bound on each read of a response: kube-rs sets none, and a LIST on a
+/// connection that died half-open would hang for good (a watch has its
+/// own idle timeout: 290 s, plus 5). Longer than that, so a quiet watch is
+/// never cut by it.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[cfg(test)]
 mod tests {
@@ -107,6 +119,14 @@ mod tests {
             Endpoint::choose(None, master, true),
             Some(Endpoint::Master("https://127.0.0.1:6443".into()))
         );
+    }
+
+    #[test]
+    fn a_master_without_a_scheme_gets_client_gos() {
+        let plain = uri("127.0.0.1:8080", "http").expect("a URL");
+        assert_eq!(plain.to_string(), "http://127.0.0.1:8080/");
+        let kept = uri("https://127.0.0.1:6443", "http").expect("a URL");
+        assert_eq!(kept.scheme_str(), Some("https"));
     }
 
     #[tokio::test]

@@ -45,8 +45,10 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Cache {
     objects: BTreeMap<ObjectKey, Object>,
-    /// A list in progress: replaces `objects` when complete.
+    /// A list in progress: replaces `objects` when complete...
     relist: Option<BTreeMap<ObjectKey, Object>>,
+    /// ...and the trigger times of the changes it brings.
+    relist_triggers: Vec<SystemTime>,
     /// How many lists completed.
     lists: u64,
 }
@@ -67,12 +69,16 @@ pub enum Change {
     Added,
     Modified,
     Deleted,
-    /// A list started; `true` when it is a relist.
-    Listing(bool),
+    /// A list started.
+    Listing,
     /// A list is in progress.
     Buffered,
-    /// A list completed, with this many objects.
-    Listed(usize),
+    /// A list completed, with this many objects; `relist` when it is not
+    /// the first.
+    Listed {
+        objects: usize,
+        relist: bool,
+    },
 }
 
 // === impl Store ===
@@ -84,28 +90,39 @@ impl Store {
 
     /// Applies one watcher event of `kind`.
     pub fn apply(&mut self, kind: Kind, event: Event<Object>) -> Change {
+        let started = self.started;
         let cache = &mut self.caches[index(kind)];
         let change = match event {
             Event::Init => {
                 cache.relist = Some(BTreeMap::new());
-                return Change::Listing(cache.lists > 0);
+                cache.relist_triggers.clear();
+                return Change::Listing;
             }
             Event::InitApply(object) => {
                 let buffer = cache.relist.get_or_insert_with(BTreeMap::new);
                 let previous = buffer.insert(object.key().clone(), object.clone());
                 let previous = previous.or_else(|| cache.objects.get(object.key()).cloned());
-                self.trigger(previous.as_ref(), &object);
+                // Kept with the list: it is served only once complete.
+                let trigger = new_trigger(started, previous.as_ref(), &object);
+                cache.relist_triggers.extend(trigger);
                 return Change::Buffered;
             }
             Event::InitDone => {
                 cache.objects = cache.relist.take().unwrap_or_default();
+                let relist = cache.lists > 0;
                 cache.lists += 1;
-                Change::Listed(cache.objects.len())
+                let triggers = std::mem::take(&mut cache.relist_triggers);
+                let room = MAX_TRIGGERS.saturating_sub(self.triggers.len());
+                self.triggers.extend(triggers.into_iter().take(room));
+                Change::Listed { objects: cache.objects.len(), relist }
             }
             Event::Apply(object) => {
                 let previous = cache.objects.insert(object.key().clone(), object.clone());
                 let change = if previous.is_some() { Change::Modified } else { Change::Added };
-                self.trigger(previous.as_ref(), &object);
+                let trigger = new_trigger(started, previous.as_ref(), &object);
+                if self.triggers.len() < MAX_TRIGGERS {
+                    self.triggers.extend(trigger);
+                }
                 change
             }
             Event::Delete(object) => {
@@ -141,22 +158,22 @@ impl Store {
     pub fn take_triggers(&mut self) -> Vec<SystemTime> {
         std::mem::take(&mut self.triggers)
     }
-
-    /// Keeps the trigger time `object` carries when it is new: a change
-    /// made since this process started.
-    fn trigger(&mut self, previous: Option<&Object>, object: &Object) {
-        let Some(time) = trigger_time(object) else { return };
-        if previous.and_then(trigger_time) == Some(time) || time <= self.started {
-            return;
-        }
-        if self.triggers.len() < MAX_TRIGGERS {
-            self.triggers.push(time);
-        }
-    }
 }
 
 fn index(kind: Kind) -> usize {
     KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// The trigger time `object` carries when it is new: a change made since
+/// `started` (this process's start), not in `previous`.
+fn new_trigger(
+    started: SystemTime,
+    previous: Option<&Object>,
+    object: &Object,
+) -> Option<SystemTime> {
+    let time = trigger_time(object)?;
+    let new = previous.and_then(trigger_time) != Some(time) && time > started;
+    new.then_some(time)
 }
 
 /// The `last-change-trigger-time` an EndpointSlice carries.
@@ -223,11 +240,12 @@ mod tests {
         let mut store = Store::new(SystemTime::UNIX_EPOCH);
         list(&mut store, Kind::EndpointSlice, vec![]);
         list(&mut store, Kind::Service, vec![service("a"), service("b")]);
-        assert_eq!(store.apply(Kind::Service, Event::Init), Change::Listing(true));
+        assert_eq!(store.apply(Kind::Service, Event::Init), Change::Listing);
         store.apply(Kind::Service, Event::InitApply(service("b")));
         // Mid-relist: both still served.
         assert_eq!(names(&mut store), ["a", "b"]);
-        assert_eq!(store.apply(Kind::Service, Event::InitDone), Change::Listed(1));
+        let done = store.apply(Kind::Service, Event::InitDone);
+        assert_eq!(done, Change::Listed { objects: 1, relist: true });
         // `a` was deleted while the watch was down.
         assert_eq!(names(&mut store), ["b"]);
     }
@@ -251,10 +269,17 @@ mod tests {
         let (before, after) = ("2025-12-31T23:59:59Z", "2026-01-01T00:00:01Z");
         list(&mut store, Kind::EndpointSlice, vec![slice("s", before)]);
         assert!(store.take_triggers().is_empty());
-        store.apply(Kind::EndpointSlice, Event::Apply(slice("s", after)));
-        // The same version again (a relist) is no new change.
-        store.apply(Kind::EndpointSlice, Event::Apply(slice("s", after)));
+        // A relist's change counts once the relist is complete.
+        store.apply(Kind::EndpointSlice, Event::Init);
+        store.apply(Kind::EndpointSlice, Event::InitApply(slice("s", after)));
+        assert!(store.take_triggers().is_empty(), "not served yet");
+        store.apply(Kind::EndpointSlice, Event::InitDone);
         assert_eq!(store.take_triggers(), [started + Duration::from_secs(1)]);
+        // The same trigger again is no new change.
+        store.apply(Kind::EndpointSlice, Event::Apply(slice("s", after)));
         assert!(store.take_triggers().is_empty());
+        let later = "2026-01-01T00:00:02Z";
+        store.apply(Kind::EndpointSlice, Event::Apply(slice("s", later)));
+        assert_eq!(store.take_triggers(), [started + Duration::from_secs(2)]);
     }
 }

@@ -59,15 +59,23 @@ fn an_expired_watch_relists_and_no_service_is_missing_meanwhile() {
 
     let probe = Probe::start(kept, "a");
     // The relist's answer is held a while: the old objects serve meanwhile.
+    let lists = |api: &crate::support::apiserver::ApiServer| {
+        let requests = api.requests();
+        requests.iter().filter(|r| !r.is_watch() && r.path.ends_with("/services")).count()
+    };
+    let before = lists(&cluster.api);
     cluster.api.hold_lists("Service", true);
     cluster.api.expire();
-    proxy.wait_metric(relists, Duration::from_secs(10), |v| v >= 1.0);
+    eventually("the relist asked for", Duration::from_secs(10), || {
+        if lists(&cluster.api) > before { Ok(()) } else { Err("no new LIST") }
+    });
     let (added, objects) = service("added", &[&b]);
     cluster.api.apply(&objects);
     thread::sleep(Duration::from_millis(500));
     cluster.api.hold_lists("Service", false);
     let got = eventually("the Service added during the relist", ROUTED, || fetch(added));
     assert_eq!(got, "b");
+    assert_eq!(proxy.metric(relists), 1.0, "{}", proxy.log());
     let (fetches, errors) = probe.stop();
     assert!(fetches > 10, "the probe ran ({fetches} fetches)");
     assert!(
@@ -120,9 +128,9 @@ fn an_api_server_down_for_5_s_leaves_traffic_flowing_and_changes_are_picked_up_a
     assert_eq!(got, "c");
     // Each kind relists on its own: the Services' relist may be published
     // a period after the EndpointSlices'.
-    let got = eventually("the Service added while down", ROUTED, || fetch(added));
+    let got = eventually("the Service added while down", RECONNECT, || fetch(added));
     assert_eq!(got, "b");
-    eventually("the Service deleted while down removed after the relist", ROUTED, || {
+    eventually("the Service deleted while down removed after the relist", RECONNECT, || {
         if refuses(gone) { Ok(()) } else { Err("still accepting") }
     });
     assert_eq!(proxy.metric("svcproxy_api_up"), 1.0, "{}", proxy.log());

@@ -107,8 +107,15 @@ fn services_of_another_proxy_and_headless_ones_are_filtered_on_the_server() {
         "  namespace: default\n  labels:\n    service.kubernetes.io/service-proxy-name: other\n",
     );
     cluster.api.apply(&(theirs + &slices("theirs", &[Ep::ready(&b)])));
+    let headless_ip = fresh_ip();
+    let headless = simple_service("headless", headless_ip, PORT, false).replace(
+        "  namespace: default\n",
+        "  namespace: default\n  labels:\n    service.kubernetes.io/headless: \"\"\n",
+    );
+    cluster.api.apply(&(headless + &slices("headless", &[Ep::ready(&b)])));
     let mut proxy = cluster.serving(&[], mine, "a");
     assert!(refuses(addr(ip, PORT)), "another proxy's Service is not served\n{}", proxy.log());
+    assert!(refuses(addr(headless_ip, PORT)), "a headless-labelled Service is not served");
     let selectors: Vec<String> = cluster
         .api
         .requests()
@@ -117,6 +124,13 @@ fn services_of_another_proxy_and_headless_ones_are_filtered_on_the_server() {
         .collect();
     let want = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless";
     assert!(!selectors.is_empty() && selectors.iter().all(|s| s == want), "{selectors:?}");
+    // Watches ask for bookmarks, so a restarted watch resumes from a fresh
+    // resourceVersion instead of relisting.
+    let watches: Vec<_> = cluster.api.requests().into_iter().filter(|r| r.is_watch()).collect();
+    assert!(!watches.is_empty(), "both kinds are watched");
+    for watch in &watches {
+        assert_eq!(watch.param("allowWatchBookmarks"), Some("true"), "{}", watch.path);
+    }
     proxy.assert_running();
 }
 

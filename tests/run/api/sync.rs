@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Cluster, service};
 use crate::support::endpoint::Endpoint;
-use crate::support::net::{fetch, fresh_ip, refuses};
+use crate::support::net::{eventually, fetch, fresh_ip, refuses};
 
 #[test]
 fn nothing_is_published_before_both_lists_are_complete() {
@@ -57,4 +57,41 @@ fn an_api_server_down_at_start_is_retried_and_healthz_says_503_until_listed() {
     assert_eq!(got, "e1");
     assert_eq!(admin.healthz().expect("healthz").0, 200, "{}", proxy.log());
     proxy.assert_running();
+}
+
+/// A list the API server refuses (no RBAC yet, a bad token) is retried
+/// with client-go's backoff, 0.8 s doubling with up to 100 % more at
+/// random, not at a steady pace; it is logged once per kind, not per try.
+#[test]
+fn a_refused_list_is_retried_ever_more_slowly_and_logged_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = crate::support::apiserver::ApiServer::start();
+    let kubeconfig =
+        api.kubeconfig(dir.path(), crate::support::apiserver::Auth::Token("old".into()));
+    api.accept_tokens(&["new"]);
+    let e1 = Endpoint::name(fresh_ip(), "e1");
+    let (frontend, objects) = service("web", &[&e1]);
+    api.apply(&objects);
+    let mut proxy = crate::support::proxy::Proxy::start_args(&[
+        "--kubeconfig",
+        kubeconfig.to_str().expect("utf-8"),
+    ]);
+    proxy.admin();
+    // Tries at 0, then after at least 0.8, 1.6 and 3.2 s: at most 4 in 6 s
+    // (a retry per second would make 7).
+    let lists = |api: &crate::support::apiserver::ApiServer| {
+        let requests = api.requests();
+        requests.iter().filter(|r| !r.is_watch() && r.path.ends_with("/services")).count()
+    };
+    std::thread::sleep(Duration::from_secs(6));
+    let tried = lists(&api);
+    assert!((2..=4).contains(&tried), "{tried} LISTs of Services in 6 s\n{}", proxy.log());
+    let log = proxy.log();
+    let warnings = log.lines().filter(|l| l.contains("WARN")).count();
+    assert_eq!(warnings, 2, "one warning per kind, none per try:\n{log}");
+    assert_eq!(proxy.admin().healthz().expect("healthz").0, 503);
+
+    api.accept_tokens(&["old"]);
+    let got = eventually("served once the token is accepted", super::RECONNECT, || fetch(frontend));
+    assert_eq!(got, "e1");
 }
