@@ -12,6 +12,7 @@ use crate::health::Health;
 use crate::metrics::{self, Metrics};
 use crate::shutdown::Tracker;
 use crate::table::Snapshot;
+use crate::upstream::Upstreams;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// What `/healthz` and the health check ports report.
     pub health: Health,
+    /// Connections to endpoints kept for the next HTTP request.
+    pub upstreams: Upstreams,
 }
 
 /// When a TCP direction switches from copying to splicing (`--splice`).
@@ -54,6 +57,7 @@ impl Context {
             splice,
             tracker: Tracker::default(),
             health: Health::default(),
+            upstreams: Upstreams::default(),
             metrics: Metrics::new()?,
         })
     }

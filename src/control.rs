@@ -216,6 +216,7 @@ impl Control {
             self.listeners.reconcile(&snapshot, ctx);
         }
         ctx.balancer.retain_endpoints(&snapshot);
+        ctx.upstreams.retain(&snapshot);
         for message in errors.iter().chain(&snapshot.conflicts) {
             warn!("{message}");
         }

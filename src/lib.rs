@@ -4,8 +4,8 @@
 //!
 //! The tree follows the data flow, one stage per module:
 //!
-//! - [`source`]: where objects come from (manifest files; the API server
-//!   next), and when they changed, paced by `--min-sync-period`.
+//! - [`source`]: where objects come from (manifest files, the API server),
+//!   and when they changed, paced by `--min-sync-period`.
 //! - [`manifest`]: a file's text → Kubernetes objects, each with its origin.
 //! - [`model`]: objects → validated, defaulted Services and their endpoints.
 //! - [`table`]: the model → an immutable [`table::Snapshot`] of Frontend → Route.
@@ -13,7 +13,9 @@
 //!   whole: published through one `ArcSwap`, listeners reconciled.
 //! - [`listener`]: one bound socket per Frontend, reconciled with each Snapshot by diff.
 //! - [`proxy`]: an accepted connection → [`proxy::serve`], by the Route's mode;
-//!   connect, then both directions with half-close kept.
+//!   TCP: connect, then both directions with half-close kept; HTTP: each
+//!   request to an endpoint of its own.
+//! - [`upstream`]: connections to endpoints kept for the next HTTP request.
 //! - [`balance`]: a Route and a client → the endpoints to try (round robin, affinity, ejection).
 //! - [`metrics`]: every metric family; a connection's counters are atomics
 //!   resolved when its Snapshot is built.
@@ -39,3 +41,4 @@ pub mod render;
 pub mod shutdown;
 pub mod source;
 pub mod table;
+pub mod upstream;

@@ -106,6 +106,9 @@ struct NodeArgs {
     /// Serve only Services labelled service.kubernetes.io/service-proxy-name=NAME.
     #[arg(long, value_name = "NAME")]
     service_proxy_name: Option<String>,
+    /// Also treat ports named http, http-*, http2, grpc, grpc-* as HTTP (appProtocol decides otherwise).
+    #[arg(long)]
+    http_by_port_name: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -276,6 +279,7 @@ impl NodeArgs {
             service_cidr: Options::DEFAULT_SERVICE_CIDR,
             node_name: None,
             service_proxy_name: None,
+            http_by_port_name: false,
         }
     }
 
@@ -284,6 +288,7 @@ impl NodeArgs {
             service_cidr: self.service_cidr,
             node_name: self.node_name(),
             service_proxy_name: self.service_proxy_name.clone(),
+            http_by_port_name: self.http_by_port_name,
         }
     }
 

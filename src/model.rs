@@ -71,6 +71,9 @@ pub struct Options {
     pub node_name: String,
     /// `--service-proxy-name`.
     pub service_proxy_name: Option<String>,
+    /// `--http-by-port-name`: port names say HTTP too, not only
+    /// `appProtocol`.
+    pub http_by_port_name: bool,
 }
 
 /// Why a valid Service gets no frontends.
@@ -103,6 +106,8 @@ pub struct Model {
     /// Sorted by namespace/name.
     pub services: Vec<Resolved>,
     pub errors: Vec<Error>,
+    /// [`Options::http_by_port_name`], for the Routes' mode.
+    pub http_by_port_name: bool,
 }
 
 /// An invalid field of one object.
@@ -162,7 +167,7 @@ impl Model {
         let (services, allocation_errors) = allocate::allocate(services, options.service_cidr);
         errors.extend(allocation_errors);
         let services = services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
-        Model { services, errors }
+        Model { services, errors, http_by_port_name: options.http_by_port_name }
     }
 
     /// How many objects were rejected.

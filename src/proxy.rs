@@ -21,6 +21,7 @@ use crate::table::{Frontend, Mode};
 
 pub mod connect;
 pub mod copy;
+pub mod http;
 mod probe;
 mod spare;
 pub mod splice;
@@ -72,7 +73,8 @@ pub fn serve(conn: Conn, ctx: &Arc<Context>) {
         // is waited for.
         let live = ctx.tracker.enter();
         match route.mode {
-            Mode::Tcp | Mode::Http => tokio::spawn(tcp::serve(conn, route, ctx.clone(), live)),
+            Mode::Tcp => tokio::spawn(tcp::serve(conn, route, ctx.clone(), live)),
+            Mode::Http(_) => tokio::spawn(http::serve(conn, ctx.clone(), live)),
         };
     } else if table.health_check(&conn.frontend).is_some() {
         // Not a proxied connection: the drain does not wait for it.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::balance::Balancer;
 use crate::model::{Protocol, Resolved, ServiceType, Skip, usable};
-use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot};
+use crate::table::{Frontend, FrontendKind, Route, Snapshot};
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
@@ -109,7 +109,7 @@ fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Insta
         "namespace": &*route.service.namespace,
         "service": &*route.service.name,
         "port": &*route.port,
-        "mode": if route.mode == Mode::Http { "http" } else { "tcp" },
+        "mode": route.mode.as_str(),
         "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
         "endpoints": endpoints,
     })

@@ -40,8 +40,18 @@ pub enum FrontendKind {
 pub enum Mode {
     /// Byte stream, one endpoint per connection.
     Tcp,
-    /// HTTP/1.1 or h2c, one endpoint per request.
-    Http,
+    /// HTTP/1.1 or h2c from clients, one endpoint per request, spoken to
+    /// the endpoints as this.
+    Http(Upstream),
+}
+
+/// How an HTTP Route's endpoints are spoken to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// HTTP/1.1, over a pool of keep-alive connections.
+    Http1,
+    /// HTTP/2 with prior knowledge, one multiplexed connection.
+    H2c,
 }
 
 /// One endpoint a Route may pick, with its traffic under the Route's
@@ -129,6 +139,11 @@ impl Snapshot {
         self.routes.get(frontend)
     }
 
+    /// Every Route, in no order.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values()
+    }
+
     /// The health check answered on `frontend`.
     pub fn health_check(&self, frontend: &Frontend) -> Option<&HealthCheck> {
         self.health_checks.get(frontend)
@@ -178,17 +193,40 @@ impl Cursor {
 // === impl Mode ===
 
 impl Mode {
-    /// HTTP for appProtocol `http`, `h2c`, `kubernetes.io/h2c`, `grpc`, or a
-    /// port named `http`, `http-*`, `grpc`, `grpc-*`, `h2c`.
-    pub fn of(port: &ServicePort) -> Self {
-        let by_app_protocol = port.app_protocol.as_deref().is_some_and(|a| {
-            matches!(a, "http" | "h2c" | "kubernetes.io/h2c" | "grpc" | "kubernetes.io/http")
-        });
-        let name = &*port.name;
-        let by_name = matches!(name, "http" | "grpc" | "h2c")
-            || name.starts_with("http-")
-            || name.starts_with("grpc-");
-        if by_app_protocol || by_name { Mode::Http } else { Mode::Tcp }
+    /// The port's `appProtocol` decides: `http` is HTTP spoken to the pods
+    /// in HTTP/1.1; `kubernetes.io/h2c`, `h2c`, `http2` and `grpc` are HTTP
+    /// spoken in HTTP/2 with prior knowledge; anything else, or none, is
+    /// TCP. With `by_name` (`--http-by-port-name`, Istio's convention), a
+    /// port without `appProtocol` named `http` or `http-*` is HTTP/1.1, one
+    /// named `http2`, `grpc` or `grpc-*` is h2c. Off by default: a port
+    /// named `http` that carries raw TCP keeps working.
+    pub fn of(port: &ServicePort, by_name: bool) -> Self {
+        let upstream = match port.app_protocol.as_deref() {
+            Some("http") => Some(Upstream::Http1),
+            Some("kubernetes.io/h2c" | "h2c" | "http2" | "grpc") => Some(Upstream::H2c),
+            Some(_) => None,
+            None if by_name => {
+                let name = &*port.name;
+                if name == "http" || name.starts_with("http-") {
+                    Some(Upstream::Http1)
+                } else if matches!(name, "http2" | "grpc") || name.starts_with("grpc-") {
+                    Some(Upstream::H2c)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        upstream.map_or(Mode::Tcp, Mode::Http)
+    }
+
+    /// `tcp`, `http` (HTTP/1.1 to the pods) or `h2c`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http(Upstream::Http1) => "http",
+            Mode::Http(Upstream::H2c) => "h2c",
+        }
     }
 }
 

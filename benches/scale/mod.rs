@@ -52,6 +52,7 @@ pub fn options() -> Options {
         service_cidr: "10.96.0.0/12".parse().expect("cidr"),
         node_name: "bench".to_owned(),
         service_proxy_name: None,
+        http_by_port_name: false,
     }
 }
 

@@ -26,6 +26,7 @@ fn options() -> Options {
         service_cidr: Options::DEFAULT_SERVICE_CIDR,
         node_name: "node-a".to_owned(),
         service_proxy_name: None,
+        http_by_port_name: false,
     }
 }
 

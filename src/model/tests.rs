@@ -10,6 +10,7 @@ pub(crate) fn options() -> Options {
         service_cidr: "10.96.0.0/12".parse().unwrap(),
         node_name: "node-a".to_owned(),
         service_proxy_name: None,
+        http_by_port_name: false,
     }
 }
 

@@ -58,7 +58,12 @@ pub async fn connect<'r>(
 /// Counts and logs a failed attempt on `endpoint`, ejecting it when the
 /// endpoint is at fault: our own shortage (descriptors, ports, buffers) is
 /// not the endpoint's fault.
-fn failed(ctx: &Context, route: &Route, endpoint: &RouteEndpoint, e: io::Error) -> Error {
+pub(super) fn failed(
+    ctx: &Context,
+    route: &Route,
+    endpoint: &RouteEndpoint,
+    e: io::Error,
+) -> Error {
     endpoint.stats.errors(reason(&e)).inc();
     let side = side(&e);
     let ejected = side == Side::Endpoint && ctx.balancer.failed(endpoint.addr, Instant::now());

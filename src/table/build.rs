@@ -16,6 +16,8 @@ use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
 struct Node<'a> {
     ips: &'a [IpAddr],
     name: &'a str,
+    /// `--http-by-port-name`.
+    http_by_port_name: bool,
 }
 
 /// Where a build's Routes count their traffic (`None`: nowhere exported).
@@ -28,7 +30,7 @@ pub(super) fn build(
     node_name: &str,
     metrics: Counting<'_>,
 ) -> Snapshot {
-    let node = Node { ips: node_ips, name: node_name };
+    let node = Node { ips: node_ips, name: node_name, http_by_port_name: model.http_by_port_name };
     let mut routes =
         FxHashMap::with_capacity_and_hasher(model.services.len() * 2, Default::default());
     let mut conflicts = Vec::new();
@@ -195,7 +197,7 @@ impl<'a> PortBuild<'a> {
             service: spec.id.clone(),
             port: self.port.label.clone(),
             kind,
-            mode: Mode::of(self.port),
+            mode: Mode::of(self.port, node.http_by_port_name),
             endpoints,
             affinity: spec.affinity,
             cursor: cursor.clone(),

@@ -104,3 +104,46 @@ fn a_build_without_metrics_routes_as_one_that_counts() {
     }
     assert_eq!(next_pick(&alone), SocketAddr::from(([127, 0, 1, 1], 8080)));
 }
+
+#[test]
+fn app_protocol_decides_the_mode_and_port_names_only_when_asked() {
+    use crate::model::{Protocol, ServicePort, TargetPort};
+    use crate::table::{Mode, Upstream};
+
+    let port = |name: &str, app: Option<&str>| ServicePort {
+        name: name.into(),
+        label: name.into(),
+        port: 80,
+        protocol: Protocol::Tcp,
+        target: TargetPort::Number(80),
+        node_port: None,
+        app_protocol: app.map(str::to_owned),
+    };
+    let cases = [
+        (port("", Some("http")), false, Mode::Http(Upstream::Http1)),
+        (port("", Some("kubernetes.io/h2c")), false, Mode::Http(Upstream::H2c)),
+        (port("", Some("h2c")), false, Mode::Http(Upstream::H2c)),
+        (port("", Some("http2")), false, Mode::Http(Upstream::H2c)),
+        (port("", Some("grpc")), false, Mode::Http(Upstream::H2c)),
+        (port("", Some("tcp")), false, Mode::Tcp),
+        (port("http", Some("tcp")), true, Mode::Tcp),
+        (port("", Some("kubernetes.io/ws")), false, Mode::Tcp),
+        // A port named http carrying raw TCP keeps working by default.
+        (port("http", None), false, Mode::Tcp),
+        (port("http", None), true, Mode::Http(Upstream::Http1)),
+        (port("http-api", None), true, Mode::Http(Upstream::Http1)),
+        (port("http2", None), true, Mode::Http(Upstream::H2c)),
+        (port("grpc", None), true, Mode::Http(Upstream::H2c)),
+        (port("grpc-web", None), true, Mode::Http(Upstream::H2c)),
+        (port("httpx", None), true, Mode::Tcp),
+    ];
+    for (port, by_name, want) in cases {
+        assert_eq!(
+            Mode::of(&port, by_name),
+            want,
+            "{:?} {:?} {by_name}",
+            port.name,
+            port.app_protocol
+        );
+    }
+}

@@ -29,6 +29,7 @@ mod balance;
 mod basic;
 mod cli;
 mod faults;
+mod http;
 mod limits;
 mod reload;
 mod signals;

@@ -389,6 +389,7 @@ pub mod admin;
 pub mod apiserver;
 pub mod cluster_ip;
 pub mod endpoint;
+pub mod http;
 pub mod manifests;
 pub mod metrics;
 pub mod net;

@@ -1,0 +1,264 @@
+//! The HTTP mode: a client connection served by hyper (HTTP/1.1 and h2c on
+//! one socket, told apart by the HTTP/2 preface), each request sent to an
+//! endpoint of its own: the frontend's Route current at the request's
+//! arrival, the balancer's pick, a pooled connection to the endpoint.
+//!
+//! A request is sent to the next endpoint of its plan when the connect
+//! fails (nothing was sent), or when the endpoint fails before its
+//! response head and the request can be sent again: idempotent, with no
+//! body. Bodies stream both ways with hyper's backpressure, trailers
+//! included; an upgrade the endpoint accepts (101, WebSocket) becomes a
+//! tunnel of bytes both ways.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Incoming};
+use hyper::client::conn::{http1, http2};
+use hyper::header;
+use hyper::http::request::Parts;
+use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tracing::debug;
+
+use super::{Conn, connect};
+use crate::context::Context;
+use crate::shutdown::Live;
+use crate::table::{Mode, Route, RouteEndpoint, Upstream};
+pub use crate::upstream::Body;
+
+mod answer;
+mod headers;
+
+use answer::{Why, answer};
+
+/// The whole request head must arrive in this (slowloris).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a request head; hyper answers 431 beyond.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Streams a client may have open at once on one HTTP/2 connection.
+const MAX_STREAMS: u32 = 100;
+
+/// What every request of one client connection shares.
+struct Client {
+    peer: SocketAddr,
+    frontend: crate::table::Frontend,
+    ctx: Arc<Context>,
+}
+
+/// Serves one client connection until it ends.
+pub async fn serve(conn: Conn, ctx: Arc<Context>, live: Live) {
+    let Conn { stream, peer, frontend } = conn;
+    let client = Arc::new(Client { peer, frontend, ctx });
+    let service = service_fn(move |request| {
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(client.forward(request).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(MAX_STREAMS);
+    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+        debug!(client = %peer, error = %e, "HTTP connection ended");
+    }
+    drop(live);
+}
+
+// === impl Client ===
+
+impl Client {
+    /// One request: its Route now, an endpoint, the response.
+    async fn forward(&self, request: Request<Incoming>) -> Response<Body> {
+        let grpc = is_grpc(&request);
+        let route = self.ctx.table.load().route(&self.frontend).cloned();
+        let Some((route, upstream)) = route.and_then(|r| match r.mode {
+            Mode::Http(upstream) => Some((r, upstream)),
+            Mode::Tcp => None,
+        }) else {
+            return answer(Why::Gone, None, grpc);
+        };
+        let plan = self.ctx.balancer.plan(&route, self.peer.ip(), Instant::now());
+        if plan.is_empty() {
+            return answer(Why::NoEndpoints, Some(&route), grpc);
+        }
+        let (mut parts, body) = request.into_parts();
+        let upgrade = parts.headers.contains_key(header::UPGRADE) && upstream == Upstream::Http1;
+        let on_upgrade = if upgrade { parts.extensions.remove::<OnUpgrade>() } else { None };
+        headers::strip(&mut parts.headers, upgrade);
+        headers::forward_to(&mut parts, upstream);
+        headers::forwarded(&mut parts.headers, self.peer.ip());
+        let again = can_send_again(&parts.method, &body);
+        let mut body = Some(body.boxed());
+        let mut why = Why::ConnectFailed;
+        for endpoint in plan.iter().map(|i| &route.endpoints[i]) {
+            let Some(sender) = self.sender(&route, endpoint, upstream).await else { continue };
+            let body = match body.take() {
+                Some(body) => body,
+                None if again => Body::default(),
+                None => break,
+            };
+            match sender.send(request_of(&parts, body)).await {
+                Ok((response, sender)) => {
+                    self.sent(&route, endpoint, sender);
+                    return respond(response, on_upgrade);
+                }
+                Err(e) => {
+                    debug!(endpoint = %endpoint.addr, error = %e, "request failed");
+                    why = Why::EndpointReset;
+                    if !again {
+                        break;
+                    }
+                }
+            }
+        }
+        answer(why, Some(&route), grpc)
+    }
+
+    /// A connection to `endpoint` ready for a request: a pooled one, or a
+    /// new one (a failed connect counted and the endpoint ejected, as on
+    /// the TCP path).
+    async fn sender(
+        &self,
+        route: &Route,
+        endpoint: &RouteEndpoint,
+        upstream: Upstream,
+    ) -> Option<Sender> {
+        let (ctx, addr) = (&self.ctx, endpoint.addr);
+        let pooled = match upstream {
+            Upstream::Http1 => ctx.upstreams.http1(addr).map(Sender::Http1),
+            Upstream::H2c => ctx.upstreams.h2(addr).map(Sender::H2),
+        };
+        if pooled.is_some() {
+            return pooled;
+        }
+        let stream = match connect::attempt(addr, ctx.connect_timeout).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                connect::failed(ctx, route, endpoint, e);
+                return None;
+            }
+        };
+        endpoint.stats.connections.inc();
+        let io = TokioIo::new(stream);
+        let handshake = match upstream {
+            Upstream::Http1 => http1::Builder::new().handshake(io).await.map(|(sender, conn)| {
+                tokio::spawn(conn.with_upgrades());
+                Sender::Http1(sender)
+            }),
+            Upstream::H2c => {
+                let builder = http2::Builder::new(TokioExecutor::new());
+                builder.handshake(io).await.map(|(sender, conn)| {
+                    tokio::spawn(conn);
+                    ctx.upstreams.keep_h2(addr, sender.clone());
+                    Sender::H2(sender)
+                })
+            }
+        };
+        handshake.map_err(|e| debug!(endpoint = %addr, error = %e, "handshake failed")).ok()
+    }
+
+    /// A response came from `endpoint`: its HTTP/1.1 connection goes back
+    /// to the pool once the exchange is over (its response body read).
+    fn sent(
+        &self,
+        route: &Route,
+        endpoint: &RouteEndpoint,
+        sender: Option<http1::SendRequest<Body>>,
+    ) {
+        self.ctx.balancer.connected(route, self.peer.ip(), endpoint.addr, Instant::now());
+        if let Some(mut sender) = sender {
+            let (ctx, addr) = (self.ctx.clone(), endpoint.addr);
+            tokio::spawn(async move {
+                if sender.ready().await.is_ok() {
+                    ctx.upstreams.keep_http1(addr, sender);
+                }
+            });
+        }
+    }
+}
+
+/// A connection to an endpoint, as it speaks.
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+impl Sender {
+    /// Sends `request`; the response, and the HTTP/1.1 connection to keep.
+    async fn send(
+        self,
+        request: Request<Body>,
+    ) -> Result<(Response<Incoming>, Option<http1::SendRequest<Body>>), hyper::Error> {
+        match self {
+            Sender::Http1(mut sender) => {
+                let response = sender.send_request(request).await?;
+                Ok((response, Some(sender)))
+            }
+            Sender::H2(mut sender) => Ok((sender.send_request(request).await?, None)),
+        }
+    }
+}
+
+/// The request to send, from the client's head (`parts`, already made
+/// fit for the endpoint) and `body`.
+fn request_of(parts: &Parts, body: Body) -> Request<Body> {
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+/// The endpoint's response as the client gets it: hop-by-hop fields
+/// removed; a 101 becomes a tunnel between the two upgraded connections.
+fn respond(response: Response<Incoming>, client: Option<OnUpgrade>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        let endpoint = parts.extensions.remove::<OnUpgrade>();
+        if let (Some(client), Some(endpoint)) = (client, endpoint) {
+            tokio::spawn(tunnel(client, endpoint));
+        }
+        headers::strip(&mut parts.headers, true);
+    } else {
+        headers::strip(&mut parts.headers, false);
+    }
+    Response::from_parts(parts, body.boxed())
+}
+
+/// Copies bytes both ways between an upgraded client and endpoint.
+async fn tunnel(client: OnUpgrade, endpoint: OnUpgrade) {
+    let (Ok(client), Ok(endpoint)) = tokio::join!(client, endpoint) else { return };
+    let (mut client, mut endpoint) = (TokioIo::new(client), TokioIo::new(endpoint));
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut endpoint).await {
+        debug!(error = %e, "upgraded connection ended");
+    }
+}
+
+/// Whether a request can be sent to another endpoint after one failed:
+/// idempotent (RFC 9110 §9.2.2) and without a body, so nothing of it is
+/// lost.
+fn can_send_again(method: &Method, body: &Incoming) -> bool {
+    let idempotent = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    idempotent && body.is_end_stream()
+}
+
+fn is_grpc(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
