@@ -23,6 +23,10 @@ struct Inner {
     /// Set, then told, when the drain gives up on the connections still live.
     aborting: AtomicBool,
     abort: Notify,
+    /// Set, then told, when the drain starts: a connection that can end
+    /// cleanly between two requests (HTTP) does so.
+    draining: AtomicBool,
+    drain: Notify,
 }
 
 /// One live connection, counted from its accept (so a connection accepted
@@ -47,6 +51,8 @@ impl Tracker {
     /// Waits until no connection is live or `timeout` passes; returns how
     /// many were still live.
     pub async fn drain(&self, timeout: Duration) -> usize {
+        self.0.draining.store(true, Ordering::Release);
+        self.0.drain.notify_waiters();
         let wait = async {
             loop {
                 let idle = self.0.idle.notified();
@@ -71,6 +77,17 @@ impl Tracker {
 // === impl Live ===
 
 impl Live {
+    /// Returns once the drain has started.
+    pub async fn draining(&self) {
+        let notified = self.0.drain.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.0.draining.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
     /// Runs `work` to its end, or until the drain gives up on this
     /// connection (`None`).
     pub fn unless_aborted<F: Future>(&self, work: F) -> UnlessAborted<'_, F> {

@@ -67,7 +67,21 @@ pub async fn serve(conn: Conn, ctx: Arc<Context>, live: Live) {
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(MAX_STREAMS);
-    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    // On SIGTERM: an idle HTTP/1.1 connection closes at once, a busy one
+    // after its response (`Connection: close`), HTTP/2 gets GOAWAY and
+    // ends with its last stream; the drain timeout cuts what is left.
+    let served = live.unless_aborted(async {
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = live.draining() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    });
+    if let Some(Err(e)) = served.await {
         debug!(client = %peer, error = %e, "HTTP connection ended");
     }
     drop(live);

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::http::{HttpEndpoint, field, name_of};
+use crate::support::http::{HttpEndpoint, field, hash_of, name_of};
 use crate::support::manifests::ipv4;
 use crate::support::net::{addr, fresh_ip};
 use crate::support::proxy::Proxy;
@@ -50,6 +50,14 @@ fn exchange(
     head: &str,
 ) -> io::Result<(u16, BTreeMap<String, String>, String)> {
     stream.get_mut().write_all(head.as_bytes())?;
+    response(stream)
+}
+
+/// The next response on `stream`: status, headers (lower-case names),
+/// body (by Content-Length).
+fn response(
+    stream: &mut BufReader<TcpStream>,
+) -> io::Result<(u16, BTreeMap<String, String>, String)> {
     let mut line = String::new();
     stream.read_line(&mut line)?;
     let status = line
@@ -224,4 +232,161 @@ fn no_endpoint_is_a_503_naming_the_service_port_and_a_dead_one_a_502() {
     let mut proxy = Proxy::start(&manifest, &[]);
     let (status, _, body) = proxy.wait_ready(|| once(frontend));
     assert_eq!(status, 502, "{body}");
+}
+
+/// An endpoint that accepts any upgrade (101), then echoes bytes: the
+/// mechanism WebSocket rides on.
+fn upgrade_echo(ip: Ipv4Addr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
+    let local = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let mut stream = stream;
+                let head = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_ok() {
+                    let _ = io::copy(&mut reader, &mut stream);
+                }
+            });
+        }
+    });
+    local
+}
+
+#[test]
+fn an_upgrade_the_pod_accepts_is_tunnelled_both_ways() {
+    let pod = upgrade_echo(fresh_ip());
+    let (frontend, manifest) = service("http", &[pod]);
+    let mut proxy = Proxy::start(&manifest, &[]);
+    let mut connection = proxy.wait_ready(|| try_keep_alive(frontend));
+    let head = "GET /chat HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
+    let (status, headers, _) = exchange(&mut connection, head).expect("the upgrade");
+    assert_eq!(status, 101, "{headers:?}\n{}", proxy.log());
+    assert_eq!(headers.get("upgrade").map(String::as_str), Some("echo"));
+    // 1 MiB, then 100 small messages, echoed.
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut stream = connection.get_ref().try_clone().expect("clone");
+        let big = big.clone();
+        std::thread::spawn(move || {
+            stream.write_all(&big).expect("write 1 MiB");
+            for i in 0..100 {
+                stream.write_all(format!("message {i:03}\n").as_bytes()).expect("write");
+            }
+        })
+    };
+    let mut echoed = vec![0; big.len()];
+    connection.read_exact(&mut echoed).expect("1 MiB back");
+    assert!(echoed == big, "the 1 MiB came back changed");
+    for i in 0..100 {
+        let mut line = String::new();
+        connection.read_line(&mut line).expect("a message back");
+        assert_eq!(line, format!("message {i:03}\n"));
+    }
+    writer.join().expect("writer");
+}
+
+#[test]
+fn a_5_mib_post_reaches_the_pod_whole() {
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let _proxy = serving(&manifest, frontend);
+    let body: Vec<u8> =
+        (0..5u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let mut connection = keep_alive(frontend);
+    let head =
+        format!("POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: {}\r\n\r\n", body.len());
+    connection.get_mut().write_all(head.as_bytes()).expect("head");
+    connection.get_mut().write_all(&body).expect("body");
+    let (status, _, answer) = response(&mut connection).expect("response");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(field(&answer, "body"), Some((5u32 << 20).to_string().as_str()), "{answer}");
+    assert_eq!(field(&answer, "hash"), Some(hash_of(&body).as_str()), "{answer}");
+}
+
+/// 1 GiB each way through the proxy, streamed: its resident memory stays
+/// bounded (hyper's backpressure, no body held whole).
+#[test]
+fn a_gib_up_and_a_gib_down_pass_with_bounded_proxy_memory() {
+    const GIB: u64 = 1 << 30;
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let proxy = serving(&manifest, frontend);
+    let before = proxy.rss_kib();
+    let mut peak = before;
+
+    // Down: /bytes/N is streamed by the pod.
+    let mut connection = keep_alive(frontend);
+    let head = format!("GET /bytes/{GIB} HTTP/1.1\r\nHost: web\r\n\r\n");
+    connection.get_mut().write_all(head.as_bytes()).expect("head");
+    let mut line = String::new();
+    while connection.read_line(&mut line).expect("head line") > 2 {
+        line.clear();
+    }
+    let mut chunk = vec![0; 1 << 20];
+    let mut got = 0u64;
+    while got < GIB {
+        let n = connection.read(&mut chunk).expect("body");
+        assert!(n > 0, "the download ended after {got} bytes");
+        got += n as u64;
+        if got % (64 << 20) < n as u64 {
+            peak = peak.max(proxy.rss_kib());
+        }
+    }
+
+    // Up: a 1 GiB POST, hashed by length at the pod.
+    let mut connection = keep_alive(frontend);
+    let head = format!("POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: {GIB}\r\n\r\n");
+    connection.get_mut().write_all(head.as_bytes()).expect("head");
+    let zeros = vec![0u8; 1 << 20];
+    for i in 0..(GIB >> 20) {
+        connection.get_mut().write_all(&zeros).expect("upload");
+        if i % 64 == 0 {
+            peak = peak.max(proxy.rss_kib());
+        }
+    }
+    let (status, _, answer) = response(&mut connection).expect("response");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(field(&answer, "body"), Some(GIB.to_string().as_str()), "{answer}");
+    eprintln!("note: proxy RSS {before} KiB before, peak {peak} KiB while 1 GiB went each way");
+    assert!(peak < before + 64 * 1024, "RSS grew from {before} to {peak} KiB");
+}
+
+/// SIGTERM while 20 slow requests are in flight: each gets its whole
+/// response; a new connection is refused at once.
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
+    let pods = endpoints(&["a", "b"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let mut proxy = serving(&manifest, frontend);
+    let before: usize = pods.iter().map(HttpEndpoint::served).sum();
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut connection = try_keep_alive(frontend)?;
+                exchange(&mut connection, "GET /slow/1500 HTTP/1.1\r\nHost: web\r\n\r\n")
+            })
+        })
+        .collect();
+    // Every request reached its pod (each answers after 1.5 s).
+    crate::support::net::eventually("20 requests in flight", Duration::from_secs(5), || {
+        let arrived = pods.iter().map(HttpEndpoint::served).sum::<usize>() - before;
+        if arrived >= 20 { Ok(()) } else { Err(format!("{arrived} arrived")) }
+    });
+    proxy.signal("TERM");
+    crate::support::net::eventually("the listener closed", Duration::from_secs(2), || {
+        if crate::support::net::refuses(frontend) { Ok(()) } else { Err("still accepting") }
+    });
+    for request in slow {
+        let (status, headers, body) = request.join().expect("thread").expect("a whole response");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(headers.get("connection").map(String::as_str), Some("close"), "{headers:?}");
+    }
+    let status = proxy.wait_exit(Duration::from_secs(10)).expect("exited after the drain");
+    assert!(status.success(), "{status}\n{}", proxy.log());
 }

@@ -63,12 +63,18 @@ impl HttpEndpoint {
 }
 
 /// `NAME\n`, then `version: ...`, `method: ...`, `uri: ...` and every
-/// header as `name: value`, one per line; the request body is read and its
-/// length written as `body: N`.
-async fn answer(
-    name: String,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// header as `name: value`, one per line; the request body is read frame
+/// by frame (never held whole) and its length and FNV-1a hash written as
+/// `body: N` and `hash: H`. `/slow/MS` answers after MS milliseconds;
+/// `/bytes/N` answers N bytes, streamed.
+async fn answer(name: String, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = request.uri().path().to_owned();
+    if let Some(ms) = path.strip_prefix("/slow/").and_then(|m| m.parse().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(Response::new(zeros(n)));
+    }
     let mut text = format!(
         "{name}\nversion: {:?}\nmethod: {}\nuri: {}\n",
         request.version(),
@@ -78,9 +84,50 @@ async fn answer(
     for (key, value) in request.headers() {
         text.push_str(&format!("{key}: {}\n", value.to_str().unwrap_or("?")));
     }
-    let body = request.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
-    text.push_str(&format!("body: {body}\n"));
-    Ok(Response::new(Full::new(Bytes::from(text))))
+    let (mut length, mut hash) = (0u64, FNV_OFFSET);
+    let mut body = request.into_body();
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            length += data.len() as u64;
+            hash = fnv(hash, &data);
+        }
+    }
+    text.push_str(&format!("body: {length}\nhash: {hash:016x}\n"));
+    Ok(Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed()))
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// `n` zero bytes, 64 KiB at a time.
+fn zeros(n: u64) -> Body {
+    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+    let frames = futures_util::stream::unfold(n, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            (left > 0).then(|| {
+                let take = left.min(chunk.len() as u64);
+                let data = chunk.slice(..take as usize);
+                (Ok::<_, Infallible>(hyper::body::Frame::data(data)), left - take)
+            })
+        }
+    });
+    http_body_util::StreamBody::new(frames).boxed()
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, from `hash`.
+pub fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// FNV-1a of `bytes`, as the endpoint writes it.
+pub fn hash_of(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv(FNV_OFFSET, bytes))
 }
 
 /// The first line of an answer: the endpoint's name.
