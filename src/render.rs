@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::balance::Balancer;
 use crate::model::{Protocol, Resolved, ServiceType, Skip, usable};
-use crate::table::{Frontend, FrontendKind, Route, Snapshot};
+use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
 const SHOWN_ENDPOINTS: usize = 3;
@@ -146,8 +146,35 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
             ));
         }
     }
+    out.extend(http_ports(snapshot));
     out.extend(snapshot.conflicts.iter().cloned());
     out
+}
+
+/// One note per HTTP Service port: balanced per request, and how its
+/// pods are spoken to.
+fn http_ports(snapshot: &Snapshot) -> Vec<String> {
+    let mut ports: Vec<(String, String, Upstream)> = snapshot
+        .routes()
+        .filter_map(|r| match r.mode {
+            Mode::Http(upstream) => Some((r.service.to_string(), r.port.to_string(), upstream)),
+            Mode::Tcp => None,
+        })
+        .collect();
+    ports.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    ports.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    ports
+        .into_iter()
+        .map(|(service, port, upstream)| {
+            let spoken = match upstream {
+                Upstream::Http1 => "HTTP/1.1",
+                Upstream::H2c => "HTTP/2 (h2c)",
+            };
+            format!(
+                "{service}: port {port} is HTTP: balanced per request, pods spoken to in {spoken}"
+            )
+        })
+        .collect()
 }
 
 fn skip_reason(skip: Skip) -> &'static str {

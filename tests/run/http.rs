@@ -390,3 +390,58 @@ fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
     let status = proxy.wait_exit(Duration::from_secs(10)).expect("exited after the drain");
     assert!(status.success(), "{status}\n{}", proxy.log());
 }
+
+/// `check` names each HTTP port and how its pods are spoken to; a port
+/// named http without appProtocol stays TCP unless asked.
+#[test]
+fn check_names_each_http_port_and_how_its_pods_are_spoken_to() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("web.yaml");
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
+                    spec:\n  clusterIP: 10.96.0.10\n  ports:\n  \
+                    - {name: web, port: 80, appProtocol: http}\n  \
+                    - {name: api, port: 9090, appProtocol: grpc}\n  \
+                    - {name: http, port: 8080}\n";
+    std::fs::write(&path, manifest).expect("write");
+    let out = crate::support::check([path.to_str().expect("utf-8")]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let notes: Vec<&str> = out.stderr.lines().filter(|l| l.contains("is HTTP")).collect();
+    assert_eq!(notes.len(), 2, "{out}");
+    assert!(notes.iter().any(|n| n.contains("port web") && n.contains("HTTP/1.1")), "{out}");
+    assert!(notes.iter().any(|n| n.contains("port api") && n.contains("h2c")), "{out}");
+    let by_name = crate::support::check([path.to_str().expect("utf-8"), "--http-by-port-name"]);
+    let notes = by_name.stderr.lines().filter(|l| l.contains("is HTTP")).count();
+    assert_eq!(notes, 3, "--http-by-port-name makes the port named http HTTP too\n{by_name}");
+}
+
+/// A pod removed while a client sends request after request on one
+/// keep-alive connection: no request fails, and the removed pod gets no
+/// request once the change is published.
+#[test]
+fn a_pod_removed_during_keep_alive_requests_fails_no_request() {
+    let pods = endpoints(&["a", "b", "c"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let mut proxy = serving(&manifest, frontend);
+    let mut connection = keep_alive(frontend);
+    // The same Service and ClusterIP, c's slice gone.
+    let slice_c =
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-2";
+    let without_c = manifest[..manifest.find(slice_c).expect("c's slice")].to_owned();
+    let mut removed_at = None;
+    let mut names = Vec::new();
+    for i in 0..300 {
+        if i == 30 {
+            crate::support::manifests::write_by_rename(&proxy.manifest(), &without_c);
+            removed_at = Some(proxy.metric("svcproxy_routing_generation"));
+        }
+        let (status, _, body) = exchange(&mut connection, GET)
+            .unwrap_or_else(|e| panic!("request {i}: {e}\n{}", proxy.log()));
+        assert_eq!(status, 200, "request {i}: {body}\n{}", proxy.log());
+        names.push(name_of(&body).to_owned());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let published = proxy.metric("svcproxy_routing_generation");
+    assert!(published > removed_at.unwrap_or_default(), "the change was published");
+    // The last requests all went to a and b.
+    assert!(names[250..].iter().all(|n| n != "c"), "{names:?}");
+}
