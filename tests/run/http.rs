@@ -445,3 +445,17 @@ fn a_pod_removed_during_keep_alive_requests_fails_no_request() {
     // The last requests all went to a and b.
     assert!(names[250..].iter().all(|n| n != "c"), "{names:?}");
 }
+
+/// A gRPC client never gets an HTML page it cannot parse: with no
+/// endpoint it gets a trailers-only UNAVAILABLE (HTTP 200, grpc-status 14).
+#[test]
+fn a_grpc_client_gets_grpc_status_unavailable_not_a_page() {
+    let (frontend, manifest) = service("grpc", &[]);
+    let mut proxy = Proxy::start(&manifest, &[]);
+    let head = "POST /pkg.Svc/Call HTTP/1.1\r\nHost: web\r\nContent-Type: application/grpc\r\n\
+                TE: trailers\r\nContent-Length: 0\r\n\r\n";
+    let (status, headers, _) = proxy.wait_ready(|| exchange(&mut try_keep_alive(frontend)?, head));
+    assert_eq!(status, 200, "{headers:?}");
+    assert_eq!(headers.get("grpc-status").map(String::as_str), Some("14"), "{headers:?}");
+    assert_eq!(headers.get("content-type").map(String::as_str), Some("application/grpc"));
+}
