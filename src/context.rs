@@ -31,6 +31,30 @@ pub struct Context {
     pub health: Health,
     /// Connections to endpoints kept for the next HTTP request.
     pub upstreams: Upstreams,
+    /// What an HTTP client connection may ask of the proxy.
+    pub http: HttpLimits,
+}
+
+/// Bounds on HTTP clients, as HAProxy and Envoy set them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request head must arrive whole within this (slowloris); on
+    /// HTTP/1.1 it also bounds the wait for the next request.
+    pub header_timeout: Duration,
+    /// Bound on a request head; 431 beyond.
+    pub max_header_bytes: usize,
+    /// Streams a client may have open at once on one HTTP/2 connection.
+    pub max_streams: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_streams: 100,
+        }
+    }
 }
 
 /// When a TCP direction switches from copying to splicing (`--splice`).
@@ -58,6 +82,7 @@ impl Context {
             tracker: Tracker::default(),
             health: Health::default(),
             upstreams: Upstreams::default(),
+            http: HttpLimits::default(),
             metrics: Metrics::new()?,
         })
     }

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::admin;
-use crate::context::{Context, Splice};
+use crate::context::{Context, HttpLimits, Splice};
 use crate::control::{self, Control};
 use crate::listener;
 use crate::metrics;
@@ -47,6 +47,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `--splice`: when bulk directions skip the userspace copy.
     pub splice: Splice,
+    /// `--http-header-timeout`, `--http-max-header-bytes`,
+    /// `--http2-max-concurrent-streams`.
+    pub http: HttpLimits,
     pub drain_timeout: Duration,
     /// `--min-sync-period`: at most one rebuild per period.
     pub min_sync_period: Duration,
@@ -78,7 +81,9 @@ pub enum Error {
 pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
     listener::raise_fd_limit();
     let signals = Signals::install()?;
-    let ctx = Arc::new(Context::new(config.connect_timeout, config.splice)?);
+    let mut ctx = Context::new(config.connect_timeout, config.splice)?;
+    ctx.http = config.http;
+    let ctx = Arc::new(ctx);
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
-use svcproxy::context::Splice;
+use svcproxy::context::{HttpLimits, Splice};
 use svcproxy::daemon::{self, Config};
 use svcproxy::model::{Model, Options};
 use svcproxy::source::Files;
@@ -26,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A per-node userspace service proxy and load balancer for Kubernetes Services.
 #[derive(Parser)]
-#[command(name = "svcproxy", version, about)]
+#[command(name = "svcproxy", version, about, term_width = 0)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +40,7 @@ enum Command {
     /// (--kubeconfig, --master), or both (the API server's object wins);
     /// with none of these flags, from the API server of the in-cluster
     /// configuration (the pod's service account).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate manifests and print the Services table (exit 1 if any object is invalid).
     Check {
         /// Manifest files or directories (walked for *.yaml, *.yml, *.json).
@@ -89,6 +89,16 @@ struct RunArgs {
     /// On SIGTERM, how long live connections may finish.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// HTTP ports: a request head must arrive whole within this (and, on
+    /// HTTP/1.1, the next request begin within it).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    http_header_timeout: Duration,
+    /// HTTP ports: bound on a request head, in bytes (431 beyond).
+    #[arg(long, value_name = "BYTES", default_value = "65536")]
+    http_max_header_bytes: usize,
+    /// HTTP ports: streams a client may have open at once on one HTTP/2 connection.
+    #[arg(long, value_name = "N", default_value = "100")]
+    http2_max_concurrent_streams: u32,
     /// Log format; verbosity comes from RUST_LOG.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -222,6 +232,7 @@ fn demo() -> anyhow::Result<()> {
         splice: Splice::Auto,
         drain_timeout: Duration::from_secs(1),
         min_sync_period: Duration::from_secs(1),
+        http: HttpLimits::default(),
     };
     serve(config, true)
 }
@@ -269,6 +280,11 @@ impl RunArgs {
             },
             drain_timeout: self.drain_timeout,
             min_sync_period: self.min_sync_period,
+            http: HttpLimits {
+                header_timeout: self.http_header_timeout,
+                max_header_bytes: self.http_max_header_bytes,
+                max_streams: self.http2_max_concurrent_streams,
+            },
         }
     }
 }

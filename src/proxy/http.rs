@@ -13,7 +13,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
@@ -38,13 +38,6 @@ mod headers;
 
 use answer::{Why, answer};
 
-/// The whole request head must arrive in this (slowloris).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on a request head; hyper answers 431 beyond.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Streams a client may have open at once on one HTTP/2 connection.
-const MAX_STREAMS: u32 = 100;
-
 /// What every request of one client connection shares.
 struct Client {
     peer: SocketAddr,
@@ -55,6 +48,7 @@ struct Client {
 /// Serves one client connection until it ends.
 pub async fn serve(conn: Conn, ctx: Arc<Context>, live: Live) {
     let Conn { stream, peer, frontend } = conn;
+    let limits = ctx.http;
     let client = Arc::new(Client { peer, frontend, ctx });
     let service = service_fn(move |request| {
         let client = client.clone();
@@ -64,9 +58,9 @@ pub async fn serve(conn: Conn, ctx: Arc<Context>, live: Live) {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(MAX_STREAMS);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(limits.max_streams);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     // On SIGTERM: an idle HTTP/1.1 connection closes at once, a busy one

@@ -459,3 +459,71 @@ fn a_grpc_client_gets_grpc_status_unavailable_not_a_page() {
     assert_eq!(headers.get("grpc-status").map(String::as_str), Some("14"), "{headers:?}");
     assert_eq!(headers.get("content-type").map(String::as_str), Some("application/grpc"));
 }
+
+/// A pod that reads a request, then resets the connection.
+fn resetting(ip: Ipv4Addr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
+    let local = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let mut buf = [0; 4096];
+            let _ = (&stream).read(&mut buf);
+        }
+    });
+    local
+}
+
+/// A pod that resets: an idempotent request without a body is sent again
+/// to the next endpoint; a POST with a body is not (502).
+#[test]
+fn only_idempotent_requests_without_a_body_are_sent_to_another_pod_after_a_reset() {
+    let good = HttpEndpoint::start(fresh_ip(), "good");
+    let dead = resetting(fresh_ip());
+    let (frontend, manifest) = service("http", &[good.addr, dead]);
+    let mut proxy = serving(&manifest, frontend);
+    for i in 0..6 {
+        let (status, _, body) = once(frontend).expect("GET");
+        assert_eq!(status, 200, "GET {i} is sent again to the good pod: {body}\n{}", proxy.log());
+    }
+    let post = "POST /x HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\n\r\nhello";
+    let statuses: Vec<u16> =
+        (0..6).map(|_| exchange(&mut keep_alive(frontend), post).expect("POST").0).collect();
+    assert!(statuses.contains(&502), "a POST that reached the dead pod is a 502: {statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 502].contains(s)), "{statuses:?}");
+    proxy.assert_running();
+}
+
+/// A client that sends its head a byte at a time is cut after
+/// `--http-header-timeout`, while other clients are served; a head over
+/// `--http-max-header-bytes` gets 431.
+#[test]
+fn a_slow_head_is_cut_after_the_header_timeout_and_a_huge_one_refused() {
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let mut proxy = Proxy::start(
+        &manifest,
+        &["--http-header-timeout", "1s", "--http-max-header-bytes", "8192"],
+    );
+    proxy.wait_ready(|| once(frontend));
+    let mut slow = keep_alive(frontend);
+    slow.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: web\r\n").expect("a partial head");
+    let started = std::time::Instant::now();
+    // Others are served meanwhile.
+    for _ in 0..5 {
+        assert_eq!(once(frontend).expect("served").0, 200);
+    }
+    let mut rest = Vec::new();
+    let n = slow.read_to_end(&mut rest).unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "cut after {waited:?}");
+    assert!(
+        n == 0 || String::from_utf8_lossy(&rest).contains("408"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+
+    let huge = format!("GET / HTTP/1.1\r\nHost: web\r\nX-Big: {}\r\n\r\n", "x".repeat(16 * 1024));
+    let (status, _, _) = exchange(&mut keep_alive(frontend), &huge).expect("an answer");
+    assert_eq!(status, 431);
+}
