@@ -16,6 +16,7 @@ use prometheus::{
 
 use crate::model::ServiceId;
 
+mod histogram;
 mod http;
 mod traffic;
 

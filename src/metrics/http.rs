@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::traffic::{Buckets, Counter, Histogram, PortStats, header, labels};
+use super::histogram::{Buckets, Histogram};
+use super::traffic::{Counter, PortStats, header, labels};
 use super::{HTTP_PROXY_ERRORS, HTTP_REQUEST_DURATION, HTTP_REQUESTS, HttpError};
 
 /// The status codes with a counter of their own, sorted.
