@@ -56,8 +56,13 @@ impl Timed {
     /// `response` on its way to the client: its status counted now, the
     /// time since `started` when its body ends.
     pub fn count(response: Response<Body>, owner: Owner, started: Instant) -> Response<Timed> {
-        let counted = owner.http().map(|http| http.responded(response.status().as_u16()));
-        let pending = counted.map(|()| (owner, started));
+        let pending = match owner.http() {
+            Some(http) => {
+                http.responded(response.status().as_u16());
+                Some((owner, started))
+            }
+            None => None,
+        };
         response.map(|body| Timed { body, pending })
     }
 
