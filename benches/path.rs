@@ -5,7 +5,9 @@
 //!   accepting Frontend's Route cloned out of it (what the accept loop does);
 //! - `pick`: the Balancer's plan for a client (round robin, ejection check);
 //! - `metrics`: every traffic-metric update one short connection makes;
-//! - `accept`: the three together.
+//! - `accept`: the three together;
+//! - `request`: every metric update one HTTP request makes, from its clock
+//!   read at the head to its duration recorded at the body's end.
 //!
 //! The figure must not grow with the number of Services (issue 6).
 //! Run: `cargo bench --bench path`.
@@ -44,6 +46,17 @@ fn route(table: &ArcSwap<Snapshot>, frontend: &Frontend) -> std::sync::Arc<Route
     table.load().route(frontend).cloned().expect("a route")
 }
 
+/// What one HTTP request does to its port's metrics, from its arrival
+/// (the clock read the balancer's plan shares) to its response's end.
+fn count_request(route: &Route, endpoint: usize) {
+    let started = Instant::now();
+    route.endpoints[endpoint].stats.http_requests.inc();
+    if let Some(http) = route.stats.http() {
+        http.responded(black_box(200));
+        http.duration.observe(started.elapsed().as_secs_f64());
+    }
+}
+
 /// What one short connection does to its port's metrics.
 fn count(stats: &PortStats, route: &Route, endpoint: usize) {
     stats.connections.inc();
@@ -69,6 +82,10 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("metrics", services), |b| {
             b.iter(|| count(&held.stats, &held, black_box(1)))
+        });
+        held.stats.serve_http();
+        group.bench_function(BenchmarkId::new("request", services), |b| {
+            b.iter(|| count_request(&held, black_box(1)))
         });
         group.bench_function(BenchmarkId::new("accept", services), |b| {
             b.iter(|| {

@@ -2,22 +2,25 @@
 //!
 //! The control loop updates the routing families on each rebuild. The
 //! traffic families are resolved to their label children when a Snapshot is
-//! built ([`PortStats`], [`EndpointStats`]), so a connection touches only
-//! atomics: no lock and no map lookup per connection or per byte. Series of
-//! Service ports and endpoints that leave the Snapshot are removed.
+//! built ([`PortStats`], [`EndpointStats`], [`HttpStats`]), so a connection
+//! touches only atomics: no lock and no map lookup per connection, per HTTP
+//! request or per byte. Series of Service ports and endpoints that leave
+//! the Snapshot are removed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::model::ServiceId;
 
+mod histogram;
+mod http;
 mod traffic;
 
+pub use http::HttpStats;
 use traffic::Traffic;
 pub use traffic::{Counter, EndpointStats, InUse, PortKey, PortStats};
 
@@ -36,6 +39,8 @@ pub const ENDPOINT_CONNECTIONS: &str = "svcproxy_endpoint_connections_total";
 pub const ENDPOINT_CONNECT_ERRORS: &str = "svcproxy_endpoint_connect_errors_total";
 pub const HTTP_REQUESTS: &str = "svcproxy_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "svcproxy_http_request_duration_seconds";
+pub const HTTP_PROXY_ERRORS: &str = "svcproxy_http_proxy_errors_total";
+pub const ENDPOINT_HTTP_REQUESTS: &str = "svcproxy_endpoint_http_requests_total";
 /// kube-proxy's names, so its dashboards work.
 pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
@@ -43,8 +48,6 @@ pub const NETWORK_PROGRAMMING: &str = "kubeproxy_network_programming_duration_se
 pub const API_WATCH_EVENTS: &str = "svcproxy_api_watch_events_total";
 pub const API_RELISTS: &str = "svcproxy_api_relists_total";
 pub const API_UP: &str = "svcproxy_api_up";
-
-const PORT_LABELS: [&str; 3] = ["namespace", "service", "port"];
 
 /// Why a client was turned away (the `reason` label of
 /// `svcproxy_rejected_connections_total`).
@@ -54,6 +57,21 @@ pub enum Reject {
     NoEndpoints,
     /// Every attempt to connect failed.
     ConnectFailed,
+}
+
+/// Why the proxy answered an HTTP request itself (the `reason` label of
+/// `svcproxy_http_proxy_errors_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// No usable endpoint (503, or gRPC's UNAVAILABLE).
+    NoEndpoints,
+    /// Every endpoint tried refused or timed out (502).
+    ConnectFailed,
+    /// The endpoint reset or closed before its response head (502).
+    EndpointReset,
+    /// No response head in time (504); no request timeout exists yet, so
+    /// it stays at zero.
+    Timeout,
 }
 
 /// Why a connect to an endpoint failed (the `reason` label of
@@ -73,6 +91,21 @@ impl Reject {
         match self {
             Self::NoEndpoints => "no_endpoints",
             Self::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
+impl HttpError {
+    /// Every reason, in the order the counters are kept and shown.
+    pub const ALL: [Self; 4] =
+        [Self::NoEndpoints, Self::ConnectFailed, Self::EndpointReset, Self::Timeout];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NoEndpoints => "no_endpoints",
+            Self::ConnectFailed => "connect_failed",
+            Self::EndpointReset => "endpoint_reset",
+            Self::Timeout => "timeout",
         }
     }
 }
@@ -159,7 +192,6 @@ impl Metrics {
         for result in ["success", "failure"] {
             config_reloads.with_label_values(&[result]);
         }
-        register_http(&registry)?;
         let api = ApiFamilies::register(&registry)?;
         Ok(Self {
             registry,
@@ -223,14 +255,6 @@ impl Metrics {
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
         self.traffic.render(&mut text);
-        // A family without series is dropped by `gather`; the HTTP ones are
-        // written anyway, as every other family is, so dashboards and
-        // alerts find their names before the first request.
-        for (name, kind, help) in HTTP_FAMILIES {
-            if !families.iter().any(|f| f.name() == name) {
-                traffic::header(&mut text, name, kind, help);
-            }
-        }
         text
     }
 }
@@ -268,28 +292,9 @@ impl ApiFamilies {
     }
 }
 
-/// The HTTP families: name, type, help.
-const HTTP_FAMILIES: [(&str, &str, &str); 2] = [
-    (HTTP_REQUESTS, "counter", "HTTP requests forwarded, by status code."),
-    (HTTP_REQUEST_DURATION, "histogram", "HTTP request latency through the proxy."),
-];
-
-/// The HTTP families, registered for the HTTP mode.
-fn register_http(registry: &Registry) -> Result<(), Error> {
-    let [(requests, _, requests_help), (duration, _, duration_help)] = HTTP_FAMILIES;
-    let requests = IntCounterVec::new(
-        Opts::new(requests, requests_help),
-        &["namespace", "service", "port", "code"],
-    )?;
-    registry.register(Box::new(requests))?;
-    let duration = HistogramVec::new(HistogramOpts::new(duration, duration_help), &PORT_LABELS)?;
-    registry.register(Box::new(duration))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{ConnectError, Reject};
+    use super::{ConnectError, HttpError, Reject};
 
     /// The counters are kept in an array indexed by the reason itself.
     #[test]
@@ -298,6 +303,9 @@ mod tests {
             assert_eq!(reason as usize, i, "{reason:?}");
         }
         for (i, reason) in ConnectError::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "{reason:?}");
+        }
+        for (i, reason) in HttpError::ALL.into_iter().enumerate() {
             assert_eq!(reason as usize, i, "{reason:?}");
         }
     }

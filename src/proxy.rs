@@ -74,7 +74,9 @@ pub fn serve(conn: Conn, ctx: &Arc<Context>) {
         let live = ctx.tracker.enter();
         match route.mode {
             Mode::Tcp => tokio::spawn(tcp::serve(conn, route, ctx.clone(), live)),
-            Mode::Http(_) => tokio::spawn(http::serve(conn, ctx.clone(), live)),
+            Mode::Http(_) => {
+                tokio::spawn(http::serve(conn, route.stats.clone(), ctx.clone(), live))
+            }
         };
     } else if table.health_check(&conn.frontend).is_some() {
         // Not a proxied connection: the drain does not wait for it.

@@ -2,28 +2,28 @@
 //!
 //! A cluster of 10,000 Services has ~20,000 Service ports and ~60,000
 //! endpoints: as prometheus-crate children they cost ~700 bytes each and
-//! dominated every rebuild. Here a port is ~250 bytes of atomics, an
-//! endpoint ~60, a connection touches only atomics, and the text is written
-//! at scrape time. Every reason is written from the start, zeros included,
+//! dominated every rebuild. Here a port is ~300 bytes of atomics (~700
+//! with the HTTP families, [`super::http`]), an endpoint ~70, a connection
+//! or an HTTP request touches only atomics, and the text is written at
+//! scrape time. Every reason is written from the start, zeros included,
 //! so `increase()` sees the first error.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
+use super::histogram::{Connections, Histogram};
+use super::http::{self, HttpStats};
 use super::{
     CONNECTION_DURATION, CONNECTIONS, CONNECTIONS_ACTIVE, ConnectError, ENDPOINT_CONNECT_ERRORS,
-    ENDPOINT_CONNECTIONS, RECEIVED_BYTES, REJECTED_CONNECTIONS, Reject, SENT_BYTES,
+    ENDPOINT_CONNECTIONS, ENDPOINT_HTTP_REQUESTS, RECEIVED_BYTES, REJECTED_CONNECTIONS, Reject,
+    SENT_BYTES,
 };
 use crate::model::ServiceId;
-
-/// Upper bounds of the connection-duration buckets, in seconds.
-const BUCKETS: [f64; 12] =
-    [0.001, 0.004, 0.016, 0.064, 0.256, 1.024, 4.096, 16.384, 65.536, 262.144, 1048.576, 4194.304];
 
 /// A per-port family: name, type, help, and how to read its value.
 type Family = (&'static str, &'static str, &'static str, fn(&PortStats) -> i128);
@@ -35,15 +35,6 @@ pub struct Counter(AtomicU64);
 /// A value that goes up and down.
 #[derive(Debug, Default)]
 pub struct Gauge(AtomicI64);
-
-/// Connection durations in [`BUCKETS`].
-#[derive(Debug, Default)]
-pub struct Histogram {
-    /// Not cumulative; summed at render time.
-    buckets: [AtomicU64; BUCKETS.len()],
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
 
 /// A Service port's identity in the metrics.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,9 +55,12 @@ pub struct PortStats {
     pub received: Counter,
     /// Bytes to clients.
     pub sent: Counter,
-    pub duration: Histogram,
+    pub duration: Histogram<Connections, 12>,
     /// By [`Reject`], in the order of [`Reject::ALL`].
     rejected: [Counter; Reject::ALL.len()],
+    /// Only on ports served in the HTTP mode, from the first build that
+    /// serves them so (boxed: most ports never have it).
+    http: OnceLock<Box<HttpStats>>,
     endpoints: Mutex<FxHashMap<SocketAddr, Arc<EndpointStats>>>,
     /// The last build that used this port.
     seen: AtomicU64,
@@ -81,6 +75,8 @@ pub struct PortStats {
 #[derive(Debug, Default)]
 pub struct EndpointStats {
     pub connections: Counter,
+    /// HTTP requests sent to it (exported for ports in the HTTP mode).
+    pub http_requests: Counter,
     /// By [`ConnectError`], in the order of [`ConnectError::ALL`].
     errors: [Counter; ConnectError::ALL.len()],
     /// The last build that used this endpoint.
@@ -109,7 +105,7 @@ pub struct InUse {
     ports: AtomicUsize,
 }
 
-// === impl Counter, Gauge, Histogram ===
+// === impl Counter, Gauge ===
 
 impl Counter {
     pub fn inc(&self) {
@@ -139,17 +135,6 @@ impl Gauge {
     }
 }
 
-impl Histogram {
-    pub fn observe(&self, seconds: f64) {
-        let bucket = BUCKETS.iter().position(|b| seconds <= *b).unwrap_or(BUCKETS.len());
-        if let Some(b) = self.buckets.get(bucket) {
-            b.fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 // === impl PortStats ===
 
 impl PortStats {
@@ -164,6 +149,7 @@ impl PortStats {
             sent: Counter::default(),
             duration: Histogram::default(),
             rejected: Default::default(),
+            http: OnceLock::new(),
             endpoints: Mutex::default(),
             seen: AtomicU64::new(0),
             endpoints_seen: AtomicUsize::new(0),
@@ -174,6 +160,18 @@ impl PortStats {
     /// The count of clients turned away for `reason`.
     pub fn rejected(&self, reason: Reject) -> &Counter {
         &self.rejected[reason as usize]
+    }
+
+    /// The port's HTTP families, once a build served it in the HTTP mode.
+    pub fn http(&self) -> Option<&HttpStats> {
+        self.http.get().map(|http| &**http)
+    }
+
+    /// Gives the port its HTTP families, zeros written from the next
+    /// scrape. Kept while the port lives, should it turn back to TCP: a
+    /// counter that vanished and came back would read as a reset.
+    pub fn serve_http(&self) {
+        self.http.get_or_init(Box::default);
     }
 }
 
@@ -279,27 +277,15 @@ impl Traffic {
         }
         render_duration(out, &ports);
         render_rejected(out, &ports);
+        http::render(out, &ports);
         render_endpoints(out, &ports, committed);
     }
 }
 
 fn render_duration(out: &mut String, ports: &[Arc<PortStats>]) {
-    let name = CONNECTION_DURATION;
-    header(out, name, "histogram", "How long client connections lasted.");
+    header(out, CONNECTION_DURATION, "histogram", "How long client connections lasted.");
     for s in ports {
-        let h = &s.duration;
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&h.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let le = bound.to_string();
-            let _ =
-                writeln!(out, "{name}_bucket{{{}}} {cumulative}", labels(&s.key, &[("le", &le)]));
-        }
-        let count = h.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{}}} {count}", labels(&s.key, &[("le", "+Inf")]));
-        let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{}}} {sum}", labels(&s.key, &[]));
-        let _ = writeln!(out, "{name}_count{{{}}} {count}", labels(&s.key, &[]));
+        s.duration.render(out, CONNECTION_DURATION, &s.key);
     }
 }
 
@@ -314,8 +300,7 @@ fn render_rejected(out: &mut String, ports: &[Arc<PortStats>]) {
 }
 
 fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>], committed: u64) {
-    let mut connections = String::new();
-    let mut errors = String::new();
+    let (mut connections, mut errors, mut requests) = (String::new(), String::new(), String::new());
     for s in ports {
         let mut endpoints: Vec<(SocketAddr, Arc<EndpointStats>)> = {
             let endpoints = s.endpoints.lock();
@@ -327,6 +312,10 @@ fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>], committed: u64) 
             let endpoint = addr.to_string();
             let l = labels(&s.key, &[("endpoint", &endpoint)]);
             let _ = writeln!(connections, "{ENDPOINT_CONNECTIONS}{{{l}}} {}", e.connections.get());
+            if s.http().is_some() {
+                let n = e.http_requests.get();
+                let _ = writeln!(requests, "{ENDPOINT_HTTP_REQUESTS}{{{l}}} {n}");
+            }
             for (reason, counter) in ConnectError::ALL.iter().zip(&e.errors) {
                 let l = labels(&s.key, &[("endpoint", &endpoint), ("reason", reason.label())]);
                 let _ = writeln!(errors, "{ENDPOINT_CONNECT_ERRORS}{{{l}}} {}", counter.get());
@@ -337,6 +326,8 @@ fn render_endpoints(out: &mut String, ports: &[Arc<PortStats>], committed: u64) 
     out.push_str(&connections);
     header(out, ENDPOINT_CONNECT_ERRORS, "counter", "Failed attempts to connect to an endpoint.");
     out.push_str(&errors);
+    header(out, ENDPOINT_HTTP_REQUESTS, "counter", "HTTP requests sent to an endpoint.");
+    out.push_str(&requests);
 }
 
 pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -345,7 +336,7 @@ pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// `namespace="..",service="..",port=".."` plus `extra`, values escaped as
 /// the text format asks.
-fn labels(key: &PortKey, extra: &[(&str, &str)]) -> String {
+pub(super) fn labels(key: &PortKey, extra: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(64);
     let pairs = [
         ("namespace", &*key.service.namespace),

@@ -29,27 +29,34 @@ use tracing::debug;
 
 use super::{Conn, connect};
 use crate::context::Context;
+use crate::metrics::PortStats;
 use crate::shutdown::Live;
 use crate::table::{Mode, Route, RouteEndpoint, Upstream};
 pub use crate::upstream::Body;
 
 mod answer;
 mod headers;
+mod timed;
 
 use answer::{Why, answer};
+use timed::{Owner, Timed};
 
 /// What every request of one client connection shares.
 struct Client {
     peer: SocketAddr,
     frontend: crate::table::Frontend,
     ctx: Arc<Context>,
+    /// The Service port it was accepted for: what counts a request once
+    /// the frontend has no HTTP Route.
+    stats: Arc<PortStats>,
 }
 
-/// Serves one client connection until it ends.
-pub async fn serve(conn: Conn, ctx: Arc<Context>, live: Live) {
+/// Serves one client connection until it ends; `stats` are those of the
+/// Service port it was accepted for.
+pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: Live) {
     let Conn { stream, peer, frontend } = conn;
     let limits = ctx.http;
-    let client = Arc::new(Client { peer, frontend, ctx });
+    let client = Arc::new(Client { peer, frontend, ctx, stats });
     let service = service_fn(move |request| {
         let client = client.clone();
         async move { Ok::<_, Infallible>(client.forward(request).await) }
@@ -84,19 +91,39 @@ pub async fn serve(conn: Conn, ctx: Arc<Context>, live: Live) {
 // === impl Client ===
 
 impl Client {
-    /// One request: its Route now, an endpoint, the response.
-    async fn forward(&self, request: Request<Incoming>) -> Response<Body> {
+    /// One request: its Route now, an endpoint, the response, counted
+    /// into the Route's port (status, duration; the proxy's own answers
+    /// by reason).
+    async fn forward(&self, request: Request<Incoming>) -> Response<Timed> {
+        let started = Instant::now();
         let grpc = is_grpc(&request);
         let route = self.ctx.table.load().route(&self.frontend).cloned();
         let Some((route, upstream)) = route.and_then(|r| match r.mode {
             Mode::Http(upstream) => Some((r, upstream)),
             Mode::Tcp => None,
         }) else {
-            return answer(Why::Gone, None, grpc);
+            let response = answer(Why::Gone, None, &self.stats, grpc);
+            return Timed::count(response, Owner::Port(self.stats.clone()), started);
         };
-        let plan = self.ctx.balancer.plan(&route, self.peer.ip(), Instant::now());
+        let response = match self.exchange(&route, upstream, request, started).await {
+            Ok(response) => response,
+            Err(why) => answer(why, Some(&route), &route.stats, grpc),
+        };
+        Timed::count(response, Owner::Route(route), started)
+    }
+
+    /// Sends the request to an endpoint of `route`'s plan, the next one
+    /// when it may: the endpoint's response, or why there is none.
+    async fn exchange(
+        &self,
+        route: &Route,
+        upstream: Upstream,
+        request: Request<Incoming>,
+        now: Instant,
+    ) -> Result<Response<Body>, Why> {
+        let plan = self.ctx.balancer.plan(route, self.peer.ip(), now);
         if plan.is_empty() {
-            return answer(Why::NoEndpoints, Some(&route), grpc);
+            return Err(Why::NoEndpoints);
         }
         let (mut parts, body) = request.into_parts();
         let upgrade = parts.headers.contains_key(header::UPGRADE) && upstream == Upstream::Http1;
@@ -108,16 +135,17 @@ impl Client {
         let mut body = Some(body.boxed());
         let mut why = Why::ConnectFailed;
         for endpoint in plan.iter().map(|i| &route.endpoints[i]) {
-            let Some(sender) = self.sender(&route, endpoint, upstream).await else { continue };
+            let Some(sender) = self.sender(route, endpoint, upstream).await else { continue };
             let body = match body.take() {
                 Some(body) => body,
                 None if again => Body::default(),
                 None => break,
             };
+            endpoint.stats.http_requests.inc();
             match sender.send(request_of(&parts, body)).await {
                 Ok((response, sender)) => {
-                    self.sent(&route, endpoint, sender);
-                    return respond(response, on_upgrade);
+                    self.sent(route, endpoint, sender);
+                    return Ok(respond(response, on_upgrade));
                 }
                 Err(e) => {
                     debug!(endpoint = %endpoint.addr, error = %e, "request failed");
@@ -128,7 +156,7 @@ impl Client {
                 }
             }
         }
-        answer(why, Some(&route), grpc)
+        Err(why)
     }
 
     /// A connection to `endpoint` ready for a request: a pooled one, or a

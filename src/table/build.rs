@@ -40,7 +40,7 @@ pub(super) fn build(
             if port.protocol != Protocol::Tcp {
                 continue;
             }
-            let stats = PortBuild::new(service, port, endpoints, metrics);
+            let stats = PortBuild::new(service, port, endpoints, &node, metrics);
             for (frontend, route) in stats.routes(&node, previous) {
                 match routes.entry(frontend) {
                     Entry::Vacant(v) => {
@@ -111,6 +111,7 @@ struct PortBuild<'a> {
     service: &'a Resolved,
     port: &'a ServicePort,
     endpoints: &'a [Endpoint],
+    mode: Mode,
     stats: Arc<PortStats>,
     metrics: Counting<'a>,
 }
@@ -120,6 +121,7 @@ impl<'a> PortBuild<'a> {
         service: &'a Resolved,
         port: &'a ServicePort,
         endpoints: &'a [Endpoint],
+        node: &Node<'_>,
         metrics: Counting<'a>,
     ) -> Self {
         let (id, label) = (&service.service.id, &port.label);
@@ -127,7 +129,11 @@ impl<'a> PortBuild<'a> {
             Some((metrics, in_use)) => metrics.port(id, label, in_use),
             None => Arc::new(PortStats::new(PortKey { service: id.clone(), port: label.clone() })),
         };
-        Self { service, port, endpoints, stats, metrics }
+        let mode = Mode::of(port, node.http_by_port_name);
+        if let Mode::Http(_) = mode {
+            stats.serve_http();
+        }
+        Self { service, port, endpoints, mode, stats, metrics }
     }
 
     /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
@@ -197,7 +203,7 @@ impl<'a> PortBuild<'a> {
             service: spec.id.clone(),
             port: self.port.label.clone(),
             kind,
-            mode: Mode::of(self.port, node.http_by_port_name),
+            mode: self.mode,
             endpoints,
             affinity: spec.affinity,
             cursor: cursor.clone(),

@@ -57,6 +57,8 @@ const EXPORTED: &[&str] = &[
     "svcproxy_rejected_connections_total",
     "svcproxy_http_requests_total",
     "svcproxy_http_request_duration_seconds",
+    "svcproxy_endpoint_http_requests_total",
+    "svcproxy_http_proxy_errors_total",
     "svcproxy_connection_duration_seconds",
     "svcproxy_config_reloads_total",
     "svcproxy_config_invalid_objects",

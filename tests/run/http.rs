@@ -12,21 +12,28 @@ use crate::support::manifests::ipv4;
 use crate::support::net::{addr, fresh_ip};
 use crate::support::proxy::Proxy;
 
+mod metrics;
+
 const PORT: u16 = 8080;
 
 /// A Service `web` on a fresh ClusterIP whose one port says `app_protocol`,
 /// with an EndpointSlice per endpoint: its frontend and its manifest.
 fn service(app_protocol: &str, endpoints: &[SocketAddr]) -> (SocketAddr, String) {
+    service_named("web", app_protocol, endpoints)
+}
+
+/// [`service`] named `name` (its port is still `web`).
+fn service_named(name: &str, app_protocol: &str, endpoints: &[SocketAddr]) -> (SocketAddr, String) {
     let ip = fresh_ip();
     let mut yaml = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec:\n  \
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  \
          clusterIP: {ip}\n  ports: [{{name: web, port: {PORT}, targetPort: web, appProtocol: \
          {app_protocol}}}]\n"
     );
     for (i, endpoint) in endpoints.iter().enumerate() {
         yaml.push_str(&format!(
-            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-{i}, \
-             namespace: default, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\n\
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-{i}, \
+             namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\n\
              ports: [{{name: web, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
             endpoint.port(),
             ipv4(*endpoint)
@@ -216,10 +223,16 @@ fn no_endpoint_is_a_503_naming_the_service_port_and_a_dead_one_a_502() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("default/web") && body.contains("web"), "{body}");
 
-    // A pod that resets every connection before answering.
-    let ip = fresh_ip();
-    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
-    let dead = listener.local_addr().expect("addr");
+    let (frontend, manifest) = service("http", &[resetting_pod()]);
+    let mut proxy = Proxy::start(&manifest, &[]);
+    let (status, _, body) = proxy.wait_ready(|| once(frontend));
+    assert_eq!(status, 502, "{body}");
+}
+
+/// A pod that resets every connection before answering.
+fn resetting_pod() -> SocketAddr {
+    let listener = std::net::TcpListener::bind((fresh_ip(), 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
@@ -228,10 +241,7 @@ fn no_endpoint_is_a_503_naming_the_service_port_and_a_dead_one_a_502() {
             drop(stream);
         }
     });
-    let (frontend, manifest) = service("http", &[dead]);
-    let mut proxy = Proxy::start(&manifest, &[]);
-    let (status, _, body) = proxy.wait_ready(|| once(frontend));
-    assert_eq!(status, 502, "{body}");
+    addr
 }
 
 /// An endpoint that accepts any upgrade (101), then echoes bytes: the

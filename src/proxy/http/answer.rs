@@ -2,7 +2,8 @@
 //! request (or the frontend is gone), 502 when the endpoint failed before
 //! its response head. A gRPC client gets what it can parse instead of an
 //! HTML page: a trailers-only response, HTTP 200 with `grpc-status: 14`
-//! (UNAVAILABLE), which its retry policy knows.
+//! (UNAVAILABLE), which its retry policy knows. Each answer is counted
+//! by reason (`svcproxy_http_proxy_errors_total`).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -10,6 +11,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::Body;
+use crate::metrics::{HttpError, PortStats};
 use crate::table::Route;
 
 /// Why the proxy answered.
@@ -35,6 +37,17 @@ impl Why {
         }
     }
 
+    /// The reason it is counted under. A frontend gone is counted as
+    /// `no_endpoints`: the client gets the same 503, and this proxy has no
+    /// endpoint for it any more.
+    fn reason(self) -> HttpError {
+        match self {
+            Why::NoEndpoints | Why::Gone => HttpError::NoEndpoints,
+            Why::ConnectFailed => HttpError::ConnectFailed,
+            Why::EndpointReset => HttpError::EndpointReset,
+        }
+    }
+
     fn text(self) -> &'static str {
         match self {
             Why::NoEndpoints => "no endpoint available",
@@ -45,9 +58,13 @@ impl Why {
     }
 }
 
-/// The answer for `why`: a one-line body naming the Service port, or
-/// gRPC's trailers-only UNAVAILABLE.
-pub fn answer(why: Why, route: Option<&Route>, grpc: bool) -> Response<Body> {
+/// The answer for `why`, counted into the HTTP families of `port`: a
+/// one-line body naming the Service port, or gRPC's trailers-only
+/// UNAVAILABLE.
+pub fn answer(why: Why, route: Option<&Route>, port: &PortStats, grpc: bool) -> Response<Body> {
+    if let Some(http) = port.http() {
+        http.errors(why.reason()).inc();
+    }
     let named = match route {
         Some(route) => format!("{} port {}: {}", route.service, route.port, why.text()),
         None => why.text().to_owned(),
