@@ -135,28 +135,59 @@ impl Client {
         let mut body = Some(body.boxed());
         let mut why = Why::ConnectFailed;
         for endpoint in plan.iter().map(|i| &route.endpoints[i]) {
-            let Some(sender) = self.sender(route, endpoint, upstream).await else { continue };
-            let body = match body.take() {
+            let this = match body.take() {
                 Some(body) => body,
                 None if again => Body::default(),
                 None => break,
             };
-            endpoint.stats.http_requests.inc();
-            match sender.send(request_of(&parts, body)).await {
-                Ok((response, sender)) => {
-                    self.sent(route, endpoint, sender);
-                    return Ok(respond(response, on_upgrade));
+            match self.attempt(route, endpoint, upstream, &parts, this).await {
+                Ok(response) => return Ok(respond(response, on_upgrade)),
+                // Nothing of the request reached the endpoint: it goes on whole.
+                Err(Attempt::Unsent(unsent, failed)) => {
+                    body = Some(unsent);
+                    why = failed;
                 }
-                Err(e) => {
-                    debug!(endpoint = %endpoint.addr, error = %e, "request failed");
-                    why = Why::EndpointReset;
-                    if !again {
-                        break;
-                    }
-                }
+                Err(Attempt::Failed) => why = Why::EndpointReset,
             }
         }
         Err(why)
+    }
+
+    /// Sends the request to `endpoint` on a pooled connection, or a new
+    /// one; again on a new one when the pooled one turns out closed before
+    /// taking the request (the pod ended an idle keep-alive connection).
+    async fn attempt(
+        &self,
+        route: &Route,
+        endpoint: &RouteEndpoint,
+        upstream: Upstream,
+        parts: &Parts,
+        mut body: Body,
+    ) -> Result<Response<Incoming>, Attempt> {
+        for fresh in [false, true] {
+            let Some((sender, pooled)) = self.sender(route, endpoint, upstream, fresh).await else {
+                return Err(Attempt::Unsent(body, Why::ConnectFailed));
+            };
+            endpoint.stats.http_requests.inc();
+            match sender.send(request_of(parts, body)).await {
+                Sent::Response(response, sender) => {
+                    self.sent(route, endpoint, sender);
+                    return Ok(response);
+                }
+                Sent::Unsent(request, e) => {
+                    debug!(endpoint = %endpoint.addr, error = %e, pooled, "request not sent");
+                    body = request.into_body();
+                    if !pooled {
+                        return Err(Attempt::Unsent(body, Why::EndpointReset));
+                    }
+                }
+                Sent::Failed(e) => {
+                    debug!(endpoint = %endpoint.addr, error = %e, "request failed");
+                    return Err(Attempt::Failed);
+                }
+            }
+        }
+        Err(Attempt::Failed)
     }
 
     /// A connection to `endpoint` ready for a request: a pooled one, or a
@@ -167,14 +198,16 @@ impl Client {
         route: &Route,
         endpoint: &RouteEndpoint,
         upstream: Upstream,
-    ) -> Option<Sender> {
+        fresh: bool,
+    ) -> Option<(Sender, bool)> {
         let (ctx, addr) = (&self.ctx, endpoint.addr);
         let pooled = match upstream {
+            _ if fresh => None,
             Upstream::Http1 => ctx.upstreams.http1(addr).map(Sender::Http1),
             Upstream::H2c => ctx.upstreams.h2(addr).map(Sender::H2),
         };
-        if pooled.is_some() {
-            return pooled;
+        if let Some(pooled) = pooled {
+            return Some((pooled, true));
         }
         let stream = match connect::attempt(addr, ctx.connect_timeout).await {
             Ok(stream) => stream,
@@ -199,7 +232,9 @@ impl Client {
                 })
             }
         };
-        handshake.map_err(|e| debug!(endpoint = %addr, error = %e, "handshake failed")).ok()
+        let sender =
+            handshake.map_err(|e| debug!(endpoint = %addr, error = %e, "handshake failed")).ok();
+        sender.map(|sender| (sender, false))
     }
 
     /// A response came from `endpoint`: its HTTP/1.1 connection goes back
@@ -228,18 +263,40 @@ enum Sender {
     H2(http2::SendRequest<Body>),
 }
 
+/// What sending a request came to.
+enum Sent {
+    /// The response, and the HTTP/1.1 connection to keep.
+    Response(Response<Incoming>, Option<http1::SendRequest<Body>>),
+    /// The connection failed before taking the request: it comes back whole.
+    Unsent(Request<Body>, hyper::Error),
+    /// The connection failed with the request (part of it) sent.
+    Failed(hyper::Error),
+}
+
+/// Why an attempt on one endpoint gave no response.
+enum Attempt {
+    /// Nothing was sent: the body, to send elsewhere, and what to answer
+    /// if no endpoint takes it.
+    Unsent(Body, Why),
+    /// The request was (partly) sent.
+    Failed,
+}
+
 impl Sender {
-    /// Sends `request`; the response, and the HTTP/1.1 connection to keep.
-    async fn send(
-        self,
-        request: Request<Body>,
-    ) -> Result<(Response<Incoming>, Option<http1::SendRequest<Body>>), hyper::Error> {
-        match self {
+    /// Sends `request`.
+    async fn send(self, request: Request<Body>) -> Sent {
+        let result = match self {
             Sender::Http1(mut sender) => {
-                let response = sender.send_request(request).await?;
-                Ok((response, Some(sender)))
+                sender.try_send_request(request).await.map(|r| (r, Some(sender)))
             }
-            Sender::H2(mut sender) => Ok((sender.send_request(request).await?, None)),
+            Sender::H2(mut sender) => sender.try_send_request(request).await.map(|r| (r, None)),
+        };
+        match result {
+            Ok((response, sender)) => Sent::Response(response, sender),
+            Err(mut e) => match e.take_message() {
+                Some(request) => Sent::Unsent(request, e.into_error()),
+                None => Sent::Failed(e.into_error()),
+            },
         }
     }
 }
