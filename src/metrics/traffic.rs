@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -77,6 +77,9 @@ pub struct EndpointStats {
     pub connections: Counter,
     /// HTTP requests sent to it (exported for ports in the HTTP mode).
     pub http_requests: Counter,
+    /// HTTP requests in a row it answered with a 5xx or reset: what
+    /// ejects it (not exported).
+    pub failures_in_a_row: AtomicU32,
     /// By [`ConnectError`], in the order of [`ConnectError::ALL`].
     errors: [Counter; ConnectError::ALL.len()],
     /// The last build that used this endpoint.

@@ -13,6 +13,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use http_body_util::BodyExt as _;
@@ -25,7 +26,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{Conn, connect};
 use crate::context::Context;
@@ -33,6 +34,10 @@ use crate::metrics::PortStats;
 use crate::shutdown::Live;
 use crate::table::{Mode, Route, RouteEndpoint, Upstream};
 pub use crate::upstream::Body;
+
+/// Envoy's `consecutive_5xx` default: this many failed requests in a row
+/// eject an endpoint.
+const FAILURES_IN_A_ROW: u32 = 5;
 
 mod answer;
 mod headers;
@@ -171,7 +176,9 @@ impl Client {
             endpoint.stats.http_requests.inc();
             match sender.send(request_of(parts, body)).await {
                 Sent::Response(response, sender) => {
-                    self.sent(route, endpoint, sender);
+                    let failed = response.status().is_server_error();
+                    self.outcome(endpoint, failed);
+                    self.sent(route, endpoint, sender, failed);
                     return Ok(response);
                 }
                 Sent::Unsent(request, e) => {
@@ -183,11 +190,31 @@ impl Client {
                 }
                 Sent::Failed(e) => {
                     debug!(endpoint = %endpoint.addr, error = %e, "request failed");
+                    self.outcome(endpoint, true);
                     return Err(Attempt::Failed);
                 }
             }
         }
         Err(Attempt::Failed)
+    }
+
+    /// Ejects `endpoint` once it failed [`FAILURES_IN_A_ROW`] requests in a
+    /// row (a 5xx, or a reset before the response), as a failed connect
+    /// would; any other answer starts the count again.
+    fn outcome(&self, endpoint: &RouteEndpoint, failed: bool) {
+        let streak = &endpoint.stats.failures_in_a_row;
+        if !failed {
+            if streak.load(Ordering::Relaxed) != 0 {
+                streak.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        if streak.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_IN_A_ROW {
+            streak.store(0, Ordering::Relaxed);
+            if self.ctx.balancer.failed(endpoint.addr, Instant::now()) {
+                warn!(endpoint = %endpoint.addr, "{FAILURES_IN_A_ROW} HTTP requests in a row failed: ejected");
+            }
+        }
     }
 
     /// A connection to `endpoint` ready for a request: a pooled one, or a
@@ -244,8 +271,12 @@ impl Client {
         route: &Route,
         endpoint: &RouteEndpoint,
         sender: Option<http1::SendRequest<Body>>,
+        failed: bool,
     ) {
-        self.ctx.balancer.connected(route, self.peer.ip(), endpoint.addr, Instant::now());
+        // A 5xx neither clears an ejection nor pins the client.
+        if !failed {
+            self.ctx.balancer.connected(route, self.peer.ip(), endpoint.addr, Instant::now());
+        }
         if let Some(mut sender) = sender {
             let (ctx, addr) = (self.ctx.clone(), endpoint.addr);
             tokio::spawn(async move {

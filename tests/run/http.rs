@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use crate::support::http::{HttpEndpoint, field, hash_of, name_of};
@@ -536,4 +538,62 @@ fn a_slow_head_is_cut_after_the_header_timeout_and_a_huge_one_refused() {
     let huge = format!("GET / HTTP/1.1\r\nHost: web\r\nX-Big: {}\r\n\r\n", "x".repeat(16 * 1024));
     let (status, _, _) = exchange(&mut keep_alive(frontend), &huge).expect("an answer");
     assert_eq!(status, 431);
+}
+
+/// A pod that answers every request 503, keeping its connections alive.
+fn failing(ip: Ipv4Addr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
+    let local = listener.local_addr().expect("addr");
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut stream = stream;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => {
+                            count.fetch_add(1, AtomicOrdering::Relaxed);
+                            let answer =
+                                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+                            if stream.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    (local, answered)
+}
+
+/// Envoy's `consecutive_5xx`: a pod that answers 5 requests in a row with
+/// a 5xx is ejected, and the next requests go to the others.
+#[test]
+fn a_pod_that_fails_five_requests_in_a_row_is_ejected() {
+    let good = HttpEndpoint::start(fresh_ip(), "good");
+    let (bad, answered) = failing(fresh_ip());
+    let (frontend, manifest) = service("http", &[good.addr, bad]);
+    let mut proxy = Proxy::start(&manifest, &[]);
+    proxy.wait_ready(|| once(frontend));
+    let mut connection = keep_alive(frontend);
+    let mut statuses = Vec::new();
+    while answered.load(AtomicOrdering::Relaxed) < 5 {
+        statuses.push(exchange(&mut connection, GET).expect("an answer").0);
+        assert!(statuses.len() < 40, "the failing pod got too few requests: {statuses:?}");
+    }
+    // Ejected for a while now (0.5 s at first): the next 20 all succeed.
+    for _ in 0..20 {
+        let (status, _, body) = exchange(&mut connection, GET).expect("an answer");
+        assert_eq!(status, 200, "{body}\n{}", proxy.log());
+    }
+    assert_eq!(answered.load(AtomicOrdering::Relaxed), 5);
+    proxy.assert_warned(&["5 HTTP requests in a row failed", &bad.to_string()]);
 }
