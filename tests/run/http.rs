@@ -597,3 +597,24 @@ fn a_pod_that_fails_five_requests_in_a_row_is_ejected() {
     assert_eq!(answered.load(AtomicOrdering::Relaxed), 5);
     proxy.assert_warned(&["5 HTTP requests in a row failed", &bad.to_string()]);
 }
+
+/// `Expect: 100-continue`: the client hears `100 Continue` before it sends
+/// its body, and the body reaches the pod whole.
+#[test]
+fn expect_100_continue_is_honoured() {
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let _proxy = serving(&manifest, frontend);
+    let mut connection = keep_alive(frontend);
+    let head =
+        "POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+    connection.get_mut().write_all(head.as_bytes()).expect("head");
+    let mut line = String::new();
+    connection.read_line(&mut line).expect("an interim answer");
+    assert!(line.starts_with("HTTP/1.1 100"), "{line:?}");
+    connection.read_line(&mut line).expect("its blank line");
+    connection.get_mut().write_all(b"hello").expect("body");
+    let (status, _, answer) = response(&mut connection).expect("the response");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(field(&answer, "body"), Some("5"), "{answer}");
+}
