@@ -69,8 +69,8 @@ pub enum HttpError {
     ConnectFailed,
     /// The endpoint reset or closed before its response head (502).
     EndpointReset,
-    /// No response head in time (504); no request timeout exists yet, so
-    /// it stays at zero.
+    /// No response head within the Service's `svcproxy.io/request-timeout`
+    /// (504).
     Timeout,
 }
 

@@ -77,6 +77,8 @@ pub struct Route {
     pub endpoints: Vec<RouteEndpoint>,
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
+    /// HTTP: how long a request may wait for its response head.
+    pub request_timeout: Option<Duration>,
     /// Round-robin position, shared by every Route of one ServicePort (its
     /// ClusterIP, NodePort and external frontends) and carried from one
     /// Snapshot to the next while the port keeps one of its frontends; the

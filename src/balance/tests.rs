@@ -22,6 +22,7 @@ fn route(n: u8, affinity: Option<Duration>) -> Route {
             })
             .collect(),
         affinity,
+        request_timeout: None,
         cursor: Default::default(),
         stats,
     }

@@ -110,7 +110,14 @@ impl Client {
             let response = answer(Why::Gone, None, &self.stats, grpc);
             return Timed::count(response, Owner::Port(self.stats.clone()), started);
         };
-        let response = match self.exchange(&route, upstream, request, started).await {
+        let exchange = self.exchange(&route, upstream, request, started);
+        let exchanged = match route.request_timeout {
+            Some(timeout) => {
+                tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Why::Timeout))
+            }
+            None => exchange.await,
+        };
+        let response = match exchanged {
             Ok(response) => response,
             Err(why) => answer(why, Some(&route), &route.stats, grpc),
         };

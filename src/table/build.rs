@@ -206,6 +206,7 @@ impl<'a> PortBuild<'a> {
             mode: self.mode,
             endpoints,
             affinity: spec.affinity,
+            request_timeout: spec.request_timeout,
             cursor: cursor.clone(),
             stats: self.stats.clone(),
         })

@@ -618,3 +618,35 @@ fn expect_100_continue_is_honoured() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(field(&answer, "body"), Some("5"), "{answer}");
 }
+
+/// `svcproxy.io/request-timeout`: a request whose response head does not
+/// come in time gets 504 (counted as `timeout`); a value that is no
+/// duration is an error naming the annotation.
+#[test]
+fn a_request_timeout_annotation_answers_504_in_time() {
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let annotated = manifest.replacen(
+        "metadata: {name: web, namespace: default}",
+        "metadata: {name: web, namespace: default, annotations: {svcproxy.io/request-timeout: 500ms}}",
+        1,
+    );
+    let mut proxy = serving(&annotated, frontend);
+    let started = std::time::Instant::now();
+    let (status, _, body) =
+        exchange(&mut keep_alive(frontend), "GET /slow/3000 HTTP/1.1\r\nHost: web\r\n\r\n")
+            .expect("an answer");
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    let timeouts = "svcproxy_http_proxy_errors_total{namespace=\"default\",service=\"web\",port=\"web\",reason=\"timeout\"}";
+    assert_eq!(proxy.metric(timeouts), 1.0);
+    // A quick request is untouched.
+    assert_eq!(once(frontend).expect("quick").0, 200);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("web.yaml");
+    std::fs::write(&path, annotated.replace("500ms", "soon")).expect("write");
+    let out = crate::support::check([path.to_str().expect("utf-8")]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("metadata.annotations.svcproxy.io/request-timeout"), "{out}");
+}

@@ -25,6 +25,8 @@ pub enum Why {
     EndpointReset,
     /// The frontend left the Snapshot, or is no longer HTTP.
     Gone,
+    /// No response head within the Service's request timeout.
+    Timeout,
 }
 
 // === impl Why ===
@@ -34,6 +36,7 @@ impl Why {
         match self {
             Why::NoEndpoints | Why::Gone => StatusCode::SERVICE_UNAVAILABLE,
             Why::ConnectFailed | Why::EndpointReset => StatusCode::BAD_GATEWAY,
+            Why::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -45,6 +48,7 @@ impl Why {
             Why::NoEndpoints | Why::Gone => HttpError::NoEndpoints,
             Why::ConnectFailed => HttpError::ConnectFailed,
             Why::EndpointReset => HttpError::EndpointReset,
+            Why::Timeout => HttpError::Timeout,
         }
     }
 
@@ -54,6 +58,7 @@ impl Why {
             Why::ConnectFailed => "no endpoint accepted the connection",
             Why::EndpointReset => "the endpoint closed the connection before answering",
             Why::Gone => "this Service port is no longer served here",
+            Why::Timeout => "the endpoint did not answer within the request timeout",
         }
     }
 }
