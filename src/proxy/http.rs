@@ -143,20 +143,25 @@ impl Client {
         headers::strip(&mut parts.headers, upgrade);
         headers::forward_to(&mut parts, upstream);
         headers::forwarded(&mut parts.headers, self.peer.ip());
-        let again = can_send_again(&parts.method, &body);
-        let mut body = Some(body.boxed());
+        // A copy of the head only for a request that may be sent again
+        // after an endpoint took it and failed; the rest is moved, not
+        // copied, and comes back whole when no endpoint took it.
+        let again = can_send_again(&parts.method, &body).then(|| head_of(&parts));
+        // The client's connection-level extensions stay with the client.
+        parts.extensions.clear();
+        let mut request = Some(Request::from_parts(parts, body.boxed()));
         let mut why = Why::ConnectFailed;
         for endpoint in plan.iter().map(|i| &route.endpoints[i]) {
-            let this = match body.take() {
-                Some(body) => body,
-                None if again => Body::default(),
-                None => break,
+            let this = match (request.take(), &again) {
+                (Some(request), _) => request,
+                (None, Some(head)) => with_body(head, Body::default()),
+                (None, None) => break,
             };
-            match self.attempt(route, endpoint, upstream, &parts, this).await {
+            match self.attempt(route, endpoint, upstream, this).await {
                 Ok(response) => return Ok(respond(response, on_upgrade)),
                 // Nothing of the request reached the endpoint: it goes on whole.
                 Err(Attempt::Unsent(unsent, failed)) => {
-                    body = Some(unsent);
+                    request = Some(*unsent);
                     why = failed;
                 }
                 Err(Attempt::Failed) => why = Why::EndpointReset,
@@ -173,26 +178,25 @@ impl Client {
         route: &Route,
         endpoint: &RouteEndpoint,
         upstream: Upstream,
-        parts: &Parts,
-        mut body: Body,
+        mut request: Request<Body>,
     ) -> Result<Response<Incoming>, Attempt> {
         for fresh in [false, true] {
             let Some((sender, pooled)) = self.sender(route, endpoint, upstream, fresh).await else {
-                return Err(Attempt::Unsent(body, Why::ConnectFailed));
+                return Err(Attempt::Unsent(Box::new(request), Why::ConnectFailed));
             };
             endpoint.stats.http_requests.inc();
-            match sender.send(request_of(parts, body)).await {
+            match sender.send(request).await {
                 Sent::Response(response, sender) => {
                     let failed = response.status().is_server_error();
                     self.outcome(endpoint, failed);
                     self.sent(route, endpoint, sender, failed);
                     return Ok(response);
                 }
-                Sent::Unsent(request, e) => {
+                Sent::Unsent(unsent, e) => {
                     debug!(endpoint = %endpoint.addr, error = %e, pooled, "request not sent");
-                    body = request.into_body();
+                    request = unsent;
                     if !pooled {
-                        return Err(Attempt::Unsent(body, Why::EndpointReset));
+                        return Err(Attempt::Unsent(Box::new(request), Why::EndpointReset));
                     }
                 }
                 Sent::Failed(e) => {
@@ -313,9 +317,9 @@ enum Sent {
 
 /// Why an attempt on one endpoint gave no response.
 enum Attempt {
-    /// Nothing was sent: the body, to send elsewhere, and what to answer
-    /// if no endpoint takes it.
-    Unsent(Body, Why),
+    /// Nothing was sent: the request, to send elsewhere, and what to
+    /// answer if no endpoint takes it.
+    Unsent(Box<Request<Body>>, Why),
     /// The request was (partly) sent.
     Failed,
 }
@@ -339,14 +343,24 @@ impl Sender {
     }
 }
 
-/// The request to send, from the client's head (`parts`, already made
-/// fit for the endpoint) and `body`.
-fn request_of(parts: &Parts, body: Body) -> Request<Body> {
+/// A copy of the client's head (`parts`, already made fit for the
+/// endpoint), to send it again.
+fn head_of(parts: &Parts) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.version_mut() = parts.version;
+    *head.headers_mut() = parts.headers.clone();
+    head
+}
+
+/// The request `head` with `body`.
+fn with_body(head: &Request<()>, body: Body) -> Request<Body> {
     let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
+    *request.method_mut() = head.method().clone();
+    *request.uri_mut() = head.uri().clone();
+    *request.version_mut() = head.version();
+    *request.headers_mut() = head.headers().clone();
     request
 }
 
