@@ -18,7 +18,7 @@ use std::any::Any;
 use std::net::IpAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use rustc_hash::FxHashSet;
 
@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use crate::context::Context;
 use crate::listener::supervisor::Supervisor;
 use crate::manifest::{Object, ObjectKey};
-use crate::metrics::{InUse, Metrics};
+use crate::metrics::{InUse, Metrics, Published};
 use crate::model::{Memo, Options};
 use crate::source::files::UpdateRule;
 use crate::source::{Api, Files, LastGood};
@@ -209,8 +209,7 @@ impl Control {
         state.update_rule = update_rule;
         self.state = Some(state);
         let previous = ctx.table.swap(snapshot.clone());
-        ctx.metrics.retain(in_use);
-        record(&ctx.metrics, &snapshot, invalid, started);
+        ctx.metrics.publish(in_use, &published(&snapshot, invalid, started));
         programmed(&ctx.metrics, &triggers);
         if self.listen {
             self.listeners.reconcile(&snapshot, ctx);
@@ -262,17 +261,14 @@ fn message(cause: &(dyn Any + Send)) -> String {
         .unwrap_or_default()
 }
 
-fn record(metrics: &Metrics, snapshot: &Snapshot, invalid: usize, started: Instant) {
-    let result = if invalid == 0 { "success" } else { "failure" };
-    metrics.config_reloads.with_label_values(&[result]).inc();
-    metrics.config_invalid_objects.set(i64::try_from(invalid).unwrap_or(i64::MAX));
-    metrics.routing_generation.set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
-    metrics.services.set(i64::try_from(snapshot.services.len()).unwrap_or(i64::MAX));
-    let endpoints: usize = snapshot.services.iter().flat_map(|s| &s.endpoints).map(Vec::len).sum();
-    metrics.endpoints.set(i64::try_from(endpoints).unwrap_or(i64::MAX));
-    metrics.sync_duration.observe(started.elapsed().as_secs_f64());
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    metrics.sync_last_timestamp.set(now);
+fn published(snapshot: &Snapshot, invalid: usize, started: Instant) -> Published {
+    Published {
+        generation: snapshot.generation,
+        services: snapshot.services.len(),
+        endpoints: snapshot.services.iter().flat_map(|s| &s.endpoints).map(Vec::len).sum(),
+        invalid,
+        took: started.elapsed(),
+    }
 }
 
 /// Observes, for each EndpointSlice change just published, the time from

@@ -9,7 +9,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use parking_lot::Mutex;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -128,6 +130,9 @@ impl ConnectError {
 pub struct Metrics {
     registry: Registry,
     traffic: Traffic,
+    /// Held by a publish and by a scrape, so that a scrape sees one
+    /// Snapshot's series and gauges, never a mix of two.
+    publishing: Mutex<()>,
     /// `result` = `success` | `failure` (any invalid file or object).
     pub config_reloads: IntCounterVec,
     pub config_invalid_objects: IntGauge,
@@ -196,6 +201,7 @@ impl Metrics {
         Ok(Self {
             registry,
             traffic: Traffic::default(),
+            publishing: Mutex::new(()),
             config_reloads,
             config_invalid_objects,
             routing_generation,
@@ -239,15 +245,34 @@ impl Metrics {
         self.traffic.endpoints(port, in_use, with)
     }
 
-    /// Forgets every Service port and endpoint `in_use` does not name: their
-    /// series disappear (a live connection that still counts into them does
-    /// so unexported).
+    /// Forgets every Service port and endpoint `in_use` does not name, and
+    /// nothing else: a Snapshot built outside the daemon (benchmarks).
     pub fn retain(&self, in_use: InUse) {
+        let _scrapes = self.publishing.lock();
         self.traffic.retain(&in_use);
+    }
+
+    /// Publishes a Snapshot's metrics: forgets every Service port and
+    /// endpoint `in_use` does not name (their series disappear; a live
+    /// connection that still counts into them does so unexported) and sets
+    /// the routing families, as one step for scrapes.
+    pub fn publish(&self, in_use: InUse, published: &Published) {
+        let _scrapes = self.publishing.lock();
+        self.traffic.retain(&in_use);
+        let result = if published.invalid == 0 { "success" } else { "failure" };
+        self.config_reloads.with_label_values(&[result]).inc();
+        self.config_invalid_objects.set(saturating(published.invalid));
+        self.routing_generation.set(i64::try_from(published.generation).unwrap_or(i64::MAX));
+        self.services.set(saturating(published.services));
+        self.endpoints.set(saturating(published.endpoints));
+        self.sync_duration.observe(published.took.as_secs_f64());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        self.sync_last_timestamp.set(now);
     }
 
     /// Every family in Prometheus' text format.
     pub fn render(&self) -> String {
+        let _publish = self.publishing.lock();
         let families = self.registry.gather();
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
@@ -257,6 +282,23 @@ impl Metrics {
         self.traffic.render(&mut text);
         text
     }
+}
+
+/// What a published Snapshot holds, for the routing families.
+#[derive(Debug)]
+pub struct Published {
+    pub generation: u64,
+    pub services: usize,
+    /// Of every Service port.
+    pub endpoints: usize,
+    /// Files and objects rejected by the build.
+    pub invalid: usize,
+    /// From the start of the rebuild to its publish.
+    pub took: Duration,
+}
+
+fn saturating(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 // === impl ApiFamilies ===
