@@ -3,10 +3,12 @@
 //! the node's health. Built once by the daemon; every stage below it reads
 //! it, only the control loop publishes into it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::access::AccessLog;
 use crate::balance::Balancer;
 use crate::health::Health;
 use crate::metrics::{self, Metrics};
@@ -33,14 +35,18 @@ pub struct Context {
     pub upstreams: Upstreams,
     /// What an HTTP client connection may ask of the proxy.
     pub http: HttpLimits,
+    /// Where HTTP requests are logged, when they are (`--http-access-log`).
+    pub access: Option<Arc<AccessLog>>,
 }
 
 /// Bounds on HTTP clients, as HAProxy and Envoy set them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// A request head must arrive whole within this (slowloris); on
-    /// HTTP/1.1 it also bounds the wait for the next request.
+    /// A request head must arrive whole within this of its first byte
+    /// (of the accept, for a connection's first request): slowloris.
     pub header_timeout: Duration,
+    /// The next request must begin within this of the last response's end.
+    pub idle_timeout: Duration,
     /// Bound on a request head; 431 beyond.
     pub max_header_bytes: usize,
     /// Streams a client may have open at once on one HTTP/2 connection.
@@ -51,6 +57,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
             max_streams: 100,
         }
@@ -83,6 +90,7 @@ impl Context {
             health: Health::default(),
             upstreams: Upstreams::default(),
             http: HttpLimits::default(),
+            access: None,
             metrics: Metrics::new()?,
         })
     }

@@ -20,6 +20,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::access::AccessLog;
 use crate::admin;
 use crate::context::{Context, HttpLimits, Splice};
 use crate::control::{self, Control};
@@ -47,9 +48,11 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `--splice`: when bulk directions skip the userspace copy.
     pub splice: Splice,
-    /// `--http-header-timeout`, `--http-max-header-bytes`,
-    /// `--http2-max-concurrent-streams`.
+    /// `--http-header-timeout`, `--http-idle-timeout`,
+    /// `--http-max-header-bytes`, `--http2-max-concurrent-streams`.
     pub http: HttpLimits,
+    /// `--http-access-log`: each HTTP request as a JSON line on stdout.
+    pub access_log: bool,
     pub drain_timeout: Duration,
     /// `--min-sync-period`: at most one rebuild per period.
     pub min_sync_period: Duration,
@@ -60,6 +63,8 @@ pub struct Config {
 pub enum Error {
     #[error(transparent)]
     Admin(#[from] admin::Error),
+    #[error("cannot start the access log's writer: {0}")]
+    AccessLog(io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
     #[error("cannot list local addresses for --nodeport-addresses: {0}")]
@@ -83,6 +88,9 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let signals = Signals::install()?;
     let mut ctx = Context::new(config.connect_timeout, config.splice)?;
     ctx.http = config.http;
+    if config.access_log {
+        ctx.access = Some(Arc::new(AccessLog::stdout().map_err(Error::AccessLog)?));
+    }
     let ctx = Arc::new(ctx);
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, ctx.clone()).await?;

@@ -19,12 +19,14 @@
 //! - [`balance`]: a Route and a client → the endpoints to try (round robin, affinity, ejection).
 //! - [`metrics`]: every metric family; a connection's counters are atomics
 //!   resolved when its Snapshot is built.
+//! - [`access`]: the HTTP access log's writer, off the data path.
 //! - [`admin`]: `/healthz`, `/livez`, `/metrics`, `/debug/routes`.
 //! - [`context`]: what every connection shares; [`health`]: whether this node serves.
 //! - [`shutdown`]: live-connection tracking for the SIGTERM drain.
 //! - [`daemon`]: `svcproxy run`, the wiring and the signals; [`demo`] the demo.
 //! - [`render`]: a Snapshot as the `svcproxy check` table and as `/debug/routes` JSON.
 
+pub mod access;
 pub mod admin;
 pub mod balance;
 pub mod context;

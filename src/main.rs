@@ -89,16 +89,23 @@ struct RunArgs {
     /// On SIGTERM, how long live connections may finish.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
-    /// HTTP ports: a request head must arrive whole within this (and, on
-    /// HTTP/1.1, the next request begin within it).
+    /// HTTP ports: a request head must arrive whole within this of its first
+    /// byte (a connection's first request: of the accept).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     http_header_timeout: Duration,
+    /// HTTP ports: a client connection with no request in flight is closed
+    /// when its next request does not begin within this.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    http_idle_timeout: Duration,
     /// HTTP ports: bound on a request head, in bytes (431 beyond).
     #[arg(long, value_name = "BYTES", default_value = "65536")]
     http_max_header_bytes: usize,
     /// HTTP ports: streams a client may have open at once on one HTTP/2 connection.
     #[arg(long, value_name = "N", default_value = "100")]
     http2_max_concurrent_streams: u32,
+    /// HTTP ports: log each request as one JSON line on standard output.
+    #[arg(long)]
+    http_access_log: bool,
     /// Log format; verbosity comes from RUST_LOG.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -233,6 +240,7 @@ fn demo() -> anyhow::Result<()> {
         drain_timeout: Duration::from_secs(1),
         min_sync_period: Duration::from_secs(1),
         http: HttpLimits::default(),
+        access_log: false,
     };
     serve(config, true)
 }
@@ -282,9 +290,11 @@ impl RunArgs {
             min_sync_period: self.min_sync_period,
             http: HttpLimits {
                 header_timeout: self.http_header_timeout,
+                idle_timeout: self.http_idle_timeout,
                 max_header_bytes: self.http_max_header_bytes,
                 max_streams: self.http2_max_concurrent_streams,
             },
+            access_log: self.http_access_log,
         }
     }
 }

@@ -23,8 +23,8 @@ use hyper::header;
 use hyper::http::request::Parts;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tracing::{debug, warn};
 
@@ -40,10 +40,14 @@ pub use crate::upstream::Body;
 const FAILURES_IN_A_ROW: u32 = 5;
 
 mod answer;
+mod entry;
 mod headers;
+mod quiet;
 mod timed;
 
 use answer::{Why, answer};
+use entry::Entry;
+use quiet::{Activity, Due, Watched};
 use timed::{Owner, Timed};
 
 /// What every request of one client connection shares.
@@ -54,6 +58,7 @@ struct Client {
     /// The Service port it was accepted for: what counts a request once
     /// the frontend has no HTTP Route.
     stats: Arc<PortStats>,
+    activity: Arc<Activity>,
 }
 
 /// Serves one client connection until it ends; `stats` are those of the
@@ -61,33 +66,39 @@ struct Client {
 pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: Live) {
     let Conn { stream, peer, frontend } = conn;
     let limits = ctx.http;
-    let client = Arc::new(Client { peer, frontend, ctx, stats });
+    let activity = Arc::new(Activity::new());
+    let client = Arc::new(Client { peer, frontend, ctx, stats, activity: activity.clone() });
     let service = service_fn(move |request| {
         let client = client.clone();
         async move { Ok::<_, Infallible>(client.forward(request).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(limits.max_streams);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    // The header and idle timeouts are ours (quiet.rs), not hyper's.
+    builder.http1().header_read_timeout(None).max_buf_size(limits.max_header_bytes);
+    builder.http2().max_concurrent_streams(limits.max_streams);
+    let stream = TokioIo::new(Watched::new(stream, activity.clone()));
+    let connection = builder.serve_connection_with_upgrades(stream, service);
     tokio::pin!(connection);
-    // On SIGTERM: an idle HTTP/1.1 connection closes at once, a busy one
-    // after its response (`Connection: close`), HTTP/2 gets GOAWAY and
-    // ends with its last stream; the drain timeout cuts what is left.
+    // On SIGTERM or the idle timeout: an idle HTTP/1.1 connection closes
+    // at once, a busy one after its response (`Connection: close`), HTTP/2
+    // gets GOAWAY and ends with its last stream; the drain timeout cuts
+    // what is left. A head that does not arrive in time is cut.
     let served = live.unless_aborted(async {
         tokio::select! {
-            result = connection.as_mut() => result,
+            result = connection.as_mut() => Some(result),
             () = live.draining() => {
                 connection.as_mut().graceful_shutdown();
-                connection.await
+                Some(connection.await)
+            }
+            due = quiet::due(&activity, &limits) => {
+                debug!(client = %peer, ?due, "HTTP connection quiet too long");
+                (due == Due::Idle).then_some(())?;
+                connection.as_mut().graceful_shutdown();
+                Some(connection.await)
             }
         }
     });
-    if let Some(Err(e)) = served.await {
+    if let Some(Some(Err(e))) = served.await {
         debug!(client = %peer, error = %e, "HTTP connection ended");
     }
     drop(live);
@@ -98,30 +109,42 @@ pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: L
 impl Client {
     /// One request: its Route now, an endpoint, the response, counted
     /// into the Route's port (status, duration; the proxy's own answers
-    /// by reason).
+    /// by reason) and logged.
     async fn forward(&self, request: Request<Incoming>) -> Response<Timed> {
         let started = Instant::now();
+        let busy = self.activity.began(request.version() == Version::HTTP_2);
         let grpc = is_grpc(&request);
+        let access = self.ctx.access.as_ref();
+        let mut entry = access.map(|log| Box::new(Entry::new(log, self.peer, &request)));
         let route = self.ctx.table.load().route(&self.frontend).cloned();
         let Some((route, upstream)) = route.and_then(|r| match r.mode {
             Mode::Http(upstream) => Some((r, upstream)),
             Mode::Tcp => None,
         }) else {
             let response = answer(Why::Gone, None, &self.stats, grpc);
-            return Timed::count(response, Owner::Port(self.stats.clone()), started);
+            if let Some(entry) = &mut entry {
+                entry.error = Some(Why::Gone.reason().label());
+            }
+            return Timed::count(response, Owner::Port(self.stats.clone()), started, busy, entry);
         };
-        let exchange = self.exchange(&route, upstream, request, started);
+        let exchange = self.exchange(&route, upstream, request, entry.as_deref(), started);
         let exchanged = match route.request_timeout {
             Some(timeout) => {
                 tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Why::Timeout))
             }
             None => exchange.await,
         };
+        if let Some(entry) = &mut entry {
+            match &exchanged {
+                Ok((_, endpoint)) => entry.endpoint = Some(*endpoint),
+                Err(why) => entry.error = Some(why.reason().label()),
+            }
+        }
         let response = match exchanged {
-            Ok(response) => response,
+            Ok((response, _)) => response,
             Err(why) => answer(why, Some(&route), &route.stats, grpc),
         };
-        Timed::count(response, Owner::Route(route), started)
+        Timed::count(response, Owner::Route(route), started, busy, entry)
     }
 
     /// Sends the request to an endpoint of `route`'s plan, the next one
@@ -131,8 +154,9 @@ impl Client {
         route: &Route,
         upstream: Upstream,
         request: Request<Incoming>,
+        entry: Option<&Entry>,
         now: Instant,
-    ) -> Result<Response<Body>, Why> {
+    ) -> Result<(Response<Body>, SocketAddr), Why> {
         let plan = self.ctx.balancer.plan(route, self.peer.ip(), now);
         if plan.is_empty() {
             return Err(Why::NoEndpoints);
@@ -149,7 +173,11 @@ impl Client {
         let again = can_send_again(&parts.method, &body).then(|| head_of(&parts));
         // The client's connection-level extensions stay with the client.
         parts.extensions.clear();
-        let mut request = Some(Request::from_parts(parts, body.boxed()));
+        let body = match entry {
+            Some(entry) => entry.count(body).boxed(),
+            None => body.boxed(),
+        };
+        let mut request = Some(Request::from_parts(parts, body));
         let mut why = Why::ConnectFailed;
         for endpoint in plan.iter().map(|i| &route.endpoints[i]) {
             let this = match (request.take(), &again) {
@@ -158,7 +186,7 @@ impl Client {
                 (None, None) => break,
             };
             match self.attempt(route, endpoint, upstream, this).await {
-                Ok(response) => return Ok(respond(response, on_upgrade)),
+                Ok(response) => return Ok((respond(response, on_upgrade), endpoint.addr)),
                 // Nothing of the request reached the endpoint: it goes on whole.
                 Err(Attempt::Unsent(unsent, failed)) => {
                     request = Some(*unsent);

@@ -14,7 +14,9 @@ use crate::support::manifests::ipv4;
 use crate::support::net::{addr, fresh_ip};
 use crate::support::proxy::Proxy;
 
+mod access_log;
 mod metrics;
+mod timeouts;
 
 const PORT: u16 = 8080;
 

@@ -43,7 +43,7 @@ impl Why {
     /// The reason it is counted under. A frontend gone is counted as
     /// `no_endpoints`: the client gets the same 503, and this proxy has no
     /// endpoint for it any more.
-    fn reason(self) -> HttpError {
+    pub fn reason(self) -> HttpError {
         match self {
             Why::NoEndpoints | Why::Gone => HttpError::NoEndpoints,
             Why::ConnectFailed => HttpError::ConnectFailed,

@@ -1,6 +1,8 @@
 //! A response as the client gets it, counted: its status when its head
 //! leaves [`Client::forward`](super::Client), its duration when its body
-//! ends, into the HTTP families of the request's Service port.
+//! ends, into the HTTP families of the request's Service port; then its
+//! access log line, if the log is on, and the end of the request for the
+//! connection's idle timeout.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use hyper::Response;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::Body;
+use super::entry::Entry;
+use super::quiet::Busy;
 use crate::metrics::{HttpStats, PortStats};
 use crate::table::Route;
 
@@ -24,14 +28,19 @@ pub enum Owner {
     Port(Arc<PortStats>),
 }
 
-/// A response body that records its request's duration once, when it
-/// ends, fails, or is dropped (the client went away, or hyper had
-/// nothing to read: an empty body is never polled).
+/// A response body that records its request's end once, when it ends,
+/// fails, or is dropped (the client went away, or hyper had nothing to
+/// read: an empty body is never polled).
 pub struct Timed {
     body: Body,
-    /// Until recorded; `None` for a port without HTTP families (a Route
-    /// built for no exported metrics).
-    pending: Option<(Owner, Instant)>,
+    owner: Owner,
+    started: Instant,
+    status: u16,
+    /// The access log line, counting the body's bytes; taken when written.
+    entry: Option<Box<Entry>>,
+    recorded: bool,
+    /// Dropped with the response: the connection's request is over.
+    _busy: Busy,
 }
 
 // === impl Owner ===
@@ -55,22 +64,38 @@ impl Owner {
 impl Timed {
     /// `response` on its way to the client: its status counted now, the
     /// time since `started` when its body ends.
-    pub fn count(response: Response<Body>, owner: Owner, started: Instant) -> Response<Timed> {
-        let pending = match owner.http() {
-            Some(http) => {
-                http.responded(response.status().as_u16());
-                Some((owner, started))
-            }
-            None => None,
-        };
-        response.map(|body| Timed { body, pending })
+    pub fn count(
+        response: Response<Body>,
+        owner: Owner,
+        started: Instant,
+        busy: Busy,
+        entry: Option<Box<Entry>>,
+    ) -> Response<Timed> {
+        let status = response.status().as_u16();
+        if let Some(http) = owner.http() {
+            http.responded(status);
+        }
+        response.map(|body| Timed {
+            body,
+            owner,
+            started,
+            status,
+            entry,
+            recorded: false,
+            _busy: busy,
+        })
     }
 
     fn record(&mut self) {
-        if let Some((owner, started)) = self.pending.take()
-            && let Some(http) = owner.http()
-        {
-            http.duration.observe(started.elapsed().as_secs_f64());
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        let took = self.started.elapsed();
+        if let Some(http) = self.owner.http() {
+            http.duration.observe(took.as_secs_f64());
+        }
+        if let Some(entry) = self.entry.take() {
+            entry.write(self.owner.stats(), self.status, took);
         }
     }
 }
@@ -84,8 +109,14 @@ impl HttpBody for Timed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(None | Some(Err(_))) = polled {
-            self.record();
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(entry), Some(data)) = (&mut self.entry, frame.data_ref()) {
+                    entry.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => self.record(),
+            Poll::Pending => {}
         }
         polled
     }
