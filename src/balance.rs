@@ -3,18 +3,22 @@
 //! Input: a Route and the client's IP. Output: a [`Plan`] of at most
 //! [`MAX_ATTEMPTS`] endpoints. Round robin over the Route's endpoints, a
 //! ClientIP-affinity pin first when the Service asks for one, endpoints that
-//! just failed skipped for a short backoff (passive ejection). State that
-//! must outlive a Snapshot (ejections, pins) lives here, not in the Route.
+//! just failed skipped for a short backoff (passive ejection). With the
+//! least-request policy the first endpoint is the less busy of two picked
+//! at random, the rest in turn. State that must outlive a Snapshot
+//! (ejections, pins) lives here, not in the Route.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::model::ServiceId;
-use crate::table::{Route, Snapshot};
+use crate::metrics::EndpointStats;
+use crate::model::{Policy, ServiceId};
+use crate::table::{Route, RouteEndpoint, Snapshot};
 
 /// Endpoints tried per connection before the client is reset.
 pub const MAX_ATTEMPTS: usize = 4;
@@ -44,6 +48,11 @@ pub struct Balancer {
     /// flood of new client addresses cannot make every connection scan it.
     swept: parking_lot::Mutex<Option<Instant>>,
 }
+
+/// A request (HTTP) or connection (TCP) on an endpoint, counted in its
+/// `in_flight` until dropped: what the least-request policy compares.
+#[derive(Debug)]
+pub struct Outstanding(Arc<EndpointStats>);
 
 #[derive(Clone, Copy, Debug)]
 struct Ejection {
@@ -112,8 +121,14 @@ impl Balancer {
         {
             plan.push(i);
         }
-        let start = route.cursor.next();
         let n = endpoints.len();
+        if route.policy == Policy::LeastRequest
+            && n > 1
+            && let Some(i) = self.less_busy(route, now)
+        {
+            plan.push(i);
+        }
+        let start = route.cursor.next();
         let rotation = (0..n).map(|i| (start + i) % n);
         for i in rotation.clone().filter(|i| !self.is_ejected(endpoints[*i].addr, now)) {
             if !plan.push(i) {
@@ -127,6 +142,36 @@ impl Balancer {
             }
         }
         plan
+    }
+
+    /// The less busy of two distinct endpoints picked at random (Envoy's
+    /// power of two choices), skipping ejected ones; the first on a tie.
+    fn less_busy(&self, route: &Route, now: Instant) -> Option<usize> {
+        let n = route.endpoints.len();
+        let a = fastrand::usize(..n);
+        let b = fastrand::usize(..n - 1);
+        let b = if b >= a { b + 1 } else { b };
+        let busy = |i: usize| {
+            let endpoint = &route.endpoints[i];
+            let ejected = self.is_ejected(endpoint.addr, now);
+            (!ejected).then(|| endpoint.stats.in_flight.load(Ordering::Relaxed))
+        };
+        match (busy(a), busy(b)) {
+            (Some(x), Some(y)) => Some(if y < x { b } else { a }),
+            (Some(_), None) => Some(a),
+            (None, Some(_)) => Some(b),
+            (None, None) => None,
+        }
+    }
+
+    /// Counts a request or connection on `endpoint` of `route` while the
+    /// guard lives, when the Route's policy compares them (else nothing,
+    /// at no cost).
+    pub fn outstanding(route: &Route, endpoint: &RouteEndpoint) -> Option<Outstanding> {
+        (route.policy == Policy::LeastRequest).then(|| {
+            endpoint.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            Outstanding(endpoint.stats.clone())
+        })
     }
 
     /// `endpoint` accepted a connection from `client`: clear its ejection
@@ -201,6 +246,14 @@ impl Balancer {
     /// How many client pins are held.
     pub fn pins(&self) -> usize {
         self.pins.len()
+    }
+}
+
+// === impl Outstanding ===
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::manifest::{self, FieldPath, Location, ObjectKey};
 use memo::Validated;
 
 mod allocate;
+mod annotations;
 mod endpoints;
 mod field;
 mod memo;
@@ -30,6 +31,7 @@ mod service;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use annotations::{Annotations, LB_POLICY, Policy, REQUEST_TIMEOUT};
 pub use endpoints::{
     Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Slice, Subset,
 };

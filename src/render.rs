@@ -110,6 +110,8 @@ fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Insta
         "service": &*route.service.name,
         "port": &*route.port,
         "mode": route.mode.as_str(),
+        "policy": route.policy.as_str(),
+        "requestTimeoutSeconds": route.request_timeout.map(|d| d.as_secs_f64()),
         "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
         "endpoints": endpoints,
     })

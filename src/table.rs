@@ -15,7 +15,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
-use crate::model::{Model, Protocol, Resolved, ServiceId, ServicePort};
+use crate::model::{Model, Policy, Protocol, Resolved, ServiceId, ServicePort};
 
 mod build;
 
@@ -79,6 +79,8 @@ pub struct Route {
     pub affinity: Option<Duration>,
     /// HTTP: how long a request may wait for its response head.
     pub request_timeout: Option<Duration>,
+    /// How an endpoint is picked (`svcproxy.io/lb-policy`).
+    pub policy: Policy,
     /// Round-robin position, shared by every Route of one ServicePort (its
     /// ClusterIP, NodePort and external frontends) and carried from one
     /// Snapshot to the next while the port keeps one of its frontends; the

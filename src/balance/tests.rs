@@ -23,6 +23,7 @@ fn route(n: u8, affinity: Option<Duration>) -> Route {
             .collect(),
         affinity,
         request_timeout: None,
+        policy: Policy::RoundRobin,
         cursor: Default::default(),
         stats,
     }
@@ -110,4 +111,51 @@ fn the_pin_table_is_bounded() {
         balancer.connected(&route, IpAddr::from(i.to_be_bytes()), endpoint, now);
     }
     assert_eq!(balancer.pins(), MAX_PINS);
+}
+
+/// Routes whose endpoints each have their own stats (in flight apart).
+fn least_request_route(n: u8) -> Route {
+    let metrics = Metrics::new().unwrap();
+    let in_use = metrics.begin();
+    let mut route = route(n, None);
+    for endpoint in &mut route.endpoints {
+        endpoint.stats = metrics.endpoint(&route.stats, endpoint.addr, &in_use);
+    }
+    route.policy = Policy::LeastRequest;
+    route
+}
+
+#[test]
+fn least_request_never_picks_the_busiest_of_three_first_and_spreads_the_rest() {
+    let (balancer, route, now) = (Balancer::default(), least_request_route(3), Instant::now());
+    let busy = Balancer::outstanding(&route, &route.endpoints[0]);
+    let mut counts = [0usize; 3];
+    for _ in 0..3000 {
+        let plan = balancer.plan(&route, IpAddr::from([10, 0, 0, 1]), now);
+        counts[plan.iter().next().unwrap()] += 1;
+        assert_eq!(plan.iter().count(), 3, "the others follow, for retries");
+    }
+    assert_eq!(counts[0], 0, "{counts:?}");
+    // Two idle ones: each first in about half the plans.
+    assert!(counts[1] > 1200 && counts[2] > 1200, "{counts:?}");
+    drop(busy);
+    assert_eq!(route.endpoints[0].stats.in_flight.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn least_request_skips_an_ejected_endpoint() {
+    let (balancer, route, now) = (Balancer::default(), least_request_route(2), Instant::now());
+    balancer.failed(route.endpoints[1].addr, now);
+    let _busy: Vec<_> =
+        (0..5).filter_map(|_| Balancer::outstanding(&route, &route.endpoints[0])).collect();
+    for _ in 0..100 {
+        let plan = balancer.plan(&route, IpAddr::from([10, 0, 0, 1]), now);
+        assert_eq!(first(&plan), route.endpoints[0].addr);
+    }
+}
+
+#[test]
+fn round_robin_counts_nothing_in_flight() {
+    let route = route(2, None);
+    assert!(Balancer::outstanding(&route, &route.endpoints[0]).is_none());
 }

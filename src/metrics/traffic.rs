@@ -80,6 +80,9 @@ pub struct EndpointStats {
     /// HTTP requests in a row it answered with a 5xx or reset: what
     /// ejects it (not exported).
     pub failures_in_a_row: AtomicU32,
+    /// Requests in flight (HTTP) or connections open (TCP) on it, counted
+    /// only for Services with the least-request policy (not exported).
+    pub in_flight: AtomicU32,
     /// By [`ConnectError`], in the order of [`ConnectError::ALL`].
     errors: [Counter; ConnectError::ALL.len()],
     /// The last build that used this endpoint.

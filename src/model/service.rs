@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use std::sync::Arc;
 
+use super::annotations::{self, Annotations};
 use super::field::{self, Fields};
 use super::names::Names;
 use super::{Error, Protocol, ServiceId};
@@ -96,9 +97,8 @@ pub struct Service {
     pub headless_label: bool,
     /// The `service.kubernetes.io/service-proxy-name` label.
     pub proxy_name: Option<String>,
-    /// `svcproxy.io/request-timeout`: how long an HTTP request may wait
-    /// for its response head (none: long polls and streams live).
-    pub request_timeout: Option<Duration>,
+    /// `svcproxy.io/request-timeout` and `svcproxy.io/lb-policy`.
+    pub annotations: Annotations,
 }
 
 /// Validates one Service object (`key` is its identity); every field error
@@ -123,7 +123,7 @@ pub(crate) fn validate(
     let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
     let ingress_ips = ingress_ips(&mut f, ingress);
     let affinity = affinity(&mut f, spec);
-    let request_timeout = request_timeout(&mut f, meta);
+    let annotations = annotations::read(&mut f, meta);
     let policies = policies(&mut f, spec, kind, &external_ips);
     let external_name = external_name(&mut f, spec, kind);
     let selector = spec.selector.as_ref().filter(|s| !s.is_empty()).map(|s| {
@@ -149,25 +149,8 @@ pub(crate) fn validate(
         allocate_node_ports: spec.allocate_load_balancer_node_ports.unwrap_or(true),
         headless_label: label(meta, super::HEADLESS_LABEL).is_some(),
         proxy_name: label(meta, super::PROXY_NAME_LABEL).map(str::to_owned),
-        request_timeout,
+        annotations,
     })
-}
-
-/// The annotation that bounds an HTTP request's wait for its response.
-pub const REQUEST_TIMEOUT: &str = "svcproxy.io/request-timeout";
-
-/// `metadata.annotations[svcproxy.io/request-timeout]`: a duration as the
-/// flags read them (`30s`, `1m`), more than zero.
-fn request_timeout(f: &mut Fields<'_>, meta: &ObjectMeta) -> Option<Duration> {
-    let value = meta.annotations.as_ref()?.get(REQUEST_TIMEOUT)?;
-    match humantime::parse_duration(value.trim()) {
-        Ok(timeout) if !timeout.is_zero() => Some(timeout),
-        _ => {
-            let at = FieldPath::of("metadata.annotations").field(REQUEST_TIMEOUT);
-            f.invalid_str(at, value, "must be a duration such as 30s or 1m, more than zero");
-            None
-        }
-    }
 }
 
 /// A Service's traffic policies (`Local`: true) and the

@@ -29,6 +29,7 @@ use hyper_util::server::conn::auto;
 use tracing::{debug, warn};
 
 use super::{Conn, connect};
+use crate::balance::{Balancer, Outstanding};
 use crate::context::Context;
 use crate::metrics::PortStats;
 use crate::shutdown::Live;
@@ -48,7 +49,7 @@ mod timed;
 use answer::{Why, answer};
 use entry::Entry;
 use quiet::{Activity, Due, Watched};
-use timed::{Owner, Timed};
+use timed::{Held, Owner, Timed};
 
 /// What every request of one client connection shares.
 struct Client {
@@ -125,7 +126,8 @@ impl Client {
             if let Some(entry) = &mut entry {
                 entry.error = Some(Why::Gone.reason().label());
             }
-            return Timed::count(response, Owner::Port(self.stats.clone()), started, busy, entry);
+            let held = Held { busy, entry, outstanding: None };
+            return Timed::count(response, Owner::Port(self.stats.clone()), started, held);
         };
         let exchange = self.exchange(&route, upstream, request, entry.as_deref(), started);
         let exchanged = match route.request_timeout {
@@ -136,15 +138,16 @@ impl Client {
         };
         if let Some(entry) = &mut entry {
             match &exchanged {
-                Ok((_, endpoint)) => entry.endpoint = Some(*endpoint),
+                Ok(exchanged) => entry.endpoint = Some(exchanged.endpoint),
                 Err(why) => entry.error = Some(why.reason().label()),
             }
         }
-        let response = match exchanged {
-            Ok((response, _)) => response,
-            Err(why) => answer(why, Some(&route), &route.stats, grpc),
+        let (response, outstanding) = match exchanged {
+            Ok(Exchanged { response, outstanding, .. }) => (response, outstanding),
+            Err(why) => (answer(why, Some(&route), &route.stats, grpc), None),
         };
-        Timed::count(response, Owner::Route(route), started, busy, entry)
+        let held = Held { busy, entry, outstanding };
+        Timed::count(response, Owner::Route(route), started, held)
     }
 
     /// Sends the request to an endpoint of `route`'s plan, the next one
@@ -156,23 +159,17 @@ impl Client {
         request: Request<Incoming>,
         entry: Option<&Entry>,
         now: Instant,
-    ) -> Result<(Response<Body>, SocketAddr), Why> {
+    ) -> Result<Exchanged, Why> {
         let plan = self.ctx.balancer.plan(route, self.peer.ip(), now);
         if plan.is_empty() {
             return Err(Why::NoEndpoints);
         }
         let (mut parts, body) = request.into_parts();
-        let upgrade = parts.headers.contains_key(header::UPGRADE) && upstream == Upstream::Http1;
-        let on_upgrade = if upgrade { parts.extensions.remove::<OnUpgrade>() } else { None };
-        headers::strip(&mut parts.headers, upgrade);
-        headers::forward_to(&mut parts, upstream);
-        headers::forwarded(&mut parts.headers, self.peer.ip());
+        let on_upgrade = self.fit(&mut parts, upstream);
         // A copy of the head only for a request that may be sent again
         // after an endpoint took it and failed; the rest is moved, not
         // copied, and comes back whole when no endpoint took it.
         let again = can_send_again(&parts.method, &body).then(|| head_of(&parts));
-        // The client's connection-level extensions stay with the client.
-        parts.extensions.clear();
         let body = match entry {
             Some(entry) => entry.count(body).boxed(),
             None => body.boxed(),
@@ -186,7 +183,10 @@ impl Client {
                 (None, None) => break,
             };
             match self.attempt(route, endpoint, upstream, this).await {
-                Ok(response) => return Ok((respond(response, on_upgrade), endpoint.addr)),
+                Ok((response, outstanding)) => {
+                    let (response, outstanding) = respond(response, on_upgrade, outstanding);
+                    return Ok(Exchanged { response, endpoint: endpoint.addr, outstanding });
+                }
                 // Nothing of the request reached the endpoint: it goes on whole.
                 Err(Attempt::Unsent(unsent, failed)) => {
                     request = Some(*unsent);
@@ -198,6 +198,19 @@ impl Client {
         Err(why)
     }
 
+    /// Makes the client's request head fit for an endpoint spoken to as
+    /// `upstream`: the client's side of an upgrade, if it asks for one.
+    fn fit(&self, parts: &mut Parts, upstream: Upstream) -> Option<OnUpgrade> {
+        let upgrade = parts.headers.contains_key(header::UPGRADE) && upstream == Upstream::Http1;
+        let on_upgrade = if upgrade { parts.extensions.remove::<OnUpgrade>() } else { None };
+        headers::strip(&mut parts.headers, upgrade);
+        headers::forward_to(parts, upstream);
+        headers::forwarded(&mut parts.headers, self.peer.ip());
+        // The client's connection-level extensions stay with the client.
+        parts.extensions.clear();
+        on_upgrade
+    }
+
     /// Sends the request to `endpoint` on a pooled connection, or a new
     /// one; again on a new one when the pooled one turns out closed before
     /// taking the request (the pod ended an idle keep-alive connection).
@@ -207,18 +220,19 @@ impl Client {
         endpoint: &RouteEndpoint,
         upstream: Upstream,
         mut request: Request<Body>,
-    ) -> Result<Response<Incoming>, Attempt> {
+    ) -> Result<(Response<Incoming>, Option<Outstanding>), Attempt> {
         for fresh in [false, true] {
             let Some((sender, pooled)) = self.sender(route, endpoint, upstream, fresh).await else {
                 return Err(Attempt::Unsent(Box::new(request), Why::ConnectFailed));
             };
             endpoint.stats.http_requests.inc();
+            let outstanding = Balancer::outstanding(route, endpoint);
             match sender.send(request).await {
                 Sent::Response(response, sender) => {
                     let failed = response.status().is_server_error();
                     self.outcome(endpoint, failed);
                     self.sent(route, endpoint, sender, failed);
-                    return Ok(response);
+                    return Ok((response, outstanding));
                 }
                 Sent::Unsent(unsent, e) => {
                     debug!(endpoint = %endpoint.addr, error = %e, pooled, "request not sent");
@@ -343,6 +357,14 @@ enum Sent {
     Failed(hyper::Error),
 }
 
+/// The response of the endpoint that took a request.
+struct Exchanged {
+    response: Response<Body>,
+    endpoint: SocketAddr,
+    /// Its count of requests in flight, until the response ends.
+    outstanding: Option<Outstanding>,
+}
+
 /// Why an attempt on one endpoint gave no response.
 enum Attempt {
     /// Nothing was sent: the request, to send elsewhere, and what to
@@ -393,23 +415,28 @@ fn with_body(head: &Request<()>, body: Body) -> Request<Body> {
 }
 
 /// The endpoint's response as the client gets it: hop-by-hop fields
-/// removed; a 101 becomes a tunnel between the two upgraded connections.
-fn respond(response: Response<Incoming>, client: Option<OnUpgrade>) -> Response<Body> {
+/// removed; a 101 becomes a tunnel between the two upgraded connections,
+/// which holds the request's `outstanding` count for as long as it lives.
+fn respond(
+    response: Response<Incoming>,
+    client: Option<OnUpgrade>,
+    mut outstanding: Option<Outstanding>,
+) -> (Response<Body>, Option<Outstanding>) {
     let (mut parts, body) = response.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let endpoint = parts.extensions.remove::<OnUpgrade>();
         if let (Some(client), Some(endpoint)) = (client, endpoint) {
-            tokio::spawn(tunnel(client, endpoint));
+            tokio::spawn(tunnel(client, endpoint, outstanding.take()));
         }
         headers::strip(&mut parts.headers, true);
     } else {
         headers::strip(&mut parts.headers, false);
     }
-    Response::from_parts(parts, body.boxed())
+    (Response::from_parts(parts, body.boxed()), outstanding)
 }
 
 /// Copies bytes both ways between an upgraded client and endpoint.
-async fn tunnel(client: OnUpgrade, endpoint: OnUpgrade) {
+async fn tunnel(client: OnUpgrade, endpoint: OnUpgrade, _outstanding: Option<Outstanding>) {
     let (Ok(client), Ok(endpoint)) = tokio::join!(client, endpoint) else { return };
     let (mut client, mut endpoint) = (TokioIo::new(client), TokioIo::new(endpoint));
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut endpoint).await {

@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::{Conn, connect, copy};
+use crate::balance::Balancer;
 use crate::context::Context;
 use crate::metrics::PortStats;
 use crate::shutdown::Live;
@@ -30,6 +31,7 @@ pub async fn serve(conn: Conn, route: Arc<Route>, ctx: Arc<Context>, live: Live)
             return reset(&client);
         }
     };
+    let _outstanding = Balancer::outstanding(&route, endpoint);
     let (received, sent) = (&stats.received, &stats.sent);
     let copy = copy::both_ways(&mut client, &mut to_endpoint, received, sent, ctx.splice);
     let Some((totals, result)) = live.unless_aborted(copy).await else {

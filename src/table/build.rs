@@ -206,7 +206,8 @@ impl<'a> PortBuild<'a> {
             mode: self.mode,
             endpoints,
             affinity: spec.affinity,
-            request_timeout: spec.request_timeout,
+            request_timeout: spec.annotations.request_timeout,
+            policy: spec.annotations.policy,
             cursor: cursor.clone(),
             stats: self.stats.clone(),
         })

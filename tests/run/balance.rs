@@ -105,3 +105,30 @@ fn session_affinity_holds_then_times_out() {
     // ... and the new picks stick in their turn.
     assert_eq!(picks(&clients, frontend), after, "the fresh picks should be pinned again");
 }
+
+/// `svcproxy.io/lb-policy: least-request` on a TCP port: with one
+/// connection held open on one of two endpoints, every new connection goes
+/// to the other (the two random picks are always these two, and the idle
+/// one wins), where round robin would alternate.
+#[test]
+fn least_request_sends_new_connections_to_the_endpoint_with_fewer_open() {
+    use crate::support::tagged::{self, Conn, Named, service_of, visit};
+    let (a, b) = (Named::echo("a"), Named::echo("b"));
+    let ip = fresh_ip();
+    let frontend = addr(ip, tagged::PORT);
+    let manifest = service_of("lr", ip, &[&a, &b]).replacen(
+        "  namespace: default\n",
+        "  namespace: default\n  annotations:\n    svcproxy.io/lb-policy: least-request\n",
+        1,
+    );
+    let (mut proxy, _) = Proxy::serving(&manifest, &[], || visit(frontend));
+    let mut held = Conn::open(frontend).expect("a connection to hold");
+    held.exchange().expect("held connection works");
+    let other = if held.name == "a" { "b" } else { "a" };
+    for i in 0..20 {
+        let reached = visit(frontend).unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
+        assert_eq!(reached, other, "connection {i}: {} holds a connection", held.name);
+    }
+    held.finish().expect("the held connection ends cleanly");
+    proxy.assert_running();
+}

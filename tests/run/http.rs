@@ -15,6 +15,7 @@ use crate::support::net::{addr, fresh_ip};
 use crate::support::proxy::Proxy;
 
 mod access_log;
+mod least_request;
 mod metrics;
 mod timeouts;
 

@@ -16,6 +16,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::Body;
 use super::entry::Entry;
 use super::quiet::Busy;
+use crate::balance::Outstanding;
 use crate::metrics::{HttpStats, PortStats};
 use crate::table::Route;
 
@@ -36,11 +37,20 @@ pub struct Timed {
     owner: Owner,
     started: Instant,
     status: u16,
-    /// The access log line, counting the body's bytes; taken when written.
-    entry: Option<Box<Entry>>,
+    held: Held,
     recorded: bool,
-    /// Dropped with the response: the connection's request is over.
-    _busy: Busy,
+}
+
+/// What a request holds until its response ends.
+pub struct Held {
+    /// The connection's request in flight.
+    #[expect(dead_code, reason = "held for its Drop")]
+    pub busy: Busy,
+    /// The access log line, counting the body's bytes; taken when written.
+    pub entry: Option<Box<Entry>>,
+    /// The endpoint's request in flight (least-request policy).
+    #[expect(dead_code, reason = "held for its Drop")]
+    pub outstanding: Option<Outstanding>,
 }
 
 // === impl Owner ===
@@ -68,22 +78,13 @@ impl Timed {
         response: Response<Body>,
         owner: Owner,
         started: Instant,
-        busy: Busy,
-        entry: Option<Box<Entry>>,
+        held: Held,
     ) -> Response<Timed> {
         let status = response.status().as_u16();
         if let Some(http) = owner.http() {
             http.responded(status);
         }
-        response.map(|body| Timed {
-            body,
-            owner,
-            started,
-            status,
-            entry,
-            recorded: false,
-            _busy: busy,
-        })
+        response.map(|body| Timed { body, owner, started, status, held, recorded: false })
     }
 
     fn record(&mut self) {
@@ -94,7 +95,7 @@ impl Timed {
         if let Some(http) = self.owner.http() {
             http.duration.observe(took.as_secs_f64());
         }
-        if let Some(entry) = self.entry.take() {
+        if let Some(entry) = self.held.entry.take() {
             entry.write(self.owner.stats(), self.status, took);
         }
     }
@@ -111,7 +112,7 @@ impl HttpBody for Timed {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(entry), Some(data)) = (&mut self.entry, frame.data_ref()) {
+                if let (Some(entry), Some(data)) = (&mut self.held.entry, frame.data_ref()) {
                     entry.sent += data.len() as u64;
                 }
             }
