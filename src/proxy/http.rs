@@ -127,7 +127,7 @@ impl Client {
                 entry.error = Some(Why::Gone.reason().label());
             }
             let held = Held { busy, entry, outstanding: None };
-            return Timed::count(response, Owner::Port(self.stats.clone()), started, held);
+            return Timed::count(response, self.port(), started, held);
         };
         let exchange = self.exchange(&route, upstream, request, entry.as_deref(), started);
         let exchanged = match route.request_timeout {
@@ -196,6 +196,12 @@ impl Client {
             }
         }
         Err(why)
+    }
+
+    /// The port the connection was accepted for, as what a request the
+    /// proxy answers without a Route counts into.
+    fn port(&self) -> Owner {
+        Owner::Port(self.stats.clone())
     }
 
     /// Makes the client's request head fit for an endpoint spoken to as

@@ -15,8 +15,10 @@ use crate::support::net::{addr, fresh_ip};
 use crate::support::proxy::Proxy;
 
 mod access_log;
+mod frames;
 mod least_request;
 mod metrics;
+mod protection;
 mod timeouts;
 
 const PORT: u16 = 8080;

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::frames::{ACK, GOAWAY, PING, PREFACE, SETTINGS, frame, read_frame};
 use super::{GET, addrs, endpoints, exchange, keep_alive, once, service};
 use crate::support::http::HttpEndpoint;
 use crate::support::proxy::Proxy;
@@ -84,7 +85,7 @@ fn an_idle_http2_connection_gets_goaway_after_the_idle_timeout() {
     let mut h2 = TcpStream::connect(frontend).expect("connect");
     h2.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
     let opened = Instant::now();
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").expect("preface");
+    h2.write_all(PREFACE).expect("preface");
     h2.write_all(&frame(SETTINGS, 0, &[])).expect("SETTINGS");
     let mut types = Vec::new();
     let mut goaway = None;
@@ -109,27 +110,4 @@ fn an_idle_http2_connection_gets_goaway_after_the_idle_timeout() {
     );
     assert!(closed < goaway + Duration::from_secs(2), "closed {closed:?}, GOAWAY at {goaway:?}");
     proxy.assert_running();
-}
-
-const SETTINGS: u8 = 4;
-const PING: u8 = 6;
-const GOAWAY: u8 = 7;
-const ACK: u8 = 1;
-
-/// An HTTP/2 frame on stream 0.
-fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let length = u32::try_from(payload.len()).expect("a small payload").to_be_bytes();
-    let mut bytes = vec![length[1], length[2], length[3], kind, flags, 0, 0, 0, 0];
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
-/// The next frame's type, flags and payload; `None` at the connection's end.
-fn read_frame(stream: &mut TcpStream) -> Option<(u8, u8, Vec<u8>)> {
-    let mut head = [0; 9];
-    stream.read_exact(&mut head).ok()?;
-    let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-    let mut payload = vec![0; length];
-    stream.read_exact(&mut payload).ok()?;
-    Some((head[3], head[4], payload))
 }
