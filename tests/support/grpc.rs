@@ -1,0 +1,216 @@
+//! A gRPC pod and its client for the HTTP-mode tests, both real tonic:
+//! the pod is tonic's server (HTTP/2 with prior knowledge, as the proxy
+//! speaks to `appProtocol: grpc` pods), the client a tonic channel. The
+//! service, `test.Echo`, is written by hand with prost messages derived
+//! by hand, so the tests need no protoc and no build script.
+//!
+//! `test.Echo` has two methods, each answering with the pod's name:
+//! - `Say` (unary): one [`Reply`] with `seq` 0;
+//! - `Count` (server streaming): `count` replies, `seq` 0, 1, ..., each
+//!   carrying `size` bytes of padding, then the status OK.
+//!
+//! A [`Hello`] with `fail` set ends either call with [`failure`]: `Say`
+//! at once (a trailers-only response), `Count` after its replies (the
+//! status in trailers after the messages).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use hyper::http::uri::PathAndQuery;
+use tokio::runtime::Runtime;
+use tonic::metadata::MetadataValue;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Code, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+/// The unary method's path.
+pub const SAY: &str = "/test.Echo/Say";
+/// The server-streaming method's path.
+pub const COUNT: &str = "/test.Echo/Count";
+
+/// The failure a pod answers a [`Hello`] with `fail` set with.
+pub const FAILURE_CODE: Code = Code::NotFound;
+pub const FAILURE_MESSAGE: &str = "no such thing";
+/// Its metadata: one ASCII entry and one binary entry (`-bin`, sent
+/// base64-encoded), so both kinds are seen to travel.
+pub const FAILURE_REASON: (&str, &str) = ("x-reason", "test-said-so");
+pub const FAILURE_DETAIL: (&str, &[u8]) = ("x-detail-bin", &[0, 1, 2, 0xfe, 0xff]);
+
+/// A request to `test.Echo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Hello {
+    #[prost(string, tag = "1")]
+    pub text: String,
+    /// How many replies `Count` streams.
+    #[prost(uint32, tag = "2")]
+    pub count: u32,
+    /// Bytes of padding in each reply of `Count`.
+    #[prost(uint32, tag = "3")]
+    pub size: u32,
+    /// End the call with [`failure`].
+    #[prost(bool, tag = "4")]
+    pub fail: bool,
+}
+
+/// An answer of `test.Echo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Reply {
+    /// The name of the pod that answered.
+    #[prost(string, tag = "1")]
+    pub pod: String,
+    /// The request's text.
+    #[prost(string, tag = "2")]
+    pub text: String,
+    /// The reply's place in its stream.
+    #[prost(uint32, tag = "3")]
+    pub seq: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub padding: Vec<u8>,
+}
+
+/// A running gRPC pod; stops when dropped.
+pub struct GrpcPod {
+    pub addr: SocketAddr,
+    _runtime: Runtime,
+}
+
+// === impl GrpcPod ===
+
+impl GrpcPod {
+    /// Serves `test.Echo` on `ip:<any port>`; every reply names `name`.
+    pub fn start(ip: Ipv4Addr, name: &str) -> GrpcPod {
+        let runtime = runtime();
+        let listener =
+            runtime.block_on(tokio::net::TcpListener::bind((ip, 0))).expect("bind the gRPC pod");
+        let addr = listener.local_addr().expect("addr");
+        let name: std::sync::Arc<str> = name.into();
+        let router = tower::service_fn(move |request| {
+            let name = name.clone();
+            async move { Ok::<_, Infallible>(route(&name, request).await) }
+        });
+        let server = Server::builder().serve_with_incoming(router, TcpIncoming::from(listener));
+        runtime.spawn(server);
+        GrpcPod { addr, _runtime: runtime }
+    }
+}
+
+/// A small runtime for a pod, or for a test's client calls.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+type HttpRequest = hyper::Request<tonic::body::Body>;
+type HttpResponse = hyper::Response<tonic::body::Body>;
+
+/// What generated code's router does: the method by path, tonic's
+/// `server::Grpc` for the framing, codec and status.
+async fn route(name: &str, request: HttpRequest) -> HttpResponse {
+    let mut grpc = tonic::server::Grpc::new(ProstCodec::<Reply, Hello>::default());
+    let name = name.to_owned();
+    match request.uri().path() {
+        SAY => grpc.unary(tower::service_fn(move |hello| say(name.clone(), hello)), request).await,
+        COUNT => {
+            let count = tower::service_fn(move |hello| count(name.clone(), hello));
+            grpc.server_streaming(count, request).await
+        }
+        _ => Status::unimplemented("test.Echo has Say and Count").into_http(),
+    }
+}
+
+async fn say(
+    pod: String,
+    request: tonic::Request<Hello>,
+) -> Result<tonic::Response<Reply>, Status> {
+    let hello = request.into_inner();
+    if hello.fail {
+        return Err(failure());
+    }
+    Ok(tonic::Response::new(Reply { pod, text: hello.text, seq: 0, padding: Vec::new() }))
+}
+
+type Replies = futures_util::stream::Iter<std::vec::IntoIter<Result<Reply, Status>>>;
+
+async fn count(
+    pod: String,
+    request: tonic::Request<Hello>,
+) -> Result<tonic::Response<Replies>, Status> {
+    let hello = request.into_inner();
+    let mut replies: Vec<_> = (0..hello.count)
+        .map(|seq| {
+            let padding = vec![seq as u8; hello.size as usize];
+            Ok(Reply { pod: pod.clone(), text: hello.text.clone(), seq, padding })
+        })
+        .collect();
+    if hello.fail {
+        replies.push(Err(failure()));
+    }
+    Ok(tonic::Response::new(futures_util::stream::iter(replies)))
+}
+
+/// NOT_FOUND "no such thing", with [`FAILURE_REASON`] and
+/// [`FAILURE_DETAIL`] as metadata.
+pub fn failure() -> Status {
+    let mut status = Status::new(FAILURE_CODE, FAILURE_MESSAGE);
+    let (key, value) = FAILURE_REASON;
+    status.metadata_mut().insert(key, value.parse().expect("ASCII metadata"));
+    let (key, value) = FAILURE_DETAIL;
+    status.metadata_mut().insert_bin(key, MetadataValue::from_bytes(value));
+    status
+}
+
+/// A tonic channel to `to`: one HTTP/2 connection (prior knowledge),
+/// every call on it bounded.
+pub async fn channel(to: SocketAddr) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(format!("http://{to}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+}
+
+/// A `test.Echo` client on a channel, as generated code would write it.
+#[derive(Clone)]
+pub struct EchoClient {
+    grpc: tonic::client::Grpc<Channel>,
+}
+
+// === impl EchoClient ===
+
+impl EchoClient {
+    pub fn new(channel: Channel) -> EchoClient {
+        EchoClient { grpc: tonic::client::Grpc::new(channel) }
+    }
+
+    /// The unary `Say`.
+    pub async fn say(&mut self, hello: Hello) -> Result<tonic::Response<Reply>, Status> {
+        self.ready().await?;
+        let path = PathAndQuery::from_static(SAY);
+        self.grpc.unary(tonic::Request::new(hello), path, ProstCodec::default()).await
+    }
+
+    /// The server-streaming `Count`.
+    pub async fn count(
+        &mut self,
+        hello: Hello,
+    ) -> Result<tonic::Response<Streaming<Reply>>, Status> {
+        self.ready().await?;
+        let path = PathAndQuery::from_static(COUNT);
+        self.grpc.server_streaming(tonic::Request::new(hello), path, ProstCodec::default()).await
+    }
+
+    async fn ready(&mut self) -> Result<(), Status> {
+        self.grpc.ready().await.map_err(|e| Status::unknown(format!("channel not ready: {e}")))
+    }
+}
+
+/// A `Say` request with `text`.
+pub fn hello(text: &str) -> Hello {
+    Hello { text: text.to_owned(), ..Hello::default() }
+}
