@@ -14,6 +14,7 @@ use crate::support::manifests::ipv4;
 use crate::support::net::{addr, fresh_ip};
 use crate::support::proxy::Proxy;
 
+mod grpc;
 mod metrics;
 
 const PORT: u16 = 8080;

@@ -1,0 +1,165 @@
+//! gRPC through the HTTP mode, tonic on both sides: a client's channel is
+//! one HTTP/2 connection, yet its calls are balanced one by one over the
+//! pods of an `appProtocol: grpc` port; streams, trailers and error
+//! statuses reach the client as the pod sent them, and the proxy's own
+//! answer is a status the client can read.
+
+use std::net::SocketAddr;
+
+use tokio::runtime::Runtime;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use super::{service, tally};
+use crate::support::grpc::{
+    EchoClient, FAILURE_CODE, FAILURE_DETAIL, FAILURE_MESSAGE, FAILURE_REASON, GrpcPod, Hello,
+    channel, hello, runtime,
+};
+use crate::support::net::fresh_ip;
+use crate::support::proxy::Proxy;
+
+fn pods(names: &[&str]) -> Vec<GrpcPod> {
+    names.iter().map(|n| GrpcPod::start(fresh_ip(), n)).collect()
+}
+
+/// A Service whose one port is `appProtocol: grpc`, in front of `pods`.
+fn grpc_service(pods: &[GrpcPod]) -> (SocketAddr, String) {
+    service("grpc", &pods.iter().map(|p| p.addr).collect::<Vec<_>>())
+}
+
+/// Starts the proxy and waits until a `Say` through `frontend` is
+/// answered by a pod; the channel that made it.
+fn serving(rt: &Runtime, manifest: &str, frontend: SocketAddr) -> (Proxy, Channel) {
+    let mut proxy = Proxy::start(manifest, &[]);
+    let channel = proxy.wait_ready(|| {
+        rt.block_on(async {
+            let channel = channel(frontend).await.map_err(std::io::Error::other)?;
+            EchoClient::new(channel.clone())
+                .say(hello("ready?"))
+                .await
+                .map_err(|s| std::io::Error::other(format!("{s:?}")))?;
+            Ok(channel)
+        })
+    });
+    (proxy, channel)
+}
+
+/// The point of the HTTP mode for gRPC: 30 unary calls on ONE channel
+/// (one HTTP/2 connection to the ClusterIP) are spread 10/10/10 over the
+/// three pods, where a per-connection balancer sends all 30 to one.
+#[test]
+fn thirty_unary_calls_on_one_channel_spread_10_10_10() {
+    let pods = pods(&["a", "b", "c"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (mut proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    let replies: Vec<String> = rt.block_on(async {
+        let mut replies = Vec::new();
+        for i in 0..30 {
+            let text = format!("call {i}");
+            let reply = client.say(hello(&text)).await;
+            let reply = reply.unwrap_or_else(|s| panic!("call {i}: {s:?}")).into_inner();
+            assert_eq!(reply.text, text);
+            replies.push(reply.pod);
+        }
+        replies
+    });
+    let counts = tally(replies.iter().map(String::as_str));
+    assert_eq!(counts.values().copied().collect::<Vec<_>>(), [10, 10, 10], "{counts:?}");
+    proxy.assert_running();
+}
+
+/// A server stream of 1,000 replies (1 KiB each, so HTTP/2 flow control
+/// comes into play both on the client's connection and on the pod's)
+/// arrives whole and in order from one pod, and ends with the pod's
+/// trailers: `grpc-status: 0`.
+#[test]
+fn a_server_stream_arrives_in_order_and_ends_with_status_ok_in_trailers() {
+    let pods = pods(&["a", "b", "c"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (_proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    rt.block_on(async {
+        let request = Hello { text: "stream".into(), count: 1000, size: 1024, fail: false };
+        let mut stream = client.count(request).await.expect("the stream opens").into_inner();
+        let mut replies = Vec::new();
+        while let Some(reply) = stream.message().await.expect("a message or the end") {
+            replies.push(reply);
+        }
+        let seqs: Vec<u32> = replies.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (0..1000).collect::<Vec<_>>());
+        assert!(replies.iter().all(|r| r.pod == replies[0].pod), "one call, one pod");
+        assert!(
+            replies.iter().all(|r| r.padding == vec![r.seq as u8; 1024]),
+            "a reply came back changed"
+        );
+        let trailers = stream.trailers().await.expect("trailers").expect("the pod's trailers");
+        let status = trailers.get("grpc-status").and_then(|v| v.to_str().ok());
+        assert_eq!(status, Some("0"), "{trailers:?}");
+    });
+}
+
+/// An error status from the pod reaches the client intact, its code,
+/// message and metadata (ASCII and binary): both as a trailers-only
+/// response (a unary call failing at once) and in trailers after three
+/// messages of a stream.
+#[test]
+fn an_error_status_from_the_pod_reaches_the_client_with_its_metadata() {
+    let pods = pods(&["a", "b", "c"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (_proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    rt.block_on(async {
+        let failing = Hello { fail: true, ..hello("fail") };
+        let status = client.say(failing.clone()).await.expect_err("a failed call");
+        assert_failure(&status);
+
+        let request = Hello { count: 3, size: 16, ..failing };
+        let mut stream = client.count(request).await.expect("the stream opens").into_inner();
+        for seq in 0..3 {
+            let reply = stream.message().await.expect("a message").expect("not the end yet");
+            assert_eq!(reply.seq, seq);
+        }
+        let status = stream.message().await.expect_err("the stream's failure");
+        assert_failure(&status);
+    });
+}
+
+/// The pod's [`crate::support::grpc::failure`], as the client got it.
+fn assert_failure(status: &tonic::Status) {
+    assert_eq!(status.code(), FAILURE_CODE, "{status:?}");
+    assert_eq!(status.message(), FAILURE_MESSAGE, "{status:?}");
+    let (key, value) = FAILURE_REASON;
+    let reason = status.metadata().get(key).and_then(|v| v.to_str().ok());
+    assert_eq!(reason, Some(value), "{status:?}");
+    let (key, value) = FAILURE_DETAIL;
+    let detail = status.metadata().get_bin(key).and_then(|v| v.to_bytes().ok());
+    assert_eq!(detail.as_deref(), Some(value), "{status:?}");
+}
+
+/// With no endpoint behind its port, a tonic client gets what it can act
+/// on: `Code::Unavailable` with a message naming the Service port (the
+/// proxy's trailers-only answer), not a transport or protocol error.
+#[test]
+fn a_tonic_client_gets_unavailable_from_a_port_with_no_endpoints() {
+    let (frontend, manifest) = service("grpc", &[]);
+    let rt = runtime();
+    let mut proxy = Proxy::start(&manifest, &[]);
+    // Until the proxy listens, connecting fails (a transport error).
+    let channel =
+        proxy.wait_ready(|| rt.block_on(channel(frontend)).map_err(std::io::Error::other));
+    let mut client = EchoClient::new(channel);
+    for _ in 0..3 {
+        let status = rt.block_on(client.say(hello("anyone?"))).expect_err("no pod to answer");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(
+            status.message().contains("default/web") && status.message().contains("no endpoint"),
+            "{status:?}"
+        );
+        assert!(std::error::Error::source(&status).is_none(), "not a transport error: {status:?}");
+    }
+    proxy.assert_running();
+}
