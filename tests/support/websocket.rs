@@ -1,8 +1,10 @@
 //! A WebSocket pod and its client for the HTTP-mode tests, both real
 //! tungstenite: the pod accepts the handshake on a plain TCP listener,
-//! names itself in an `x-pod` header of its 101, echoes every text and
-//! binary message, and answers the close handshake; the client connects
-//! a TCP stream of its own (a frontend) and does the handshake on it.
+//! names itself in an `x-pod` header of its 101, speaks first (a welcome
+//! naming it, as chat and push servers do: bytes after the 101 before the
+//! client says anything), echoes every text and binary message, and
+//! answers the close handshake; the client connects a TCP stream of its
+//! own (a frontend), does the handshake on it and reads the welcome.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +22,9 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 
 /// The header of the pod's 101 that names it.
 pub const POD_HEADER: &str = "x-pod";
+
+/// The pod's first message, before its name.
+pub const WELCOME: &str = "welcome to ";
 
 /// A running WebSocket echo pod; stops when dropped.
 pub struct WebSocketPod {
@@ -61,10 +66,11 @@ impl WebSocketPod {
     }
 }
 
-/// One client: the handshake, then every data message echoed until the
-/// client's Close (tungstenite answers it) and the end of the stream.
-/// True when the session ended that way.
+/// One client: the handshake, the welcome, then every data message
+/// echoed until the client's Close (tungstenite answers it) and the end of
+/// the stream. True when the session ended that way.
 async fn session(stream: TcpStream, name: HeaderValue) -> Result<bool, Error> {
+    let welcome = format!("{WELCOME}{}", name.to_str().unwrap_or_default());
     // The signature is tungstenite's `Callback`: its error is a response.
     #[allow(clippy::result_large_err)]
     let named = |_: &Request, mut response: Response| {
@@ -72,6 +78,7 @@ async fn session(stream: TcpStream, name: HeaderValue) -> Result<bool, Error> {
         Ok(response)
     };
     let mut socket = tokio_tungstenite::accept_hdr_async(stream, named).await?;
+    socket.send(Message::text(welcome)).await?;
     let mut closed = false;
     while let Some(message) = socket.next().await {
         match message? {
@@ -86,21 +93,27 @@ async fn session(stream: TcpStream, name: HeaderValue) -> Result<bool, Error> {
 /// A client session through a frontend.
 pub type Client = WebSocketStream<TcpStream>;
 
-/// Connects to `to` and opens a WebSocket on `/chat`: the session and the
-/// name of the pod that accepted it.
+/// Connects to `to`, opens a WebSocket on `/chat` and reads the welcome:
+/// the session and the name of the pod that accepted it. An error unless
+/// the 101's `x-pod` and the welcome name the same pod.
 pub async fn connect(to: SocketAddr) -> Result<(Client, String), Error> {
     let connect = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(to));
-    let stream = connect.await.map_err(|_| Error::Io(std::io::ErrorKind::TimedOut.into()))??;
+    let stream = connect.await.map_err(|_| timed_out())??;
     stream.set_nodelay(true)?;
-    let (client, response) =
-        tokio_tungstenite::client_async("ws://web.default/chat", stream).await?;
-    let pod = response
-        .headers()
-        .get(POD_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    Ok((client, pod))
+    let handshake = tokio_tungstenite::client_async("ws://web.default/chat", stream);
+    let (mut client, response) = tokio::time::timeout(Duration::from_secs(10), handshake)
+        .await
+        .map_err(|_| timed_out())??;
+    let pod = response.headers().get(POD_HEADER).and_then(|v| v.to_str().ok());
+    let pod = pod.unwrap_or_default().to_owned();
+    match next(&mut client).await? {
+        Message::Text(welcome) if welcome.as_str() == format!("{WELCOME}{pod}") => {
+            Ok((client, pod))
+        }
+        other => Err(Error::Io(std::io::Error::other(format!(
+            "{POD_HEADER}: {pod:?}, then not its welcome: {other:?}"
+        )))),
+    }
 }
 
 /// The next message on `client` within 10 s.
@@ -108,6 +121,10 @@ pub async fn next(client: &mut Client) -> Result<Message, Error> {
     match tokio::time::timeout(Duration::from_secs(10), client.next()).await {
         Ok(Some(message)) => message,
         Ok(None) => Err(Error::ConnectionClosed),
-        Err(_) => Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
+        Err(_) => Err(timed_out()),
     }
+}
+
+fn timed_out() -> Error {
+    Error::Io(std::io::ErrorKind::TimedOut.into())
 }
