@@ -16,6 +16,7 @@ use crate::support::proxy::Proxy;
 
 mod grpc;
 mod metrics;
+mod websocket;
 
 const PORT: u16 = 8080;
 
