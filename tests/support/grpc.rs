@@ -4,10 +4,13 @@
 //! service, `test.Echo`, is written by hand with prost messages derived
 //! by hand, so the tests need no protoc and no build script.
 //!
-//! `test.Echo` has two methods, each answering with the pod's name:
+//! `test.Echo` has three methods, each answering with the pod's name:
 //! - `Say` (unary): one [`Reply`] with `seq` 0;
 //! - `Count` (server streaming): `count` replies, `seq` 0, 1, ..., each
-//!   carrying `size` bytes of padding, then the status OK.
+//!   carrying `size` bytes of padding, then the status OK;
+//! - `Chat` (bidirectional streaming): a reply to each request as it
+//!   arrives, its `seq` the request's `count`, then OK when the client's
+//!   stream ends.
 //!
 //! A [`Hello`] with `fail` set ends either call with [`failure`]: `Say`
 //! at once (a trailers-only response), `Count` after its replies (the
@@ -18,6 +21,7 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use hyper::http::uri::PathAndQuery;
 use tokio::runtime::Runtime;
 use tonic::metadata::MetadataValue;
@@ -30,6 +34,8 @@ use tonic_prost::ProstCodec;
 pub const SAY: &str = "/test.Echo/Say";
 /// The server-streaming method's path.
 pub const COUNT: &str = "/test.Echo/Count";
+/// The bidirectional-streaming method's path.
+pub const CHAT: &str = "/test.Echo/Chat";
 
 /// The failure a pod answers a [`Hello`] with `fail` set with.
 pub const FAILURE_CODE: Code = Code::NotFound;
@@ -120,6 +126,10 @@ async fn route(name: &str, request: HttpRequest) -> HttpResponse {
             let count = tower::service_fn(move |hello| count(name.clone(), hello));
             grpc.server_streaming(count, request).await
         }
+        CHAT => {
+            grpc.streaming(tower::service_fn(move |hellos| chat(name.clone(), hellos)), request)
+                .await
+        }
         _ => Status::unimplemented("test.Echo has Say and Count").into_http(),
     }
 }
@@ -152,6 +162,20 @@ async fn count(
         replies.push(Err(failure()));
     }
     Ok(tonic::Response::new(futures_util::stream::iter(replies)))
+}
+
+type Chat = futures_util::stream::BoxStream<'static, Result<Reply, Status>>;
+
+async fn chat(
+    pod: String,
+    request: tonic::Request<Streaming<Hello>>,
+) -> Result<tonic::Response<Chat>, Status> {
+    let replies = request.into_inner().map(move |hello| {
+        let Hello { text, count, size, .. } = hello?;
+        let padding = vec![count as u8; size as usize];
+        Ok(Reply { pod: pod.clone(), text, seq: count, padding })
+    });
+    Ok(tonic::Response::new(replies.boxed()))
 }
 
 /// NOT_FOUND "no such thing", with [`FAILURE_REASON`] and
@@ -203,6 +227,17 @@ impl EchoClient {
         self.ready().await?;
         let path = PathAndQuery::from_static(COUNT);
         self.grpc.server_streaming(tonic::Request::new(hello), path, ProstCodec::default()).await
+    }
+
+    /// The bidirectional `Chat`: `hellos` go out as the stream yields
+    /// them; the replies come back as the pod sends them.
+    pub async fn chat(
+        &mut self,
+        hellos: impl futures_util::Stream<Item = Hello> + Send + 'static,
+    ) -> Result<tonic::Response<Streaming<Reply>>, Status> {
+        self.ready().await?;
+        let path = PathAndQuery::from_static(CHAT);
+        self.grpc.streaming(tonic::Request::new(hellos), path, ProstCodec::default()).await
     }
 
     async fn ready(&mut self) -> Result<(), Status> {

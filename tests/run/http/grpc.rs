@@ -5,6 +5,7 @@
 //! answer is a status the client can read.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use tonic::Code;
@@ -99,6 +100,50 @@ fn a_server_stream_arrives_in_order_and_ends_with_status_ok_in_trailers() {
         let status = trailers.get("grpc-status").and_then(|v| v.to_str().ok());
         assert_eq!(status, Some("0"), "{trailers:?}");
     });
+}
+
+/// A bidirectional stream is a conversation: its response head comes
+/// back before the client has sent anything, then 100 requests go one at
+/// a time, each only once the reply to the last has come back (a proxy
+/// that held the request body, or the response, until the other side
+/// ended would hang here), and the call ends OK when the client ends its
+/// side.
+#[test]
+fn a_bidirectional_stream_answers_each_message_before_the_next_is_sent() {
+    let pods = pods(&["a", "b", "c"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (_proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    rt.block_on(async {
+        let (turns, hellos) = tokio::sync::mpsc::channel(1);
+        let hellos = futures_util::stream::unfold(hellos, |mut hellos| async move {
+            hellos.recv().await.map(|hello| (hello, hellos))
+        });
+        let call = within(client.chat(hellos)).await.expect("the response head");
+        let mut replies = call.expect("the call opens").into_inner();
+        for turn in 0..100 {
+            let text = format!("turn {turn}");
+            let hello = Hello { text: text.clone(), count: turn, size: 1024, fail: false };
+            turns.send(hello).await.expect("the call takes the next message");
+            let reply = within(replies.message()).await.expect("the reply to this turn");
+            let reply = reply.expect("a message").expect("not the end yet");
+            assert_eq!((reply.seq, reply.text.as_str()), (turn, text.as_str()));
+            assert_eq!(reply.padding, vec![turn as u8; 1024]);
+        }
+        drop(turns);
+        let end = within(replies.message()).await.expect("the end of the call");
+        assert!(end.expect("no error").is_none(), "no reply after the last turn");
+        let trailers = replies.trailers().await.expect("trailers").expect("the pod's trailers");
+        let status = trailers.get("grpc-status").and_then(|v| v.to_str().ok());
+        assert_eq!(status, Some("0"), "{trailers:?}");
+    });
+}
+
+/// `future`'s output within 5 s: a stuck stream fails the test, not the
+/// suite's patience.
+async fn within<F: std::future::Future>(future: F) -> Result<F::Output, &'static str> {
+    tokio::time::timeout(Duration::from_secs(5), future).await.map_err(|_| "nothing within 5 s")
 }
 
 /// An error status from the pod reaches the client intact, its code,
