@@ -19,6 +19,8 @@
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -80,7 +82,16 @@ pub struct Reply {
 /// A running gRPC pod; stops when dropped.
 pub struct GrpcPod {
     pub addr: SocketAddr,
+    /// `Count` streams not dropped yet.
+    streams: Arc<AtomicUsize>,
     _runtime: Runtime,
+}
+
+/// What every call of a pod shares.
+#[derive(Clone)]
+struct Pod {
+    name: Arc<str>,
+    streams: Arc<AtomicUsize>,
 }
 
 // === impl GrpcPod ===
@@ -92,14 +103,21 @@ impl GrpcPod {
         let listener =
             runtime.block_on(tokio::net::TcpListener::bind((ip, 0))).expect("bind the gRPC pod");
         let addr = listener.local_addr().expect("addr");
-        let name: std::sync::Arc<str> = name.into();
+        let streams = Arc::new(AtomicUsize::new(0));
+        let pod = Pod { name: name.into(), streams: streams.clone() };
         let router = tower::service_fn(move |request| {
-            let name = name.clone();
-            async move { Ok::<_, Infallible>(route(&name, request).await) }
+            let pod = pod.clone();
+            async move { Ok::<_, Infallible>(route(pod, request).await) }
         });
         let server = Server::builder().serve_with_incoming(router, TcpIncoming::from(listener));
         runtime.spawn(server);
-        GrpcPod { addr, _runtime: runtime }
+        GrpcPod { addr, streams, _runtime: runtime }
+    }
+
+    /// `Count` streams the pod holds: begun and not yet dropped (ended,
+    /// or cancelled by a reset of their HTTP/2 stream).
+    pub fn live_streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
     }
 }
 
@@ -117,63 +135,79 @@ type HttpResponse = hyper::Response<tonic::body::Body>;
 
 /// What generated code's router does: the method by path, tonic's
 /// `server::Grpc` for the framing, codec and status.
-async fn route(name: &str, request: HttpRequest) -> HttpResponse {
+async fn route(pod: Pod, request: HttpRequest) -> HttpResponse {
     let mut grpc = tonic::server::Grpc::new(ProstCodec::<Reply, Hello>::default());
-    let name = name.to_owned();
     match request.uri().path() {
-        SAY => grpc.unary(tower::service_fn(move |hello| say(name.clone(), hello)), request).await,
+        SAY => grpc.unary(tower::service_fn(move |hello| say(pod.clone(), hello)), request).await,
         COUNT => {
-            let count = tower::service_fn(move |hello| count(name.clone(), hello));
+            let count = tower::service_fn(move |hello| count(pod.clone(), hello));
             grpc.server_streaming(count, request).await
         }
         CHAT => {
-            grpc.streaming(tower::service_fn(move |hellos| chat(name.clone(), hellos)), request)
+            grpc.streaming(tower::service_fn(move |hellos| chat(pod.clone(), hellos)), request)
                 .await
         }
-        _ => Status::unimplemented("test.Echo has Say and Count").into_http(),
+        _ => Status::unimplemented("test.Echo has Say, Count and Chat").into_http(),
     }
 }
 
-async fn say(
-    pod: String,
-    request: tonic::Request<Hello>,
-) -> Result<tonic::Response<Reply>, Status> {
+async fn say(pod: Pod, request: tonic::Request<Hello>) -> Result<tonic::Response<Reply>, Status> {
     let hello = request.into_inner();
     if hello.fail {
         return Err(failure());
     }
-    Ok(tonic::Response::new(Reply { pod, text: hello.text, seq: 0, padding: Vec::new() }))
+    let reply = Reply { pod: pod.name.to_string(), text: hello.text, seq: 0, padding: Vec::new() };
+    Ok(tonic::Response::new(reply))
 }
 
-type Replies = futures_util::stream::Iter<std::vec::IntoIter<Result<Reply, Status>>>;
+type Replies = futures_util::stream::BoxStream<'static, Result<Reply, Status>>;
 
+/// `count` replies made as they are sent (a long stream costs no memory),
+/// then [`failure`] if asked; counted in `streams` until dropped.
 async fn count(
-    pod: String,
+    pod: Pod,
     request: tonic::Request<Hello>,
 ) -> Result<tonic::Response<Replies>, Status> {
     let hello = request.into_inner();
-    let mut replies: Vec<_> = (0..hello.count)
-        .map(|seq| {
-            let padding = vec![seq as u8; hello.size as usize];
-            Ok(Reply { pod: pod.clone(), text: hello.text.clone(), seq, padding })
-        })
-        .collect();
-    if hello.fail {
-        replies.push(Err(failure()));
+    let live = Live::new(pod.streams.clone());
+    let name = pod.name.to_string();
+    let replies = futures_util::stream::iter(0..hello.count).map(move |seq| {
+        let _held = &live; // the stream owns the count: dropped with it
+        let padding = vec![seq as u8; hello.size as usize];
+        Ok(Reply { pod: name.clone(), text: hello.text.clone(), seq, padding })
+    });
+    let end = hello.fail.then(failure).map(Err);
+    Ok(tonic::Response::new(replies.chain(futures_util::stream::iter(end)).boxed()))
+}
+
+/// One count in a gauge for as long as it lives.
+struct Live(Arc<AtomicUsize>);
+
+// === impl Live ===
+
+impl Live {
+    fn new(gauge: Arc<AtomicUsize>) -> Live {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Live(gauge)
     }
-    Ok(tonic::Response::new(futures_util::stream::iter(replies)))
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 type Chat = futures_util::stream::BoxStream<'static, Result<Reply, Status>>;
 
 async fn chat(
-    pod: String,
+    pod: Pod,
     request: tonic::Request<Streaming<Hello>>,
 ) -> Result<tonic::Response<Chat>, Status> {
     let replies = request.into_inner().map(move |hello| {
         let Hello { text, count, size, .. } = hello?;
         let padding = vec![count as u8; size as usize];
-        Ok(Reply { pod: pod.clone(), text, seq: count, padding })
+        Ok(Reply { pod: pod.name.to_string(), text, seq: count, padding })
     });
     Ok(tonic::Response::new(replies.boxed()))
 }

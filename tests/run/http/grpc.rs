@@ -16,7 +16,7 @@ use crate::support::grpc::{
     EchoClient, FAILURE_CODE, FAILURE_DETAIL, FAILURE_MESSAGE, FAILURE_REASON, GrpcPod, Hello,
     channel, hello, runtime,
 };
-use crate::support::net::fresh_ip;
+use crate::support::net::{eventually, fresh_ip};
 use crate::support::proxy::Proxy;
 
 fn pods(names: &[&str]) -> Vec<GrpcPod> {
@@ -138,6 +138,39 @@ fn a_bidirectional_stream_answers_each_message_before_the_next_is_sent() {
         let status = trailers.get("grpc-status").and_then(|v| v.to_str().ok());
         assert_eq!(status, Some("0"), "{trailers:?}");
     });
+}
+
+/// A client that gives up on a server stream midway (drops it, which
+/// resets its HTTP/2 stream) cancels the call at the pod too: the pod's
+/// endless stream is dropped, not left producing into a proxy nobody
+/// reads from.
+#[test]
+fn a_stream_the_client_cancels_is_cancelled_at_the_pod() {
+    let pods = pods(&["a"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (_proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    rt.block_on(async {
+        let endless = Hello { text: "forever".into(), count: u32::MAX, size: 1024, fail: false };
+        let call = within(client.count(endless)).await.expect("the response head");
+        let mut stream = call.expect("the stream opens").into_inner();
+        for seq in 0..10 {
+            let reply = within(stream.message()).await.expect("a reply in time");
+            assert_eq!(reply.expect("a message").expect("not the end").seq, seq);
+        }
+        assert_eq!(pods[0].live_streams(), 1);
+        drop(stream);
+    });
+    eventually("the pod's stream dropped", Duration::from_secs(5), || {
+        match pods[0].live_streams() {
+            0 => Ok(()),
+            n => Err(format!("{n} streams still live at the pod")),
+        }
+    });
+    // The channel is still good for the next call.
+    let reply = rt.block_on(client.say(hello("still there?"))).expect("a call after the cancel");
+    assert_eq!(reply.into_inner().pod, "a");
 }
 
 /// `future`'s output within 5 s: a stuck stream fails the test, not the
