@@ -28,20 +28,18 @@ fn grpc_service(pods: &[GrpcPod]) -> (SocketAddr, String) {
     service("grpc", &pods.iter().map(|p| p.addr).collect::<Vec<_>>())
 }
 
-/// Starts the proxy and waits until a `Say` through `frontend` is
-/// answered by a pod; the channel that made it.
+/// Starts the proxy and waits until a channel to `frontend` connects (the
+/// proxy listens once its Snapshot has the port); then a first `Say`
+/// must be answered by a pod, or the test fails at once with the status
+/// and the proxy's log. The channel that made it.
 fn serving(rt: &Runtime, manifest: &str, frontend: SocketAddr) -> (Proxy, Channel) {
     let mut proxy = Proxy::start(manifest, &[]);
-    let channel = proxy.wait_ready(|| {
-        rt.block_on(async {
-            let channel = channel(frontend).await.map_err(std::io::Error::other)?;
-            EchoClient::new(channel.clone())
-                .say(hello("ready?"))
-                .await
-                .map_err(|s| std::io::Error::other(format!("{s:?}")))?;
-            Ok(channel)
-        })
-    });
+    let channel =
+        proxy.wait_ready(|| rt.block_on(channel(frontend)).map_err(std::io::Error::other));
+    let first = rt.block_on(EchoClient::new(channel.clone()).say(hello("ready?")));
+    if let Err(status) = first {
+        panic!("the first call through the proxy failed: {status:?}\n{}", proxy.log());
+    }
     (proxy, channel)
 }
 
