@@ -5,7 +5,7 @@
 //! by hand, so the tests need no protoc and no build script.
 //!
 //! `test.Echo` has three methods, each answering with the pod's name:
-//! - `Say` (unary): one [`Reply`] with `seq` 0;
+//! - `Say` (unary): one [`Reply`] with `seq` 0 and the request's padding;
 //! - `Count` (server streaming): `count` replies, `seq` 0, 1, ..., each
 //!   carrying `size` bytes of padding, then the status OK;
 //! - `Chat` (bidirectional streaming): a reply to each request as it
@@ -61,6 +61,9 @@ pub struct Hello {
     /// End the call with [`failure`].
     #[prost(bool, tag = "4")]
     pub fail: bool,
+    /// Bytes `Say` sends back as they came.
+    #[prost(bytes = "vec", tag = "5")]
+    pub padding: Vec<u8>,
 }
 
 /// An answer of `test.Echo`.
@@ -156,7 +159,8 @@ async fn say(pod: Pod, request: tonic::Request<Hello>) -> Result<tonic::Response
     if hello.fail {
         return Err(failure());
     }
-    let reply = Reply { pod: pod.name.to_string(), text: hello.text, seq: 0, padding: Vec::new() };
+    let reply =
+        Reply { pod: pod.name.to_string(), text: hello.text, seq: 0, padding: hello.padding };
     Ok(tonic::Response::new(reply))
 }
 

@@ -69,6 +69,56 @@ fn thirty_unary_calls_on_one_channel_spread_10_10_10() {
     proxy.assert_running();
 }
 
+/// 300 calls started at once on one channel (more than the 100 streams
+/// the proxy lets a client connection have open at a time by default)
+/// all succeed, spread 100/100/100: one pick per call, whatever order
+/// they arrive in and however many are in flight.
+#[test]
+fn three_hundred_concurrent_calls_on_one_channel_spread_100_100_100() {
+    let pods = pods(&["a", "b", "c"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (mut proxy, channel) = serving(&rt, &manifest, frontend);
+    let calls: Vec<_> = (0..300)
+        .map(|i| {
+            let mut client = EchoClient::new(channel.clone());
+            rt.spawn(async move { client.say(hello(&format!("call {i}"))).await })
+        })
+        .collect();
+    let replies: Vec<String> = rt.block_on(async {
+        let mut replies = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            let reply = within(call).await.expect("an answer in time").expect("the task");
+            let reply = reply.unwrap_or_else(|s| panic!("call {i}: {s:?}")).into_inner();
+            assert_eq!(reply.text, format!("call {i}"));
+            replies.push(reply.pod);
+        }
+        replies
+    });
+    let counts = tally(replies.iter().map(String::as_str));
+    assert_eq!(counts.values().copied().collect::<Vec<_>>(), [100, 100, 100], "{counts:?}");
+    proxy.assert_running();
+}
+
+/// A 3 MiB request and its 3 MiB echo (tonic's limit is 4 MiB) pass
+/// whole: HTTP/2 flow control holds both ways, from the client to the
+/// proxy to the pod and back, far past the 64 KiB initial windows.
+#[test]
+fn a_3_mib_request_and_its_3_mib_reply_pass_whole() {
+    let pods = pods(&["a", "b", "c"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (_proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    let padding: Vec<u8> =
+        (0..3u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let request = Hello { padding: padding.clone(), ..hello("big") };
+    let reply = rt.block_on(within(client.say(request))).expect("an answer in time");
+    let reply = reply.expect("the call").into_inner();
+    assert_eq!(reply.padding.len(), padding.len());
+    assert!(reply.padding == padding, "the 3 MiB came back changed");
+}
+
 /// A server stream of 1,000 replies (1 KiB each, so HTTP/2 flow control
 /// comes into play both on the client's connection and on the pod's)
 /// arrives whole and in order from one pod, and ends with the pod's
@@ -81,7 +131,7 @@ fn a_server_stream_arrives_in_order_and_ends_with_status_ok_in_trailers() {
     let (_proxy, channel) = serving(&rt, &manifest, frontend);
     let mut client = EchoClient::new(channel);
     rt.block_on(async {
-        let request = Hello { text: "stream".into(), count: 1000, size: 1024, fail: false };
+        let request = Hello { count: 1000, size: 1024, ..hello("stream") };
         let mut stream = client.count(request).await.expect("the stream opens").into_inner();
         let mut replies = Vec::new();
         while let Some(reply) = stream.message().await.expect("a message or the end") {
@@ -122,7 +172,7 @@ fn a_bidirectional_stream_answers_each_message_before_the_next_is_sent() {
         let mut replies = call.expect("the call opens").into_inner();
         for turn in 0..100 {
             let text = format!("turn {turn}");
-            let hello = Hello { text: text.clone(), count: turn, size: 1024, fail: false };
+            let hello = Hello { count: turn, size: 1024, ..hello(&text) };
             turns.send(hello).await.expect("the call takes the next message");
             let reply = within(replies.message()).await.expect("the reply to this turn");
             let reply = reply.expect("a message").expect("not the end yet");
@@ -150,7 +200,7 @@ fn a_stream_the_client_cancels_is_cancelled_at_the_pod() {
     let (_proxy, channel) = serving(&rt, &manifest, frontend);
     let mut client = EchoClient::new(channel);
     rt.block_on(async {
-        let endless = Hello { text: "forever".into(), count: u32::MAX, size: 1024, fail: false };
+        let endless = Hello { count: u32::MAX, size: 1024, ..hello("forever") };
         let call = within(client.count(endless)).await.expect("the response head");
         let mut stream = call.expect("the stream opens").into_inner();
         for seq in 0..10 {
