@@ -16,7 +16,7 @@ use crate::support::grpc::{
     EchoClient, FAILURE_CODE, FAILURE_DETAIL, FAILURE_MESSAGE, FAILURE_REASON, GrpcPod, Hello,
     channel, hello, runtime,
 };
-use crate::support::net::{eventually, fresh_ip};
+use crate::support::net::{eventually, fresh_ip, refuses};
 use crate::support::proxy::Proxy;
 
 fn pods(names: &[&str]) -> Vec<GrpcPod> {
@@ -186,6 +186,42 @@ fn a_bidirectional_stream_answers_each_message_before_the_next_is_sent() {
         let status = trailers.get("grpc-status").and_then(|v| v.to_str().ok());
         assert_eq!(status, Some("0"), "{trailers:?}");
     });
+}
+
+/// SIGTERM during a bidirectional stream: the listener closes at once,
+/// the call in flight goes on (its HTTP/2 connection gets GOAWAY, and
+/// ends with its last stream) until the client ends it with status OK,
+/// and then the proxy exits 0.
+#[test]
+fn sigterm_lets_a_grpc_stream_in_flight_finish() {
+    let pods = pods(&["a"]);
+    let (frontend, manifest) = grpc_service(&pods);
+    let rt = runtime();
+    let (mut proxy, channel) = serving(&rt, &manifest, frontend);
+    let mut client = EchoClient::new(channel);
+    let (turns, hellos) = tokio::sync::mpsc::channel(1);
+    let hellos = futures_util::stream::unfold(hellos, |mut hellos| async move {
+        hellos.recv().await.map(|hello| (hello, hellos))
+    });
+    let call = rt.block_on(within(client.chat(hellos))).expect("the response head");
+    let mut replies = call.expect("the call opens").into_inner();
+    proxy.signal("TERM");
+    eventually("the listener closed", Duration::from_secs(2), || {
+        if refuses(frontend) { Ok(()) } else { Err("still accepting") }
+    });
+    rt.block_on(async {
+        for turn in 0..10 {
+            turns.send(Hello { count: turn, ..hello("draining") }).await.expect("the next turn");
+            let reply = within(replies.message()).await.expect("the reply to this turn");
+            let reply = reply.unwrap_or_else(|s| panic!("turn {turn}: {s:?}\n{}", proxy.log()));
+            assert_eq!(reply.expect("not the end yet").seq, turn);
+        }
+        drop(turns);
+        let end = within(replies.message()).await.expect("the end of the call");
+        assert!(end.expect("no error").is_none(), "no reply after the last turn");
+    });
+    let status = proxy.wait_exit(Duration::from_secs(5)).expect("exited once the call ended");
+    assert!(status.success(), "{status}\n{}", proxy.log());
 }
 
 /// A client that gives up on a server stream midway (drops it, which
