@@ -16,10 +16,12 @@ use crate::support::proxy::Proxy;
 
 mod access_log;
 mod frames;
+mod grpc;
 mod least_request;
 mod metrics;
 mod protection;
 mod timeouts;
+mod websocket;
 
 const PORT: u16 = 8080;
 
