@@ -17,6 +17,7 @@ use rustix::io::Errno;
 use tokio::net::TcpStream;
 
 use crate::context::Context;
+use crate::metrics::PortStats;
 use crate::table::{Frontend, Mode};
 
 pub mod connect;
@@ -131,5 +132,21 @@ impl Error {
             Error::NoEndpoints => Side::Endpoint,
             Error::Io { side, .. } => *side,
         }
+    }
+}
+
+/// Counts a connection in `svcproxy_connections_active` until dropped.
+pub(crate) struct Active<'a>(&'a PortStats);
+
+impl<'a> Active<'a> {
+    pub(crate) fn enter(stats: &'a PortStats) -> Self {
+        stats.active.inc();
+        Self(stats)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.dec();
     }
 }

@@ -28,11 +28,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tracing::{debug, warn};
 
-use super::{Conn, connect};
+use super::{Active, Conn, connect};
 use crate::balance::{Balancer, Outstanding};
 use crate::context::Context;
 use crate::metrics::PortStats;
-use crate::shutdown::Live;
+use crate::shutdown::{Live, Tracker};
 use crate::table::{Mode, Route, RouteEndpoint, Upstream};
 pub use crate::upstream::Body;
 
@@ -67,6 +67,9 @@ struct Client {
 pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: Live) {
     let Conn { stream, peer, frontend } = conn;
     let limits = ctx.http;
+    stats.connections.inc();
+    let port = stats.clone();
+    let _active = Active::enter(&port);
     let activity = Arc::new(Activity::new());
     let client = Arc::new(Client { peer, frontend, ctx, stats, activity: activity.clone() });
     let service = service_fn(move |request| {
@@ -77,7 +80,7 @@ pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: L
     // The header and idle timeouts are ours (quiet.rs), not hyper's.
     builder.http1().header_read_timeout(None).max_buf_size(limits.max_header_bytes);
     builder.http2().max_concurrent_streams(limits.max_streams);
-    let stream = TokioIo::new(Watched::new(stream, activity.clone()));
+    let stream = TokioIo::new(Watched::new(stream, activity.clone(), port.clone()));
     let connection = builder.serve_connection_with_upgrades(stream, service);
     tokio::pin!(connection);
     // On SIGTERM or the idle timeout: an idle HTTP/1.1 connection closes
@@ -102,6 +105,7 @@ pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: L
     if let Some(Some(Err(e))) = served.await {
         debug!(client = %peer, error = %e, "HTTP connection ended");
     }
+    port.duration.observe(activity.age().as_secs_f64());
     drop(live);
 }
 
@@ -184,7 +188,10 @@ impl Client {
             };
             match self.attempt(route, endpoint, upstream, this).await {
                 Ok((response, outstanding)) => {
-                    let (response, outstanding) = respond(response, on_upgrade, outstanding);
+                    let live = &self.ctx.tracker;
+                    let (client, stats) = (on_upgrade, route.stats.clone());
+                    let tunnel = Tunnel { client, outstanding, live, stats };
+                    let (response, outstanding) = respond(response, tunnel);
                     return Ok(Exchanged { response, endpoint: endpoint.addr, outstanding });
                 }
                 // Nothing of the request reached the endpoint: it goes on whole.
@@ -420,29 +427,50 @@ fn with_body(head: &Request<()>, body: Body) -> Request<Body> {
     request
 }
 
+/// What an upgrade the endpoint accepts becomes a tunnel with.
+struct Tunnel<'a> {
+    /// The client's side, when it asked for an upgrade.
+    client: Option<OnUpgrade>,
+    /// The request's count on its endpoint (least-request policy).
+    outstanding: Option<Outstanding>,
+    /// The drain's count of live connections: the tunnel is one, once
+    /// hyper handed its connection over.
+    live: &'a Tracker,
+    /// The Service port, whose `connections_active` counts the tunnel.
+    stats: Arc<PortStats>,
+}
+
 /// The endpoint's response as the client gets it: hop-by-hop fields
 /// removed; a 101 becomes a tunnel between the two upgraded connections,
 /// which holds the request's `outstanding` count for as long as it lives.
 fn respond(
     response: Response<Incoming>,
-    client: Option<OnUpgrade>,
-    mut outstanding: Option<Outstanding>,
+    mut tunnel: Tunnel<'_>,
 ) -> (Response<Body>, Option<Outstanding>) {
     let (mut parts, body) = response.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let endpoint = parts.extensions.remove::<OnUpgrade>();
-        if let (Some(client), Some(endpoint)) = (client, endpoint) {
-            tokio::spawn(tunnel(client, endpoint, outstanding.take()));
+        if let (Some(client), Some(endpoint)) = (tunnel.client, endpoint) {
+            // Counted from now: the client's connection counts until
+            // hyper hands it over, so the drain never sees a gap.
+            let live = tunnel.live.enter();
+            let (outstanding, stats) = (tunnel.outstanding.take(), tunnel.stats);
+            tokio::spawn(async move {
+                let active = Active::enter(&stats);
+                live.unless_aborted(copy(client, endpoint)).await;
+                drop((active, live, outstanding));
+            });
         }
         headers::strip(&mut parts.headers, true);
     } else {
         headers::strip(&mut parts.headers, false);
     }
-    (Response::from_parts(parts, body.boxed()), outstanding)
+    (Response::from_parts(parts, body.boxed()), tunnel.outstanding)
 }
 
-/// Copies bytes both ways between an upgraded client and endpoint.
-async fn tunnel(client: OnUpgrade, endpoint: OnUpgrade, _outstanding: Option<Outstanding>) {
+/// Copies bytes both ways between an upgraded client and endpoint; on
+/// SIGTERM, until they close or the drain timeout.
+async fn copy(client: OnUpgrade, endpoint: OnUpgrade) {
     let (Ok(client), Ok(endpoint)) = tokio::join!(client, endpoint) else { return };
     let (mut client, mut endpoint) = (TokioIo::new(client), TokioIo::new(endpoint));
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut endpoint).await {

@@ -8,10 +8,9 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::{Conn, connect, copy};
+use super::{Active, Conn, connect, copy};
 use crate::balance::Balancer;
 use crate::context::Context;
-use crate::metrics::PortStats;
 use crate::shutdown::Live;
 use crate::table::Route;
 
@@ -57,20 +56,4 @@ pub async fn serve(conn: Conn, route: Arc<Route>, ctx: Arc<Context>, live: Live)
 /// Closes with RST rather than FIN (SO_LINGER 0), once the socket is dropped.
 pub fn reset(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
-}
-
-/// Counts a connection in `svcproxy_connections_active` until dropped.
-struct Active<'a>(&'a PortStats);
-
-impl<'a> Active<'a> {
-    fn enter(stats: &'a PortStats) -> Self {
-        stats.active.inc();
-        Self(stats)
-    }
-}
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.active.dec();
-    }
 }

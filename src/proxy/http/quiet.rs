@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::context::HttpLimits;
+use crate::metrics::PortStats;
 
 /// One client connection's requests and reads, as far as timeouts care.
 #[derive(Debug)]
@@ -55,11 +56,14 @@ pub enum Due {
 #[derive(Debug)]
 pub struct Busy(Arc<Activity>);
 
-/// A client connection's stream, telling [`Activity`] of its reads.
+/// A client connection's stream, telling [`Activity`] of its reads and
+/// counting its bytes into its Service port (`received`, `sent`), as the
+/// TCP path counts them.
 #[derive(Debug)]
 pub struct Watched<S> {
     stream: S,
     activity: Arc<Activity>,
+    stats: Arc<PortStats>,
 }
 
 // === impl Activity ===
@@ -128,6 +132,11 @@ impl Activity {
         if deadline <= now { due } else { Due::Not(deadline) }
     }
 
+    /// How long since the connection was accepted.
+    pub fn age(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     fn nanos(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
     }
@@ -154,8 +163,8 @@ impl Drop for Busy {
 // === impl Watched ===
 
 impl<S> Watched<S> {
-    pub fn new(stream: S, activity: Arc<Activity>) -> Self {
-        Self { stream, activity }
+    pub fn new(stream: S, activity: Arc<Activity>, stats: Arc<PortStats>) -> Self {
+        Self { stream, activity, stats }
     }
 }
 
@@ -169,6 +178,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.read(&buf.filled()[before..]);
+            self.stats.received.inc_by((buf.filled().len() - before) as u64);
         }
         polled
     }
@@ -180,7 +190,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.stats.sent.inc_by(n as u64);
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -188,7 +202,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.stats.sent.inc_by(n as u64);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

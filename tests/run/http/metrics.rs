@@ -176,3 +176,36 @@ fn promtool_accepts_the_http_families_with_their_series() {
     let complaints = promtool_complaints(&metrics.text);
     assert!(complaints.is_empty(), "promtool: {complaints}\n{}", metrics.text);
 }
+
+/// An HTTP port's client connections count in the per-port families as a
+/// TCP port's do: accepted, open now, bytes each way (the whole
+/// exchange, heads included), and how long they lasted.
+#[test]
+fn client_connections_of_an_http_port_count_as_on_a_tcp_port() {
+    const CONNECTIONS: &str = "svcproxy_connections_total";
+    const ACTIVE: &str = "svcproxy_connections_active";
+    const RECEIVED: &str = "svcproxy_received_bytes_total";
+    const SENT: &str = "svcproxy_sent_bytes_total";
+    const LASTED: &str = "svcproxy_connection_duration_seconds_count";
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let mut proxy = serving(&manifest, frontend);
+    let mut delta = Delta::start(&mut proxy, "web");
+    let mut connection = keep_alive(frontend);
+    let mut answered = 0;
+    for _ in 0..3 {
+        let (status, headers, body) = exchange(&mut connection, GET).expect("a request");
+        assert_eq!(status, 200);
+        answered += body.len() + headers.len();
+    }
+    delta.settle(&mut proxy, 3.0);
+    delta.assert(CONNECTIONS, &[], 1.0);
+    delta.assert(ACTIVE, &[], 1.0);
+    delta.assert(RECEIVED, &[], (3 * GET.len()) as f64);
+    assert!(delta.of(SENT, &[]) > answered as f64, "{}", delta.after.text);
+    drop(connection);
+    let series = "svcproxy_connections_active{namespace=\"default\",service=\"web\",port=\"web\"}";
+    proxy.wait_metric(series, WAIT, |v| v == delta.before_value(ACTIVE, &[]));
+    delta.after = scrape(&mut proxy);
+    delta.assert(LASTED, &[], 1.0);
+}

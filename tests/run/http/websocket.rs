@@ -160,13 +160,10 @@ fn a_websocket_session_outlives_its_pods_removal_from_the_service() {
 }
 
 /// SIGTERM's drain counts a WebSocket session as a live connection
-/// (DESIGN §4: live connections finish, up to `--drain-timeout`): the
+/// (live connections finish, up to `--drain-timeout`): the
 /// listener closes at once, the open session still echoes and closes
 /// cleanly, and then the proxy exits 0.
 #[test]
-#[ignore = "svcproxy bug: the drain does not count an upgraded connection (src/proxy/http.rs \
-            drops its Live when hyper hands the upgraded IO over; the tunnel task holds none), \
-            so SIGTERM exits at once (`draining live=0`) and resets the session"]
 fn sigterm_lets_an_open_websocket_session_finish() {
     let pods = pods(&["a"]);
     let rt = runtime();
@@ -196,8 +193,6 @@ fn sigterm_lets_an_open_websocket_session_finish() {
 /// open when `--drain-timeout` runs out echoes after the signal, then is
 /// cut at the timeout, the proxy exiting 0 without waiting for it.
 #[test]
-#[ignore = "svcproxy bug: the drain does not count an upgraded connection, so SIGTERM exits \
-            at once and resets the session (see sigterm_lets_an_open_websocket_session_finish)"]
 fn a_websocket_session_open_at_the_drain_timeout_is_cut() {
     let pods = pods(&["a"]);
     let rt = runtime();
