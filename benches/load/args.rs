@@ -25,6 +25,27 @@ pub enum Test {
     /// Resident memory per idle proxied connection.
     #[value(name = "idle")]
     Idle,
+    /// `ka` through every proxy in HTTP mode.
+    #[value(name = "http-ka")]
+    HttpKa,
+    /// `close` through every proxy in HTTP mode.
+    #[value(name = "http-close")]
+    HttpClose,
+    /// h2c with many streams per connection (`h2load`), HTTP mode.
+    #[value(name = "h2c")]
+    H2c,
+    /// Resident memory per idle HTTP keep-alive connection (one request
+    /// answered), HTTP mode.
+    #[value(name = "http-idle")]
+    HttpIdle,
+}
+
+/// How a proxy forwards: bytes (L4), or requests (HTTP mode: per-request
+/// balancing over pooled HTTP/1.1 connections to the endpoints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    Tcp,
+    Http,
 }
 
 /// A proxy under test.
@@ -38,7 +59,9 @@ pub enum Impl {
     Nginx,
 }
 
-/// svcproxy against HAProxy (mode tcp) and nginx (stream) on loopback.
+/// svcproxy against HAProxy and nginx on loopback, in TCP mode (HAProxy
+/// `mode tcp`, nginx `stream`) and in HTTP mode (HAProxy `mode http`,
+/// nginx `http` with an upstream keep-alive pool).
 ///
 /// Run with `cargo bench --bench load [-- OPTIONS]`. Without `--bench`
 /// (as `cargo test --bench load` runs it), or with `--test` (`cargo bench
@@ -53,18 +76,23 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub reps: u32,
     /// Tests to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "ka,close,lat1,bulk1m,idle")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ka,close,lat1,bulk1m,idle,http-ka,http-close,h2c,http-idle"
+    )]
     pub tests: Vec<Test>,
     /// Implementations to compare, comma-separated; a peer not installed
     /// is skipped with a note.
     #[arg(long = "impl", value_delimiter = ',', default_value = "svcproxy,haproxy,nginx")]
     pub impls: Vec<Impl>,
-    /// Extra Services (2 ports, 3 endpoints each) in svcproxy's manifests,
-    /// on their own loopback addresses: the per-connection cost at scale.
+    /// Extra Services (2 ports, 3 endpoints each) in svcproxy's manifests
+    /// (TCP mode), on their own loopback addresses: the per-connection
+    /// cost at scale.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=200_000))]
     pub services: u32,
-    /// Idle connections the `idle` test holds open (one source address:
-    /// bounded by the ephemeral port range).
+    /// Idle connections the `idle` and `http-idle` tests hold open (one
+    /// source address: bounded by the ephemeral port range).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=25_000))]
     pub idle: u32,
     /// Run unpinned even where taskset could pin the proxy to its own CPU.
@@ -115,6 +143,9 @@ pub struct Settings {
     pub ka_conns: usize,
     pub close_conns: usize,
     pub bulk_conns: usize,
+    /// h2c: connections, and streams in flight on each.
+    pub h2c_conns: usize,
+    pub h2c_streams: usize,
 }
 
 // === impl Settings ===
@@ -144,6 +175,8 @@ impl Settings {
             ka_conns: 64,
             close_conns: 32,
             bulk_conns: 4,
+            h2c_conns: 4,
+            h2c_streams: 100,
         };
         if base.smoke { base.into_smoke() } else { base }
     }
@@ -206,6 +239,32 @@ impl Test {
             Test::Lat1 => "lat1",
             Test::Bulk1m => "bulk1m",
             Test::Idle => "idle",
+            Test::HttpKa => "http-ka",
+            Test::HttpClose => "http-close",
+            Test::H2c => "h2c",
+            Test::HttpIdle => "http-idle",
+        }
+    }
+
+    /// The mode the proxies run in for this test.
+    pub fn mode(self) -> Mode {
+        match self {
+            Test::Ka | Test::Close | Test::Lat1 | Test::Bulk1m | Test::Idle => Mode::Tcp,
+            Test::HttpKa | Test::HttpClose | Test::H2c | Test::HttpIdle => Mode::Http,
+        }
+    }
+
+    /// An idle-memory test (a fresh proxy each run), not a load test.
+    pub fn is_idle(self) -> bool {
+        matches!(self, Test::Idle | Test::HttpIdle)
+    }
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
         }
     }
 }

@@ -1,9 +1,8 @@
 //! The benchmark's flow: pin, raise the descriptor limit, start the
-//! endpoints and every available proxy, check them, then measure
-//! interleaved (rep → test → implementation, the order rotated each rep,
-//! so the machine's noise hits all alike); last the idle test, each run on
-//! a fresh proxy. A peer that is missing or fails is skipped with a note;
-//! svcproxy failing fails the run.
+//! endpoints and every available proxy in each mode the tests need (TCP,
+//! HTTP), check them, then measure interleaved (`rotate`); last the idle
+//! tests, each run on a fresh proxy. A peer that is missing or fails is
+//! skipped with a note; svcproxy failing fails the run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,13 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use tokio::runtime::Runtime;
 
-use super::args::{Impl, Settings, Test};
+use super::args::{Impl, Mode, Settings, Test};
 use super::backend::Backends;
 use super::pin::Pinning;
 use super::procfs::Machine;
 use super::proxy::{Env, Proxy};
-use super::run::{self, Measure};
-use super::{idle, limits, peers, process};
+use super::run::Measure;
+use super::{h2load, launch, limits, peers, process, rotate};
 
 /// Everything the report needs.
 pub struct Results {
@@ -38,7 +37,7 @@ pub struct Results {
 
 impl Results {
     /// Records a fault of `kind`: a failure for svcproxy, a note for a peer.
-    fn fault(&mut self, kind: Impl, what: String) {
+    pub fn fault(&mut self, kind: Impl, what: String) {
         eprintln!("load: {what}");
         if kind == Impl::Svcproxy || self.settings.smoke {
             self.failures.push(what);
@@ -47,7 +46,7 @@ impl Results {
         }
     }
 
-    fn push(&mut self, kind: Impl, test: Test, m: Measure) {
+    pub fn push(&mut self, kind: Impl, test: Test, m: Measure) {
         self.runs.entry((kind, test)).or_default().push(m);
     }
 }
@@ -85,33 +84,55 @@ pub fn run(s: Settings) -> Result<Results> {
         notes,
         failures: Vec::new(),
     };
-    let kinds = available(&s, &mut res);
-    res.versions = kinds.iter().map(|&k| (k, version(k))).collect();
-    let load: Vec<Test> = s.tests.iter().copied().filter(|&t| t != Test::Idle).collect();
-    if !load.is_empty() {
-        let proxies = start_all(&env, &kinds, &mut res);
-        if !s.smoke {
-            warm_up(&env, &proxies, &s);
-        }
-        rotate_load(&env, proxies, &load, &mut res);
-    }
-    if s.tests.contains(&Test::Idle) {
-        rotate_idle(&env, &backends, &kinds, &mut res);
-    }
+    let pairs = prepare(&mut res);
+    measure(&env, &backends, &pairs, &mut res);
     res.elapsed = clock.elapsed();
     Ok(res)
+}
+
+/// The (implementation, mode) pairs that can run, the tests that can;
+/// the versions noted.
+fn prepare(res: &mut Results) -> Vec<(Impl, Mode)> {
+    if res.settings.tests.contains(&Test::H2c) && !h2load_found(res) {
+        res.settings.tests.retain(|&t| t != Test::H2c);
+    }
+    let pairs = available(&res.settings.clone(), res);
+    let mut kinds: Vec<Impl> = pairs.iter().map(|&(k, _)| k).collect();
+    kinds.dedup();
+    res.versions = kinds.iter().map(|&k| (k, version(k))).collect();
+    pairs
+}
+
+/// The load tests on proxies started once, then the idle tests.
+fn measure(env: &Env<'_>, backends: &Backends, pairs: &[(Impl, Mode)], res: &mut Results) {
+    let s = res.settings.clone();
+    let load: Vec<Test> = s.tests.iter().copied().filter(|t| !t.is_idle()).collect();
+    if !load.is_empty() {
+        let wanted: Vec<(Impl, Mode)> =
+            pairs.iter().copied().filter(|(_, m)| load.iter().any(|t| t.mode() == *m)).collect();
+        let proxies = start_all(env, &wanted, res);
+        if !s.smoke {
+            rotate::warm_up(env, &proxies, &s);
+        }
+        rotate::load(env, proxies, &load, res);
+    }
+    for test in s.tests.iter().copied().filter(|t| t.is_idle()) {
+        let kinds: Vec<Impl> =
+            pairs.iter().filter(|(_, m)| *m == test.mode()).map(|&(k, _)| k).collect();
+        rotate::idle(env, backends, test, &kinds, res);
+    }
 }
 
 /// `s` cut to the descriptor budget; the soft limit, and notes on what
 /// was cut.
 fn fit(mut s: Settings) -> (Settings, u64, Vec<String>) {
-    let idle = if s.tests.contains(&Test::Idle) { s.idle } else { 0 };
+    let idle = if s.tests.iter().any(|t| t.is_idle()) { s.idle } else { 0 };
     let budget = limits::budget(s.services, idle);
     (s.services, s.idle) = (budget.services, budget.idle);
     let mut notes = budget.notes;
-    if s.idle == 0 && s.tests.contains(&Test::Idle) {
-        s.tests.retain(|&t| t != Test::Idle);
-        notes.push("idle skipped: no descriptors left for its connections".to_owned());
+    if s.idle == 0 && s.tests.iter().any(|t| t.is_idle()) {
+        s.tests.retain(|t| !t.is_idle());
+        notes.push("idle tests skipped: no descriptors left for their connections".to_owned());
     }
     (s, budget.nofile, notes)
 }
@@ -125,26 +146,35 @@ fn runtime(name: &str, threads: usize) -> Result<Runtime> {
         .with_context(|| format!("{name} runtime"))
 }
 
-/// The requested implementations that can run here; notes for the others.
-fn available(s: &Settings, res: &mut Results) -> Vec<Impl> {
-    let mut kinds = Vec::new();
+/// The requested implementations that can run here, in each mode the
+/// tests need; notes for the others.
+fn available(s: &Settings, res: &mut Results) -> Vec<(Impl, Mode)> {
+    let mut modes: Vec<Mode> = s.tests.iter().map(|t| t.mode()).collect();
+    modes.sort();
+    modes.dedup();
+    let mut pairs = Vec::new();
     for &kind in &s.impls {
-        let missing = match kind {
-            Impl::Svcproxy => None,
-            Impl::Haproxy => {
-                peers::which("haproxy").is_none().then(|| "haproxy is not on PATH".to_owned())
+        for &mode in &modes {
+            match launch::missing(kind, mode) {
+                Some(why) => {
+                    res.notes.push(format!("{} ({}) skipped: {why}", kind.name(), mode.name()))
+                }
+                None => pairs.push((kind, mode)),
             }
-            Impl::Nginx if peers::which("nginx").is_none() => {
-                Some("nginx is not on PATH".to_owned())
-            }
-            Impl::Nginx => peers::nginx_stream().err().map(|e| format!("nginx: {e}")),
-        };
-        match missing {
-            Some(why) => res.notes.push(format!("{} skipped: {why}", kind.name())),
-            None => kinds.push(kind),
         }
     }
-    kinds
+    pairs
+}
+
+/// Whether h2load is on PATH; a fault when not (a failure in the smoke,
+/// which CI runs with it installed).
+fn h2load_found(res: &mut Results) -> bool {
+    let found = peers::which(h2load::PROGRAM).is_some();
+    if !found {
+        let what = "h2c skipped: h2load is not on PATH (Debian: nghttp2-client)".to_owned();
+        if res.settings.smoke { res.failures.push(what) } else { res.notes.push(what) }
+    }
+    found
 }
 
 fn version(kind: Impl) -> String {
@@ -168,10 +198,10 @@ fn version(kind: Impl) -> String {
 }
 
 /// Starts and checks every proxy; one that fails is left out.
-fn start_all(env: &Env<'_>, kinds: &[Impl], res: &mut Results) -> Vec<Proxy> {
+fn start_all(env: &Env<'_>, wanted: &[(Impl, Mode)], res: &mut Results) -> Vec<Proxy> {
     let mut proxies = Vec::new();
-    for &kind in kinds {
-        let started = Proxy::start(kind, env).and_then(|p| Ok((p.check(env.rt)?, p)));
+    for &(kind, mode) in wanted {
+        let started = Proxy::start(kind, mode, env).and_then(|p| Ok((p.check(env.rt)?, p)));
         match started {
             Ok((seen, proxy)) => {
                 let mut distinct = seen.clone();
@@ -180,108 +210,23 @@ fn start_all(env: &Env<'_>, kinds: &[Impl], res: &mut Results) -> Vec<Proxy> {
                 if distinct.len() < env.endpoints.len() {
                     res.notes.push(format!(
                         "{} sent 6 new connections to endpoints {seen:?}: not all three",
-                        kind.name()
+                        proxy.name()
                     ));
                 }
-                eprintln!("load: {} serving on {} (endpoints {seen:?})", kind.name(), proxy.listen);
+                if mode == Mode::Http && proxy.h2c.is_none() {
+                    res.notes.push(format!("{}: no HTTP/2, no h2c test", proxy.name()));
+                }
+                eprintln!(
+                    "load: {} serving on {} (endpoints {seen:?})",
+                    proxy.name(),
+                    proxy.listen
+                );
                 proxies.push(proxy);
             }
-            Err(e) => res.fault(kind, format!("{} could not start: {e:#}", kind.name())),
+            Err(e) => {
+                res.fault(kind, format!("{} ({}) could not start: {e:#}", kind.name(), mode.name()))
+            }
         }
     }
     proxies
-}
-
-/// A short keep-alive and bulk run on each proxy, not recorded: page
-/// cache, allocator pools and lazily grown buffers settle before the
-/// first measured run.
-fn warm_up(env: &Env<'_>, proxies: &[Proxy], s: &Settings) {
-    let short = Settings { duration: s.duration.min(Duration::from_millis(500)), ..s.clone() };
-    for proxy in proxies {
-        for test in [Test::Ka, Test::Bulk1m] {
-            let _ = run::load(env.rt, test, proxy.listen, &proxy.process, env.pin, &short);
-        }
-    }
-}
-
-/// rep → test → implementation, the order rotated by one each rep; a
-/// proxy that fails is stopped and left out of the rest.
-fn rotate_load(env: &Env<'_>, proxies: Vec<Proxy>, tests: &[Test], res: &mut Results) {
-    let mut slots: Vec<Option<Proxy>> = proxies.into_iter().map(Some).collect();
-    let n = slots.len();
-    for rep in 0..res.settings.reps {
-        for &test in tests {
-            for i in 0..n {
-                let at = (i + rep as usize) % n;
-                let Some(proxy) = slots[at].as_mut() else { continue };
-                let kind = proxy.kind;
-                let s = &res.settings;
-                let measured = run::load(env.rt, test, proxy.listen, &proxy.process, env.pin, s)
-                    .and_then(|m| proxy.process.check_running().map(|()| m));
-                match measured {
-                    Ok(m) => record(res, kind, test, rep, m),
-                    Err(e) => {
-                        res.fault(kind, format!("{} {}: {e:#}", kind.name(), test.name()));
-                        slots[at] = None;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Logs one run and keeps it; errors inside the window are a fault.
-fn record(res: &mut Results, kind: Impl, test: Test, rep: u32, m: Measure) {
-    let rate = m.done as f64 / m.secs.max(1e-9);
-    let cpu = m.proxy_cpu_s * 1e6 / (m.done.max(1) as f64);
-    eprintln!(
-        "load: rep {}/{} {:<6} {:<8} {rate:>9.0}/s  p99 {:>6.0} µs  proxy {cpu:>6.1} µs/op  errors {}",
-        rep + 1,
-        res.settings.reps,
-        test.name(),
-        kind.name(),
-        m.p99_us.unwrap_or(f64::NAN),
-        m.errors
-    );
-    if m.errors > 0 || m.done == 0 {
-        let what = format!(
-            "{} {} rep {}: {} errors, {} done",
-            kind.name(),
-            test.name(),
-            rep + 1,
-            m.errors,
-            m.done
-        );
-        res.fault(kind, what);
-    }
-    res.push(kind, test, m);
-}
-
-/// Each rep, each implementation (rotated) on a fresh proxy.
-fn rotate_idle(env: &Env<'_>, backends: &Backends, kinds: &[Impl], res: &mut Results) {
-    let (reps, k) = (res.settings.reps, res.settings.idle);
-    for rep in 0..reps {
-        for i in 0..kinds.len() {
-            let kind = kinds[(i + rep as usize) % kinds.len()];
-            let measured = Proxy::start(kind, env)
-                .and_then(|mut proxy| idle::measure(env.rt, &mut proxy, backends, k));
-            match measured {
-                Ok(m) => {
-                    if let Some(idle) = m.idle {
-                        let growth =
-                            idle.held_kib.saturating_sub(idle.before_kib) as f64 / k as f64;
-                        eprintln!(
-                            "load: rep {}/{reps} idle   {:<8} {k} connections: RSS {} → {} KiB, {growth:.2} KiB/conn",
-                            rep + 1,
-                            kind.name(),
-                            idle.before_kib,
-                            idle.held_kib
-                        );
-                    }
-                    res.push(kind, Test::Idle, m);
-                }
-                Err(e) => res.fault(kind, format!("{} idle: {e:#}", kind.name())),
-            }
-        }
-    }
 }

@@ -1,7 +1,8 @@
-//! The peers: HAProxy (`mode tcp`, round robin) and nginx (`stream {}`,
-//! round robin), configured as the shared bench's templates do
-//! (`../shared/bench/templates/`): no logging, one thread or worker per
-//! proxy CPU, connection limits above what the idle test opens.
+//! The peers in TCP mode: HAProxy (`mode tcp`, round robin) and nginx
+//! (`stream {}`, round robin), configured as the shared bench's templates
+//! do (`../shared/bench/templates/`): no logging, one thread or worker per
+//! proxy CPU, connection limits above what the idle test opens. Finding
+//! the programs, and nginx's main context, serve `peers_http` too.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -97,14 +98,8 @@ pub fn nginx_config(nginx: &Nginx, s: &NginxSetup<'_>) -> String {
     if let Some(module) = &nginx.module {
         let _ = writeln!(cfg, "load_module {};", module.display());
     }
-    let wd = s.workdir.display();
-    let _ = write!(
-        cfg,
-        "daemon off;\nmaster_process on;\nworker_processes {};\npid {wd}/nginx.pid;\n\
-         error_log {wd}/nginx.error.log warn;\nworker_rlimit_nofile {};\n\n\
-         events {{\n    worker_connections {};\n}}\n\nstream {{\n    upstream be {{\n",
-        s.workers, s.nofile, s.maxconn
-    );
+    nginx_main(&mut cfg, s);
+    cfg.push_str("stream {\n    upstream be {\n");
     for e in s.endpoints {
         let _ = writeln!(cfg, "        server {e};");
     }
@@ -116,6 +111,19 @@ pub fn nginx_config(nginx: &Nginx, s: &NginxSetup<'_>) -> String {
         s.listen
     );
     cfg
+}
+
+/// The main context every nginx configuration starts with: a master and
+/// `workers` workers, no daemon, its files in the work directory.
+pub fn nginx_main(cfg: &mut String, s: &NginxSetup<'_>) {
+    let wd = s.workdir.display();
+    let _ = write!(
+        cfg,
+        "daemon off;\nmaster_process on;\nworker_processes {};\npid {wd}/nginx.pid;\n\
+         error_log {wd}/nginx.error.log warn;\nworker_rlimit_nofile {};\n\n\
+         events {{\n    worker_connections {};\n}}\n\n",
+        s.workers, s.nofile, s.maxconn
+    );
 }
 
 /// `nginx -p WORKDIR -c CONFIG -e ERRORLOG` (stays in the foreground: `daemon off`).

@@ -79,6 +79,24 @@ impl Process {
         }
     }
 
+    /// Waits for the process to exit on its own within `deadline`; fails
+    /// with the log's tail if it does not, or exits with a failure.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Result<()> {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("{} exited ({status}); log tail:\n{}", self.name, self.log_tail(15));
+                }
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                bail!("{} still running after {deadline:?}:\n{}", self.name, self.log_tail(15));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// VmRSS of the process and its descendants, in KiB.
     pub fn rss_kib(&self) -> u64 {
         procfs::tree_rss_kib(self.pid())

@@ -1,20 +1,21 @@
 //! A proxy under test, started and serving: svcproxy, HAProxy or nginx on
-//! its own loopback address (`127.77.0.10`–`.12`), pinned to the proxy
-//! CPU when the bench pins, checked with real requests before any
-//! measurement.
+//! its own loopback address (TCP mode `127.77.0.10`–`.12`, HTTP mode
+//! `.20`–`.22`), pinned to the proxy CPU when the bench pins, checked with
+//! real requests before any measurement.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::runtime::Runtime;
 
-use super::args::Impl;
+use super::args::{Impl, Mode};
 use super::backend::{BULK_PATH, BULK_SIZE, SMALL_BODY, SMALL_PATH};
+use super::launch::{self, Launch};
 use super::pin::Pinning;
 use super::process::Process;
-use super::{http, peers, svcproxy};
+use super::{http, svcproxy};
 
 /// What every proxy is started from.
 pub struct Env<'a> {
@@ -34,48 +35,32 @@ pub struct Env<'a> {
 /// A running proxy; stopped when dropped.
 pub struct Proxy {
     pub kind: Impl,
+    pub mode: Mode,
     pub listen: SocketAddr,
+    /// Where h2c clients go (HTTP mode): `listen`, or nginx's second port.
+    pub h2c: Option<SocketAddr>,
     pub process: Process,
     /// svcproxy's `/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Its configuration, log, and scratch files.
+    pub dir: PathBuf,
 }
 
 // === impl Proxy ===
 
 impl Proxy {
-    /// Starts `kind` and waits until a request through it succeeds.
-    pub fn start(kind: Impl, env: &Env<'_>) -> Result<Proxy> {
-        let ip = Ipv4Addr::new(127, 77, 0, 10 + kind as u8);
-        let listen = SocketAddr::from((ip, free_port(ip)?));
-        let dir = env.workdir.join(kind.name());
+    /// Starts `kind` in `mode` and waits until a request through it
+    /// succeeds.
+    pub fn start(kind: Impl, mode: Mode, env: &Env<'_>) -> Result<Proxy> {
+        let first = if mode == Mode::Tcp { 10 } else { 20 };
+        let ip = Ipv4Addr::new(127, 77, 0, first + kind as u8);
+        let listen = SocketAddrV4::new(ip, free_port(ip)?);
+        let dir = env.workdir.join(format!("{}-{}", kind.name(), mode.name()));
         std::fs::create_dir_all(&dir)?;
-        let cmd = match kind {
-            Impl::Svcproxy => {
-                let manifests = dir.join("manifests");
-                svcproxy::write_manifests(&manifests, listen, env.endpoints, env.services)?;
-                let mut cmd = env.pin.command(env!("CARGO_BIN_EXE_svcproxy"));
-                svcproxy::command(&mut cmd, &manifests, ip);
-                cmd.args(env.svcproxy_args);
-                cmd
-            }
-            Impl::Haproxy => {
-                let config = dir.join("haproxy.cfg");
-                let threads = env.pin.proxy_threads();
-                let text = peers::haproxy_config(listen, env.endpoints, threads, env.maxconn);
-                std::fs::write(&config, text)?;
-                peers::haproxy_command(env.pin.command("haproxy"), &config)
-            }
-            Impl::Nginx => {
-                let config = dir.join("nginx.conf");
-                std::fs::write(
-                    &config,
-                    peers::nginx_config(&peers::nginx_stream()?, &nginx(env, listen, &dir)),
-                )?;
-                peers::nginx_command(env.pin.command("nginx"), &dir, &config)
-            }
-        };
+        let Launch { cmd, h2c } = launch::launch(kind, mode, env, listen, &dir)?;
         let process = Process::spawn(kind.name(), cmd, &dir.join("out.log"))?;
-        let mut proxy = Proxy { kind, listen, process, metrics: None };
+        let listen = SocketAddr::V4(listen);
+        let mut proxy = Proxy { kind, mode, listen, h2c, process, metrics: None, dir };
         let ready = Duration::from_secs(15 + u64::from(env.services) / 1000);
         proxy.process.wait_ready(ready, || probe(env.rt, listen))?;
         if kind == Impl::Svcproxy {
@@ -83,6 +68,11 @@ impl Proxy {
             proxy.metrics = Some(svcproxy::metrics_addr(&log).context("no admin endpoints line")?);
         }
         Ok(proxy)
+    }
+
+    /// `svcproxy (http)`, say: the implementation and its mode.
+    pub fn name(&self) -> String {
+        format!("{} ({})", self.kind.name(), self.mode.name())
     }
 
     /// Six new connections and one 1 MiB response through the proxy: the
@@ -114,18 +104,6 @@ pub fn active(rt: &Runtime, metrics: SocketAddr) -> Result<f64> {
     svcproxy::active_connections(&String::from_utf8_lossy(&body))
 }
 
-fn nginx<'a>(env: &Env<'a>, listen: SocketAddr, dir: &'a Path) -> peers::NginxSetup<'a> {
-    peers::NginxSetup {
-        listen,
-        endpoints: env.endpoints,
-        workdir: dir,
-        workers: env.pin.proxy_threads(),
-        nofile: env.nofile,
-        // Each proxied connection is two of nginx's connections.
-        maxconn: 2 * env.maxconn,
-    }
-}
-
 /// One small request through the proxy.
 fn probe(rt: &Runtime, listen: SocketAddr) -> Result<()> {
     let (head, _) = rt.block_on(http::fetch(listen, SMALL_PATH))?;
@@ -137,6 +115,6 @@ fn probe(rt: &Runtime, listen: SocketAddr) -> Result<()> {
 
 /// A port free on `ip` right now (the proxy binds it a moment later; the
 /// address is the bench's own, so nothing else competes for it).
-fn free_port(ip: Ipv4Addr) -> Result<u16> {
+pub fn free_port(ip: Ipv4Addr) -> Result<u16> {
     Ok(TcpListener::bind((ip, 0)).context("probe a free port")?.local_addr()?.port())
 }

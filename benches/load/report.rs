@@ -1,6 +1,6 @@
-//! The Markdown report: a header (when, where, how), then per
-//! implementation the median of the runs with their range, and svcproxy
-//! against the best peer.
+//! The Markdown report: a header (when, where, how), then for each mode
+//! (TCP, HTTP) per implementation the median of the runs with their
+//! range, and svcproxy against the best peer; the HTTP mode's targets.
 
 use std::fmt::Write as _;
 
@@ -8,17 +8,26 @@ use super::args::{Impl, Settings, Test};
 use super::bench::Results;
 use super::metric::{self, Better, Metric};
 use super::stats::Spread;
+use super::targets;
 
 /// The whole report.
 pub fn render(r: &Results) -> String {
     let mut out = header(r);
-    let kinds: Vec<Impl> = r.versions.iter().map(|(k, _)| *k).collect();
-    table(&mut out, r, &kinds, "Proxy cost (lower is better)", metric::COST);
-    table(&mut out, r, &kinds, "Client view", metric::CLIENT);
-    if r.pin.proxy.is_some() {
-        table(&mut out, r, &kinds, "Proxy core, softirq included (pinned)", metric::CORE);
+    let pinned = r.pin.proxy.is_some();
+    let tcp: [(&str, &[Metric]); 3] = [
+        ("Proxy cost (lower is better)", metric::COST),
+        ("Client view", metric::CLIENT),
+        ("Proxy core, softirq included (pinned)", if pinned { metric::CORE } else { &[] }),
+    ];
+    section(&mut out, r, "TCP mode (L4)", &tcp);
+    let http: [(&str, &[Metric]); 3] = [
+        ("Proxy cost (lower is better)", metric::HTTP_COST),
+        ("Client view", metric::HTTP_CLIENT),
+        ("Proxy core, softirq included (pinned)", if pinned { metric::HTTP_CORE } else { &[] }),
+    ];
+    if section(&mut out, r, "HTTP mode", &http) {
+        targets::render(&mut out, r);
     }
-    ratios(&mut out, r);
     if !r.failures.is_empty() {
         out.push_str("\n**Failures**\n\n");
         for f in &r.failures {
@@ -26,6 +35,22 @@ pub fn render(r: &Results) -> String {
         }
     }
     out
+}
+
+/// A mode's tables, then svcproxy ÷ the best peer on the first two
+/// (cost and client); false when no figure of the mode was measured.
+fn section(out: &mut String, r: &Results, title: &str, tables: &[(&str, &[Metric])]) -> bool {
+    let kinds: Vec<Impl> = r.versions.iter().map(|(k, _)| *k).collect();
+    let mut body = String::new();
+    for (name, metrics) in tables {
+        table(&mut body, r, &kinds, name, metrics);
+    }
+    if body.is_empty() {
+        return false;
+    }
+    let _ = write!(out, "\n### {title}\n{body}");
+    ratios(out, r, tables.iter().take(2).flat_map(|(_, m)| m.iter()));
+    true
 }
 
 fn header(r: &Results) -> String {
@@ -79,16 +104,27 @@ fn tests(s: &Settings) -> String {
         Test::Lat1 => "lat1: 1 keep-alive connection".to_owned(),
         Test::Bulk1m => format!("bulk1m: {} connections, 1 MiB responses", s.bulk_conns),
         Test::Idle => format!("idle: {} idle connections, a fresh proxy each run", s.idle),
+        Test::HttpKa => format!("http-ka: ka in HTTP mode ({} connections)", s.ka_conns),
+        Test::HttpClose => format!("http-close: close in HTTP mode ({} at a time)", s.close_conns),
+        Test::H2c => format!(
+            "h2c: h2load, {} connections × {} streams, HTTP mode",
+            s.h2c_conns, s.h2c_streams
+        ),
+        Test::HttpIdle => format!(
+            "http-idle: {} idle HTTP keep-alive connections (one request answered each), \
+             a fresh proxy each run",
+            s.idle
+        ),
     };
     s.tests.iter().map(describe).collect::<Vec<_>>().join("; ")
 }
 
 /// The runs of `kind` behind `metric`, reduced to a spread.
-fn spread(r: &Results, kind: Impl, metric: &Metric) -> Option<Spread> {
+pub fn spread(r: &Results, kind: Impl, metric: &Metric) -> Option<Spread> {
     let values = r
         .runs
         .iter()
-        .filter(|((k, t), _)| *k == kind && metric.test.map_or(*t != Test::Idle, |want| want == *t))
+        .filter(|((k, t), _)| *k == kind && metric.of.matches(*t))
         .flat_map(|(_, runs)| runs.iter().filter_map(metric.value))
         .collect();
     Spread::of(values)
@@ -122,17 +158,11 @@ fn cell(spread: Option<Spread>, decimals: usize) -> String {
 }
 
 /// svcproxy ÷ the best peer, figure by figure.
-fn ratios(out: &mut String, r: &Results) {
-    let peers: Vec<Impl> =
-        r.versions.iter().map(|(k, _)| *k).filter(|&k| k != Impl::Svcproxy).collect();
+fn ratios<'a>(out: &mut String, r: &Results, metrics: impl Iterator<Item = &'a Metric>) {
     let mut rows = Vec::new();
-    for m in metric::COST.iter().chain(metric::CLIENT) {
+    for m in metrics {
         let Some(ours) = spread(r, Impl::Svcproxy, m) else { continue };
-        let best = peers
-            .iter()
-            .filter_map(|&k| Some((k, spread(r, k, m)?.median)))
-            .reduce(|a, b| if better(m.better, b.1, a.1) { b } else { a });
-        let Some((peer, theirs)) = best else { continue };
+        let Some((peer, theirs)) = best_peer(r, m) else { continue };
         if theirs == 0.0 {
             continue;
         }
@@ -157,6 +187,16 @@ fn ratios(out: &mut String, r: &Results) {
     }
 }
 
+/// The peer with the best median of `m`, and that median.
+pub fn best_peer(r: &Results, m: &Metric) -> Option<(Impl, f64)> {
+    r.versions
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|&k| k != Impl::Svcproxy)
+        .filter_map(|k| Some((k, spread(r, k, m)?.median)))
+        .reduce(|a, b| if better(m.better, b.1, a.1) { b } else { a })
+}
+
 fn better(way: Better, a: f64, b: f64) -> bool {
     match way {
         Better::Lower => a < b,
@@ -165,7 +205,7 @@ fn better(way: Better, a: f64, b: f64) -> bool {
 }
 
 /// `value` with `decimals` places and thousands separated by commas.
-fn number(value: f64, decimals: usize) -> String {
+pub fn number(value: f64, decimals: usize) -> String {
     let text = format!("{value:.decimals$}");
     let (int, frac) = text.split_once('.').map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
     let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));

@@ -1,7 +1,8 @@
 //! svcproxy as a proxy under test: the manifests (the shared bench's
 //! shape: one Service whose ClusterIP:port is the listen address, one
-//! EndpointSlice per endpoint, plus `--services N` extra Services), the
-//! command line, and its `/metrics`.
+//! EndpointSlice per endpoint, plus `--services N` extra Services; in HTTP
+//! mode the port says `appProtocol: http`), the command line, and its
+//! `/metrics`.
 //!
 //! Addresses: the bench's own are `127.77.0.x`; the extra Services and
 //! their endpoints take `127.78.0.1`–`127.95.255.250`, clear of the test
@@ -15,12 +16,15 @@ use std::process::Command;
 
 use anyhow::{Context, Result, anyhow};
 
+use super::args::Mode;
+
 /// The Service every test goes through.
 const SERVICE: &str = "bench";
 /// Addresses per second octet: last octets 1..=250 (never .0 or .255).
 const PER_OCTET2: u32 = 256 * 250;
 
-/// Writes `DIR/bench.yaml`: the bench Service on `listen` with one
+/// Writes `DIR/bench.yaml`: the bench Service on `listen` (its port
+/// HTTP in [`Mode::Http`]: the endpoints spoken to in HTTP/1.1) with one
 /// EndpointSlice per endpoint, then `extra` Services of 2 ports and 3
 /// endpoints each.
 pub fn write_manifests(
@@ -28,10 +32,12 @@ pub fn write_manifests(
     listen: SocketAddr,
     endpoints: &[SocketAddr],
     extra: u32,
+    mode: Mode,
 ) -> Result<()> {
+    let app = if mode == Mode::Http { ", appProtocol: http" } else { "" };
     let mut yaml = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {SERVICE}, namespace: default}}\n\
-         spec:\n  clusterIP: {}\n  ports: [{{port: {}, protocol: TCP}}]\n",
+         spec:\n  clusterIP: {}\n  ports: [{{port: {}, protocol: TCP{app}}}]\n",
         listen.ip(),
         listen.port()
     );
@@ -84,8 +90,10 @@ pub fn extra_ip(n: u32) -> Ipv4Addr {
 }
 
 /// Adds `svcproxy run` on `manifests` to `base`, its admin servers on ephemeral ports of
-/// `admin_ip`; `base` is the (possibly taskset-wrapped) program.
-pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr) {
+/// `admin_ip`; `base` is the (possibly taskset-wrapped) program. In HTTP
+/// mode a kept-alive client may wait 60 s for its next request, as the
+/// peers' client timeouts allow (svcproxy's default is 10 s).
+pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr, mode: Mode) {
     base.arg("run")
         .arg("--manifests")
         .arg(manifests)
@@ -93,6 +101,9 @@ pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr) {
         .arg(format!("{admin_ip}:0"))
         .arg("--healthz-bind-address")
         .arg(format!("{admin_ip}:0"));
+    if mode == Mode::Http {
+        base.arg("--http-header-timeout").arg("60s");
+    }
 }
 
 /// The metrics address from the startup line
