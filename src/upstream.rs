@@ -4,7 +4,9 @@
 //! endpoint that leaves the Snapshot loses its idle connections (in-flight
 //! requests finish on theirs).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -18,9 +20,16 @@ use crate::table::{Mode, Snapshot};
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Idle HTTP/1.1 connections kept per endpoint at most: enough for the
-/// requests a busy node has in flight to one pod, few enough that a burst
-/// does not leave hundreds open.
-const MAX_IDLE: usize = 64;
+/// requests a busy node has in flight to one pod (400 HTTP/2 streams
+/// spread over 3 pods need about 130 each: with 64, a quarter of the
+/// requests opened a new connection).
+const MAX_IDLE: usize = 1024;
+/// A kept connection unused this long is closed the next time its pool
+/// takes one back (HAProxy's `pool-purge-delay` is 5 s): a burst does not
+/// leave hundreds open while traffic goes on, and a pod's own keep-alive
+/// timeout (Node.js: 5 s) rarely closes one first. A pod closes those of
+/// a pool that is no longer used.
+const IDLE_FOR: Duration = Duration::from_secs(4);
 
 /// Every endpoint's reusable connections.
 #[derive(Debug, Default)]
@@ -31,7 +40,8 @@ pub struct Upstreams {
 /// One endpoint's.
 #[derive(Debug, Default)]
 struct Pool {
-    idle: Vec<http1::SendRequest<Body>>,
+    /// Oldest first: the most recent is taken (warm), the oldest closed.
+    idle: VecDeque<(http1::SendRequest<Body>, Instant)>,
     h2: Option<http2::SendRequest<Body>>,
 }
 
@@ -42,7 +52,7 @@ impl Upstreams {
     pub fn http1(&self, addr: SocketAddr) -> Option<http1::SendRequest<Body>> {
         let mut pools = self.pools.lock();
         let idle = &mut pools.get_mut(&addr)?.idle;
-        while let Some(sender) = idle.pop() {
+        while let Some((sender, _)) = idle.pop_back() {
             if sender.is_ready() {
                 return Some(sender);
             }
@@ -53,9 +63,13 @@ impl Upstreams {
     /// Keeps `sender` for the next request to `addr` (it is ready again).
     pub fn keep_http1(&self, addr: SocketAddr, sender: http1::SendRequest<Body>) {
         let mut pools = self.pools.lock();
+        let now = Instant::now();
         let idle = &mut pools.entry(addr).or_default().idle;
+        while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= IDLE_FOR) {
+            idle.pop_front();
+        }
         if idle.len() < MAX_IDLE {
-            idle.push(sender);
+            idle.push_back((sender, now));
         }
     }
 
