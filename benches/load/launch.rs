@@ -50,7 +50,7 @@ pub fn launch(
             let extra = if mode == Mode::Tcp { env.services } else { 0 };
             svcproxy::write_manifests(&manifests, listen, env.endpoints, extra, mode)?;
             let mut cmd = env.pin.command(env!("CARGO_BIN_EXE_svcproxy"));
-            svcproxy::command(&mut cmd, &manifests, ip, mode);
+            svcproxy::command(&mut cmd, &manifests, ip);
             cmd.args(env.svcproxy_args);
             cmd
         }

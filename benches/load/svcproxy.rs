@@ -92,8 +92,8 @@ pub fn extra_ip(n: u32) -> Ipv4Addr {
 /// Adds `svcproxy run` on `manifests` to `base`, its admin servers on ephemeral ports of
 /// `admin_ip`; `base` is the (possibly taskset-wrapped) program. In HTTP
 /// mode a kept-alive client may wait 60 s for its next request, as the
-/// peers' client timeouts allow (svcproxy's default is 10 s).
-pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr, mode: Mode) {
+/// peers' client timeouts allow: svcproxy's `--http-idle-timeout` default.
+pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr) {
     base.arg("run")
         .arg("--manifests")
         .arg(manifests)
@@ -101,9 +101,6 @@ pub fn command(base: &mut Command, manifests: &Path, admin_ip: Ipv4Addr, mode: M
         .arg(format!("{admin_ip}:0"))
         .arg("--healthz-bind-address")
         .arg(format!("{admin_ip}:0"));
-    if mode == Mode::Http {
-        base.arg("--http-header-timeout").arg("60s");
-    }
 }
 
 /// The metrics address from the startup line
