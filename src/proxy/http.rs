@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -21,6 +22,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper::header;
 use hyper::http::request::Parts;
+use hyper::server::conn as server;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -30,7 +32,7 @@ use tracing::{debug, warn};
 
 use super::{Active, Conn, connect};
 use crate::balance::{Balancer, Outstanding};
-use crate::context::Context;
+use crate::context::{Context, HttpLimits};
 use crate::metrics::PortStats;
 use crate::shutdown::{Live, Tracker};
 use crate::table::{Mode, Route, RouteEndpoint, Upstream};
@@ -44,11 +46,13 @@ mod answer;
 mod entry;
 mod headers;
 mod quiet;
+mod sniff;
 mod timed;
 
 use answer::{Why, answer};
 use entry::Entry;
 use quiet::{Activity, Due, Watched};
+use sniff::Speaks;
 use timed::{Held, Owner, Timed};
 
 /// What every request of one client connection shares.
@@ -76,37 +80,75 @@ pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: L
         let client = client.clone();
         async move { Ok::<_, Infallible>(client.forward(request).await) }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let speaks = tokio::time::timeout(limits.header_timeout, sniff::speaks(&stream)).await;
+    let io = TokioIo::new(Watched::new(stream, activity.clone(), port.clone()));
     // The header and idle timeouts are ours (quiet.rs), not hyper's.
-    builder.http1().header_read_timeout(None).max_buf_size(limits.max_header_bytes);
-    builder.http2().max_concurrent_streams(limits.max_streams);
-    let stream = TokioIo::new(Watched::new(stream, activity.clone(), port.clone()));
-    let connection = builder.serve_connection_with_upgrades(stream, service);
-    tokio::pin!(connection);
-    // On SIGTERM or the idle timeout: an idle HTTP/1.1 connection closes
-    // at once, a busy one after its response (`Connection: close`), HTTP/2
-    // gets GOAWAY and ends with its last stream; the drain timeout cuts
-    // what is left. A head that does not arrive in time is cut.
-    let served = live.unless_aborted(async {
-        tokio::select! {
-            result = connection.as_mut() => Some(result),
-            () = live.draining() => {
-                connection.as_mut().graceful_shutdown();
-                Some(connection.await)
-            }
-            due = quiet::due(&activity, &limits) => {
-                debug!(client = %peer, ?due, "HTTP connection quiet too long");
-                (due == Due::Idle).then_some(())?;
-                connection.as_mut().graceful_shutdown();
-                Some(connection.await)
-            }
+    let on = On { live: &live, activity: &activity, limits: &limits, peer };
+    match speaks {
+        Ok(Ok(Some(Speaks::Http1))) => {
+            let mut builder = server::http1::Builder::new();
+            builder.header_read_timeout(None).max_buf_size(limits.max_header_bytes);
+            let connection = builder.serve_connection(io, service).with_upgrades();
+            on.drive(connection, |c| c.graceful_shutdown()).await;
         }
-    });
-    if let Some(Some(Err(e))) = served.await {
-        debug!(client = %peer, error = %e, "HTTP connection ended");
+        Ok(Ok(Some(Speaks::H2))) => {
+            let mut builder = server::http2::Builder::new(TokioExecutor::new());
+            builder.max_concurrent_streams(limits.max_streams);
+            on.drive(builder.serve_connection(io, service), |c| c.graceful_shutdown()).await;
+        }
+        Ok(Ok(Some(Speaks::Unsure))) => {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().header_read_timeout(None).max_buf_size(limits.max_header_bytes);
+            builder.http2().max_concurrent_streams(limits.max_streams);
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            on.drive(connection, |c| c.graceful_shutdown()).await;
+        }
+        // Closed, failed, or silent past the header timeout.
+        Ok(Ok(None) | Err(_)) | Err(_) => {}
     }
     port.duration.observe(activity.age().as_secs_f64());
     drop(live);
+}
+
+/// What a served connection answers to: the drain, and its quiet.
+struct On<'a> {
+    live: &'a Live,
+    activity: &'a Activity,
+    limits: &'a HttpLimits,
+    peer: SocketAddr,
+}
+
+impl On<'_> {
+    /// Runs `connection` to its end. On SIGTERM or the idle timeout: an
+    /// idle HTTP/1.1 connection closes at once, a busy one after its
+    /// response (`Connection: close`), HTTP/2 gets GOAWAY and ends with
+    /// its last stream; the drain timeout cuts what is left. A head that
+    /// does not arrive in time is cut.
+    async fn drive<C, E>(&self, connection: C, shutdown: impl Fn(Pin<&mut C>))
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        tokio::pin!(connection);
+        let served = self.live.unless_aborted(async {
+            tokio::select! {
+                result = connection.as_mut() => Some(result),
+                () = self.live.draining() => {
+                    shutdown(connection.as_mut());
+                    Some(connection.await)
+                }
+                due = quiet::due(self.activity, self.limits) => {
+                    debug!(client = %self.peer, ?due, "HTTP connection quiet too long");
+                    (due == Due::Idle).then_some(())?;
+                    shutdown(connection.as_mut());
+                    Some(connection.await)
+                }
+            }
+        });
+        if let Some(Some(Err(e))) = served.await {
+            debug!(client = %self.peer, error = %e, "HTTP connection ended");
+        }
+    }
 }
 
 // === impl Client ===
