@@ -20,6 +20,7 @@ mod grpc;
 mod least_request;
 mod metrics;
 mod protection;
+mod swap;
 mod timeouts;
 mod websocket;
 
