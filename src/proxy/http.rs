@@ -83,7 +83,7 @@ pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: L
     let speaks = tokio::time::timeout(limits.header_timeout, sniff::speaks(&stream)).await;
     let io = TokioIo::new(Watched::new(stream, activity.clone(), port.clone()));
     // The header and idle timeouts are ours (quiet.rs), not hyper's.
-    let on = On { live: &live, activity: &activity, limits: &limits, peer };
+    let on = On { live: &live, activity: &activity, limits: &limits, peer, port: &port };
     match speaks {
         Ok(Ok(Some(Speaks::Http1))) => {
             let mut builder = server::http1::Builder::new();
@@ -116,6 +116,8 @@ struct On<'a> {
     activity: &'a Activity,
     limits: &'a HttpLimits,
     peer: SocketAddr,
+    /// Counts the answers hyper makes itself.
+    port: &'a PortStats,
 }
 
 impl On<'_> {
@@ -127,7 +129,7 @@ impl On<'_> {
     async fn drive<C, E>(&self, connection: C, shutdown: impl Fn(Pin<&mut C>))
     where
         C: Future<Output = Result<(), E>>,
-        E: std::fmt::Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         tokio::pin!(connection);
         let served = self.live.unless_aborted(async {
@@ -146,7 +148,12 @@ impl On<'_> {
             }
         });
         if let Some(Some(Err(e))) = served.await {
+            let e = e.into();
             debug!(client = %self.peer, error = %e, "HTTP connection ended");
+            let automatic = e.downcast_ref::<hyper::Error>().and_then(automatic);
+            if let (Some(code), Some(http)) = (automatic, self.port.http()) {
+                http.responded(code);
+            }
         }
     }
 }
@@ -518,6 +525,16 @@ async fn copy(client: OnUpgrade, endpoint: OnUpgrade) {
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut endpoint).await {
         debug!(error = %e, "upgraded connection ended");
     }
+}
+
+/// The status hyper answered itself before closing, for a request head
+/// it could not parse (hyper's `on_error`): 431 for a head too large, 414
+/// for a URI too long (told apart only by its message), 400 for the rest.
+fn automatic(e: &hyper::Error) -> Option<u16> {
+    if e.is_parse_too_large() {
+        return Some(if e.to_string().starts_with("URI too long") { 414 } else { 431 });
+    }
+    e.is_parse().then_some(400)
 }
 
 /// Whether a request can be sent to another endpoint after one failed:

@@ -546,6 +546,8 @@ fn a_slow_head_is_cut_after_the_header_timeout_and_a_huge_one_refused() {
     let huge = format!("GET / HTTP/1.1\r\nHost: web\r\nX-Big: {}\r\n\r\n", "x".repeat(16 * 1024));
     let (status, _, _) = exchange(&mut keep_alive(frontend), &huge).expect("an answer");
     assert_eq!(status, 431);
+    let code_431 = "svcproxy_http_requests_total{namespace=\"default\",service=\"web\",port=\"web\",code=\"431\"}";
+    proxy.wait_metric(code_431, Duration::from_secs(10), |n| n == 1.0);
 }
 
 /// A pod that answers every request 503, keeping its connections alive.

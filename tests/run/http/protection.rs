@@ -28,7 +28,8 @@ fn answer_to(frontend: std::net::SocketAddr, head: &str) -> String {
 
 /// Two differing `Content-Length`s, a `Transfer-Encoding` that does not
 /// end in `chunked`, a broken request line and a field name with a space:
-/// each is a 400 and a closed connection, and no pod sees a request.
+/// each is a 400 and a closed connection, counted as such, and no pod sees
+/// a request.
 #[test]
 fn smuggling_forms_and_malformed_heads_get_400_and_reach_no_pod() {
     let pods = endpoints(&["a"]);
@@ -47,6 +48,9 @@ fn smuggling_forms_and_malformed_heads_get_400_and_reach_no_pod() {
         assert!(answer.starts_with("HTTP/1.1 400"), "{head:?} got {answer:?}\n{}", proxy.log());
     }
     assert_eq!(pods[0].served(), served, "a pod saw a refused request");
+    // Counted by the status the clients got, though hyper wrote it.
+    let code_400 = "svcproxy_http_requests_total{namespace=\"default\",service=\"web\",port=\"web\",code=\"400\"}";
+    proxy.wait_metric(code_400, Duration::from_secs(10), |n| n == heads.len() as f64);
     assert_eq!(once(frontend).expect("others still served").0, 200);
     proxy.assert_running();
 }
