@@ -183,7 +183,6 @@ fn promtool_accepts_the_http_families_with_their_series() {
 #[test]
 fn client_connections_of_an_http_port_count_as_on_a_tcp_port() {
     const CONNECTIONS: &str = "svcproxy_connections_total";
-    const ACTIVE: &str = "svcproxy_connections_active";
     const RECEIVED: &str = "svcproxy_received_bytes_total";
     const SENT: &str = "svcproxy_sent_bytes_total";
     const LASTED: &str = "svcproxy_connection_duration_seconds_count";
@@ -198,14 +197,15 @@ fn client_connections_of_an_http_port_count_as_on_a_tcp_port() {
         assert_eq!(status, 200);
         answered += body.len() + headers.len();
     }
+    // This one open: the readiness probe's may still be closing.
+    let active = "svcproxy_connections_active{namespace=\"default\",service=\"web\",port=\"web\"}";
+    proxy.wait_metric(active, WAIT, |v| v == 1.0);
     delta.settle(&mut proxy, 3.0);
     delta.assert(CONNECTIONS, &[], 1.0);
-    delta.assert(ACTIVE, &[], 1.0);
     delta.assert(RECEIVED, &[], (3 * GET.len()) as f64);
     assert!(delta.of(SENT, &[]) > answered as f64, "{}", delta.after.text);
     drop(connection);
-    let series = "svcproxy_connections_active{namespace=\"default\",service=\"web\",port=\"web\"}";
-    proxy.wait_metric(series, WAIT, |v| v == delta.before_value(ACTIVE, &[]));
+    proxy.wait_metric(active, WAIT, |v| v == 0.0);
     delta.after = scrape(&mut proxy);
-    delta.assert(LASTED, &[], 1.0);
+    assert!(delta.of(LASTED, &[]) >= 1.0, "{}", delta.after.text);
 }
