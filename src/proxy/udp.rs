@@ -31,8 +31,12 @@ pub mod packet;
 use flow::{Flow, Slot};
 use packet::Received;
 
-/// A frontend's flows, by client address.
-type Flows = Mutex<FxHashMap<SocketAddr, Flow>>;
+/// A frontend's flows, by client address and, on a wildcard-bound
+/// frontend, the address the client sent to (each its own frontend).
+type Flows = Mutex<FxHashMap<FlowKey, Flow>>;
+
+/// A client address, and the local address it sent to when known.
+type FlowKey = (SocketAddr, Option<IpAddr>);
 
 /// One frontend's socket and flows.
 struct Relay {
@@ -79,16 +83,17 @@ impl Relay {
         let Some(udp) = route.stats.udp() else { return };
         route.stats.received.inc_by(data.len() as u64);
         udp.datagrams(Direction::Received).inc();
+        let key = (client, local);
         let mut flows = self.flows.lock();
-        if let Some(flow) = flows.get(&client) {
+        if let Some(flow) = flows.get(&key) {
             if !flow.serves(route) {
-                flows.remove(&client);
+                flows.remove(&key);
             } else {
                 match flow.send(data) {
                     Ok(()) => return,
                     Err(flow::Error::Unreachable) => {
                         flow.link.unreachable(&self.ctx);
-                        flows.remove(&client);
+                        flows.remove(&key);
                     }
                     Err(flow::Error::Send(e)) => {
                         debug!(%client, error = %e, "datagram not sent");
@@ -108,7 +113,7 @@ impl Relay {
                     };
                     udp.dropped(reason).inc();
                 }
-                flows.insert(client, flow);
+                flows.insert(key, flow);
             }
             Err(reason) => udp.dropped(reason).inc(),
         }

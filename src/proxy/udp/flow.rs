@@ -286,8 +286,9 @@ async fn run(link: Arc<Link>, flows: Weak<Flows>) {
     if let Some(flows) = flows.upgrade() {
         let flow = {
             let mut table = flows.lock();
-            let ours = table.get(&link.client).is_some_and(|f| Arc::ptr_eq(&f.link, &link));
-            if ours { table.remove(&link.client) } else { None }
+            let key = (link.client, link.local);
+            let ours = table.get(&key).is_some_and(|f| Arc::ptr_eq(&f.link, &link));
+            if ours { table.remove(&key) } else { None }
         };
         // Dropped out of the lock; it aborts this very task, which ends here.
         drop(flow);
