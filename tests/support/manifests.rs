@@ -177,8 +177,10 @@ pub fn endpoint_slice(
 /// is shared by every Snapshot and would not show.)
 pub fn weighty_service(name: &str, cluster_ip: Ipv4Addr, endpoints: usize) -> String {
     const PORTS: [u16; 4] = [9001, 9002, 9003, 9004];
-    let ports: String =
-        PORTS.iter().map(|p| format!("    - {{name: u{p}, protocol: SCTP, port: {p}}}\n")).collect();
+    let ports: String = PORTS
+        .iter()
+        .map(|p| format!("    - {{name: u{p}, protocol: SCTP, port: {p}}}\n"))
+        .collect();
     let mut yaml = format!(
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n\
          spec:\n  clusterIP: {cluster_ip}\n  ports:\n{ports}\
