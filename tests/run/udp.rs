@@ -234,3 +234,36 @@ fn udp_responses_ends_a_flow_at_its_answer() {
     let active = port_series("answered", "svcproxy_udp_flows_active", "");
     proxy.wait_metric(&active, Duration::from_secs(5), |n| n == 0.0);
 }
+
+#[test]
+fn a_reload_keeps_the_frontend_and_its_flow_and_a_removed_service_closes_both() {
+    let pods = [UdpPod::start(fresh_ip(), POD_PORT, "a"), UdpPod::start(fresh_ip(), POD_PORT, "b")];
+    let (cluster_ip, other_ip) = (fresh_ip(), fresh_ip());
+    let frontend = addr(cluster_ip, DNS);
+    let socket = client(fresh_ip());
+    let yaml = udp_service("swapped", cluster_ip, None, &[ips_of(&pods[0])], "");
+    let (mut proxy, first) = Proxy::serving(&yaml, &[], || who(&socket, frontend));
+    assert_eq!(first, "a");
+
+    // A new endpoint: the Route changes, the flow keeps its endpoint.
+    let both: Vec<Ipv4Addr> = pods.iter().map(ips_of).collect();
+    write_by_rename(&proxy.manifest(), &udp_service("swapped", cluster_ip, None, &both, ""));
+    proxy.wait_metric("svcproxy_routing_generation", Duration::from_secs(10), |g| g >= 2.0);
+    for _ in 0..6 {
+        assert_eq!(who(&socket, frontend).unwrap(), "a", "the flow was moved by a reload");
+    }
+    let active = port_series("swapped", "svcproxy_udp_flows_active", "");
+    assert_eq!(proxy.metric(&active), 1.0);
+
+    // The Service goes: its socket closes (the address is free again).
+    let other = udp_service("other", other_ip, None, &both, "");
+    write_by_rename(&proxy.manifest(), &other);
+    proxy.wait_metric("svcproxy_routing_generation", Duration::from_secs(10), |g| g >= 3.0);
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(frontend).is_err() {
+        assert!(Instant::now() < until, "{frontend} is still bound\n{}", proxy.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = proxy.admin().metrics().unwrap();
+    assert!(!metrics.contains("service=\"swapped\""), "the removed port's series stay");
+}
