@@ -17,6 +17,9 @@ use crate::context::Context;
 use crate::proxy::udp::{self, packet};
 use crate::table::Frontend;
 
+/// The receive buffer asked for each frontend socket.
+const RECV_BUFFER: usize = 4 << 20;
+
 /// Binds `frontend`, retrying with backoff until it can, then serves its
 /// flows until dropped.
 pub(super) async fn run(frontend: Frontend, ctx: Arc<Context>) {
@@ -44,6 +47,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // Room for bursts (capped by net.core.rmem_max): a full buffer drops.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     if addr.ip().is_unspecified() {
         packet::enable(&socket, addr.is_ipv6())?;
     }

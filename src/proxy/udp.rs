@@ -46,29 +46,29 @@ struct Relay {
     flows: Arc<Flows>,
 }
 
+/// Datagrams read per wake-up before the task yields: a flooded frontend
+/// does not starve the flows sharing its worker thread.
+const BATCH: usize = 64;
+
 /// Serves `socket`, bound on `frontend`, until the task is dropped.
 pub async fn serve(socket: UdpSocket, frontend: Frontend, ctx: Arc<Context>) {
-    let wildcard = frontend.addr.ip().is_unspecified();
     let socket = Arc::new(socket);
     let relay = Relay { socket: socket.clone(), frontend, ctx, flows: Arc::default() };
-    let mut buf = vec![0; flow::BUFFER];
     let mut control = packet::control_buffer();
     loop {
-        let received = if wildcard {
-            packet::recv(&socket, &mut buf, &mut control).await
-        } else {
-            let from = socket.recv_from(&mut buf).await;
-            from.map(|(len, client)| Received { len, client, local: None })
-        };
-        match received {
-            Ok(r) => relay.forward(&buf[..r.len], r.client, r.local),
-            Err(e) => {
+        if let Err(e) = socket.readable().await {
+            debug!(%frontend, error = %e, "frontend socket failed");
+            return;
+        }
+        let failed = flow::BUFFER_OF_THREAD.with_borrow_mut(|buf| relay.drain(buf, &mut control));
+        match failed {
+            // Out of memory or buffers: pause instead of spinning.
+            Some(e) if super::fault(Side::Client, &e) == Side::Proxy => {
                 debug!(%frontend, error = %e, "receive failed");
-                // Out of memory or buffers: pause instead of spinning.
-                if super::fault(Side::Client, &e) == Side::Proxy {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
+            Some(e) => debug!(%frontend, error = %e, "receive failed"),
+            None => tokio::task::yield_now().await,
         }
     }
 }
@@ -76,6 +76,26 @@ pub async fn serve(socket: UdpSocket, frontend: Frontend, ctx: Arc<Context>) {
 // === impl Relay ===
 
 impl Relay {
+    /// Forwards up to [`BATCH`] waiting datagrams, read into the worker
+    /// thread's buffer; the error that stopped it, if any.
+    fn drain(&self, buf: &mut [u8], control: &mut [u8]) -> Option<io::Error> {
+        let wildcard = self.frontend.addr.ip().is_unspecified();
+        for _ in 0..BATCH {
+            let received = if wildcard {
+                packet::try_recv(&self.socket, buf, control)
+            } else {
+                let from = self.socket.try_recv_from(buf);
+                from.map(|(len, client)| Received { len, client, local: None })
+            };
+            match received {
+                Ok(r) => self.forward(&buf[..r.len], r.client, r.local),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => return Some(e),
+            }
+        }
+        None
+    }
+
     /// One datagram from `client` (sent to `local`), to its flow's endpoint.
     fn forward(&self, data: &[u8], client: SocketAddr, local: Option<IpAddr>) {
         let table = self.ctx.table.load();

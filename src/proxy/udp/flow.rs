@@ -24,9 +24,11 @@ use crate::table::{Route, RouteEndpoint};
 pub const BUFFER: usize = 64 * 1024;
 
 thread_local! {
-    /// Replies are read into the worker thread's buffer, not one per flow:
-    /// 10,000 flows do not hold 640 MiB.
-    static REPLY: RefCell<Box<[u8]>> = RefCell::new(vec![0; BUFFER].into_boxed_slice());
+    /// Datagrams both ways are read into the worker thread's buffer, never
+    /// held across an await: not one per flow or per frontend (10,000 flows
+    /// do not hold 640 MiB).
+    pub static BUFFER_OF_THREAD: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0; BUFFER].into_boxed_slice());
 }
 
 /// A flow in the table; dropping it ends its task and closes its socket.
@@ -190,7 +192,7 @@ impl Link {
                     if let Err(e) = ready {
                         return End::Failed(e);
                     }
-                    if let Some(end) = REPLY.with_borrow_mut(|buf| self.drain(buf, ctx)) {
+                    if let Some(end) = BUFFER_OF_THREAD.with_borrow_mut(|buf| self.drain(buf, ctx)) {
                         return end;
                     }
                 }

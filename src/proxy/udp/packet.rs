@@ -40,10 +40,11 @@ pub fn control_buffer() -> Vec<u8> {
     nix::cmsg_space!(libc::in6_pktinfo)
 }
 
-/// The next datagram into `buf`, with the address it was sent to.
-pub async fn recv(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Received> {
+/// The next datagram waiting into `buf`, with the address it was sent
+/// to; `WouldBlock` when none is.
+pub fn try_recv(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Received> {
     let fd = socket.as_raw_fd();
-    socket.async_io(Interest::READABLE, || recv_now(fd, buf, control)).await
+    socket.try_io(Interest::READABLE, || recv_now(fd, buf, control))
 }
 
 fn recv_now(fd: i32, buf: &mut [u8], control: &mut [u8]) -> io::Result<Received> {
