@@ -112,6 +112,7 @@ fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Insta
         "mode": route.mode.as_str(),
         "policy": route.policy.as_str(),
         "requestTimeoutSeconds": route.request_timeout.map(|d| d.as_secs_f64()),
+        "udpResponses": route.udp_responses,
         "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
         "endpoints": endpoints,
     })

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::support::admin::routes;
 use crate::support::manifests::write_by_rename;
 use crate::support::net::{addr, fresh_ip, fresh_node_port};
 use crate::support::proxy::Proxy;
@@ -233,6 +234,13 @@ fn udp_responses_ends_a_flow_at_its_answer() {
     }
     let active = port_series("answered", "svcproxy_udp_flows_active", "");
     proxy.wait_metric(&active, Duration::from_secs(5), |n| n == 0.0);
+    // /debug/routes shows the frontend as served, with the annotation.
+    let routes = routes(&proxy.admin());
+    let shown = format!("{cluster_ip}:{DNS}/UDP");
+    let route = routes["frontends"].as_array().unwrap().iter().find(|f| f["frontend"] == shown);
+    let route = route.unwrap_or_else(|| panic!("{shown} not in /debug/routes: {routes}"));
+    assert_eq!((route["mode"].as_str(), route["udpResponses"].as_u64()), (Some("udp"), Some(1)));
+    assert_eq!(route["endpoints"].as_array().map(Vec::len), Some(3));
 }
 
 #[test]
