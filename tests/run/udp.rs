@@ -275,3 +275,23 @@ fn a_reload_keeps_the_frontend_and_its_flow_and_a_removed_service_closes_both() 
     let metrics = proxy.admin().metrics().unwrap();
     assert!(!metrics.contains("service=\"swapped\""), "the removed port's series stay");
 }
+
+#[test]
+fn client_ip_affinity_keeps_new_flows_of_one_client_on_one_endpoint() {
+    let pods = [UdpPod::start(fresh_ip(), POD_PORT, "a"), UdpPod::start(fresh_ip(), POD_PORT, "b")];
+    let pod_ips: Vec<Ipv4Addr> = pods.iter().map(ips_of).collect();
+    let cluster_ip = fresh_ip();
+    let frontend = addr(cluster_ip, DNS);
+    let yaml = udp_service("sticky", cluster_ip, None, &pod_ips, "")
+        .replace("  type: ClusterIP\n", "  type: ClusterIP\n  sessionAffinity: ClientIP\n");
+    let client_ip = fresh_ip();
+    let (_proxy, first) = Proxy::serving(&yaml, &[], || who(&client(client_ip), frontend));
+    // Each socket is a new flow; the client IP's pin holds them all.
+    for _ in 0..10 {
+        assert_eq!(who(&client(client_ip), frontend).unwrap(), first);
+    }
+    // Another client IP starts its own rotation.
+    let others: std::collections::BTreeSet<String> =
+        (0..4).map(|_| who(&client(fresh_ip()), frontend).unwrap()).collect();
+    assert_eq!(others.len(), 2, "new clients all went to {others:?}");
+}
