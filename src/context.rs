@@ -4,6 +4,7 @@
 //! it, only the control loop publishes into it.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -37,6 +38,26 @@ pub struct Context {
     pub http: HttpLimits,
     /// Where HTTP requests are logged, when they are (`--http-access-log`).
     pub access: Option<Arc<AccessLog>>,
+    /// How long UDP flows live and how many there may be.
+    pub udp: UdpLimits,
+    /// UDP flows open now, across every frontend.
+    pub udp_flows: AtomicUsize,
+}
+
+/// Bounds on UDP flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpLimits {
+    /// A flow ends after this much silence both ways (`--udp-timeout`).
+    pub timeout: Duration,
+    /// Flows open at once, across every frontend (`--udp-max-flows`, bounded
+    /// by the descriptor limit): each holds one socket.
+    pub max_flows: usize,
+}
+
+impl Default for UdpLimits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30), max_flows: 10_000 }
+    }
 }
 
 /// Bounds on HTTP clients, as HAProxy and Envoy set them.
@@ -91,6 +112,8 @@ impl Context {
             upstreams: Upstreams::default(),
             http: HttpLimits::default(),
             access: None,
+            udp: UdpLimits::default(),
+            udp_flows: AtomicUsize::new(0),
             metrics: Metrics::new()?,
         })
     }

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::access::AccessLog;
 use crate::admin;
-use crate::context::{Context, HttpLimits, Splice};
+use crate::context::{Context, HttpLimits, Splice, UdpLimits};
 use crate::control::{self, Control};
 use crate::listener;
 use crate::metrics;
@@ -54,6 +54,9 @@ pub struct Config {
     /// `--http-access-log`: each HTTP request as a JSON line on stdout.
     pub access_log: bool,
     pub drain_timeout: Duration,
+    /// `--udp-timeout`, `--udp-max-flows` (bounded at start by the
+    /// descriptor limit).
+    pub udp: UdpLimits,
     /// `--min-sync-period`: at most one rebuild per period.
     pub min_sync_period: Duration,
 }
@@ -84,10 +87,11 @@ pub enum Error {
 /// Runs until SIGTERM (after the drain) or SIGINT. `ready` is told once the
 /// first Snapshot is published and its listeners spawned.
 pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
-    listener::raise_fd_limit();
+    let fd_limit = listener::raise_fd_limit();
     let signals = Signals::install()?;
     let mut ctx = Context::new(config.connect_timeout, config.splice)?;
     ctx.http = config.http;
+    ctx.udp = udp_limits(config.udp, fd_limit);
     if config.access_log {
         ctx.access = Some(Arc::new(AccessLog::stdout().map_err(Error::AccessLog)?));
     }
@@ -129,6 +133,21 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     daemon.control.close();
     daemon.drain(config.drain_timeout).await;
     Ok(())
+}
+
+/// `asked`, with the flow table bounded by half the descriptor limit (a
+/// flow holds one socket; the rest is for TCP connections), said once.
+fn udp_limits(asked: UdpLimits, fd_limit: Option<u64>) -> UdpLimits {
+    let by_fds = fd_limit.map_or(usize::MAX, |l| usize::try_from(l / 2).unwrap_or(usize::MAX));
+    let max_flows = asked.max_flows.min(by_fds);
+    info!(
+        max_flows,
+        asked = asked.max_flows,
+        fd_limit,
+        timeout = ?asked.timeout,
+        "UDP flow table bound"
+    );
+    UdpLimits { max_flows, ..asked }
 }
 
 /// What ends serving.

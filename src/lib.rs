@@ -14,7 +14,8 @@
 //! - [`listener`]: one bound socket per Frontend, reconciled with each Snapshot by diff.
 //! - [`proxy`]: an accepted connection → [`proxy::serve`], by the Route's mode;
 //!   TCP: connect, then both directions with half-close kept; HTTP: each
-//!   request to an endpoint of its own.
+//!   request to an endpoint of its own; UDP: datagrams by flow (a client
+//!   address on a frontend), one connected socket per flow.
 //! - [`upstream`]: connections to endpoints kept for the next HTTP request.
 //! - [`balance`]: a Route and a client → the endpoints to try (round robin, affinity, ejection).
 //! - [`metrics`]: every metric family; a connection's counters are atomics

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
-use svcproxy::context::{HttpLimits, Splice};
+use svcproxy::context::{HttpLimits, Splice, UdpLimits};
 use svcproxy::daemon::{self, Config};
 use svcproxy::model::{Model, Options};
 use svcproxy::source::Files;
@@ -97,6 +97,12 @@ struct RunArgs {
     /// when its next request does not begin within this.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     http_idle_timeout: Duration,
+    /// A UDP flow ends after this much silence both ways (kube-proxy's flag).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    udp_timeout: Duration,
+    /// Bound on the UDP flow table (never above half the descriptor limit).
+    #[arg(long, value_name = "N", default_value = "10000")]
+    udp_max_flows: usize,
     /// HTTP ports: bound on a request head, in bytes (431 beyond).
     #[arg(long, value_name = "BYTES", default_value = "65536")]
     http_max_header_bytes: usize,
@@ -238,6 +244,7 @@ fn demo() -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs(1),
         splice: Splice::Auto,
         drain_timeout: Duration::from_secs(1),
+        udp: UdpLimits::default(),
         min_sync_period: Duration::from_secs(1),
         http: HttpLimits::default(),
         access_log: false,
@@ -287,6 +294,7 @@ impl RunArgs {
                 SpliceMode::Never => Splice::Never,
             },
             drain_timeout: self.drain_timeout,
+            udp: UdpLimits { timeout: self.udp_timeout, max_flows: self.udp_max_flows },
             min_sync_period: self.min_sync_period,
             http: HttpLimits {
                 header_timeout: self.http_header_timeout,

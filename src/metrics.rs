@@ -21,10 +21,12 @@ use crate::model::ServiceId;
 mod histogram;
 mod http;
 mod traffic;
+mod udp;
 
 pub use http::HttpStats;
 use traffic::Traffic;
 pub use traffic::{Counter, EndpointStats, InUse, PortKey, PortStats};
+pub use udp::{Direction, Dropped, UdpStats};
 
 pub const CONFIG_RELOADS: &str = "svcproxy_config_reloads_total";
 pub const CONFIG_INVALID_OBJECTS: &str = "svcproxy_config_invalid_objects";
@@ -43,6 +45,9 @@ pub const HTTP_REQUESTS: &str = "svcproxy_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "svcproxy_http_request_duration_seconds";
 pub const HTTP_PROXY_ERRORS: &str = "svcproxy_http_proxy_errors_total";
 pub const ENDPOINT_HTTP_REQUESTS: &str = "svcproxy_endpoint_http_requests_total";
+pub const UDP_DATAGRAMS: &str = "svcproxy_udp_datagrams_total";
+pub const UDP_FLOWS_ACTIVE: &str = "svcproxy_udp_flows_active";
+pub const UDP_DROPPED: &str = "svcproxy_udp_dropped_total";
 /// kube-proxy's names, so its dashboards work.
 pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";

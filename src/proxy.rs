@@ -4,8 +4,8 @@
 //! [`serve`] is the one entry point: it reads the frontend's Route from
 //! the published Snapshot once and dispatches on the Route's mode (TCP:
 //! bytes copied both ways until both peers are done), or answers a health
-//! check port. HTTP per-request forwarding and UDP come later; every Route
-//! is served as TCP today.
+//! check port; HTTP: each request to an endpoint of its own. UDP frontends
+//! are served by [`udp::serve`], flow by flow.
 
 use std::fmt;
 use std::io;
@@ -27,6 +27,7 @@ mod probe;
 mod spare;
 pub mod splice;
 pub mod tcp;
+pub mod udp;
 
 /// An accepted client connection.
 #[derive(Debug)]
@@ -74,11 +75,13 @@ pub fn serve(conn: Conn, ctx: &Arc<Context>) {
         // is waited for.
         let live = ctx.tracker.enter();
         match route.mode {
-            Mode::Tcp => tokio::spawn(tcp::serve(conn, route, ctx.clone(), live)),
+            Mode::Tcp => drop(tokio::spawn(tcp::serve(conn, route, ctx.clone(), live))),
             Mode::Http(_) => {
-                tokio::spawn(http::serve(conn, route.stats.clone(), ctx.clone(), live))
+                drop(tokio::spawn(http::serve(conn, route.stats.clone(), ctx.clone(), live)))
             }
-        };
+            // A UDP frontend has no TCP listener: never reached.
+            Mode::Udp => tcp::reset(&conn.stream),
+        }
     } else if table.health_check(&conn.frontend).is_some() {
         // Not a proxied connection: the drain does not wait for it.
         tokio::spawn(probe::serve(conn, ctx.clone()));

@@ -112,6 +112,7 @@ fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Insta
         "mode": route.mode.as_str(),
         "policy": route.policy.as_str(),
         "requestTimeoutSeconds": route.request_timeout.map(|d| d.as_secs_f64()),
+        "udpResponses": route.udp_responses,
         "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
         "endpoints": endpoints,
     })
@@ -141,7 +142,7 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
                  ready endpoints"
             ));
         }
-        for port in resolved.service.ports.iter().filter(|p| p.protocol != Protocol::Tcp) {
+        for port in resolved.service.ports.iter().filter(|p| p.protocol == Protocol::Sctp) {
             out.push(format!(
                 "{id}: port {}/{} is listed but not proxied: {} is not supported yet",
                 port.port, port.protocol, port.protocol
@@ -160,7 +161,7 @@ fn http_ports(snapshot: &Snapshot) -> Vec<String> {
         .routes()
         .filter_map(|r| match r.mode {
             Mode::Http(upstream) => Some((r.service.to_string(), r.port.to_string(), upstream)),
-            Mode::Tcp => None,
+            Mode::Tcp | Mode::Udp => None,
         })
         .collect();
     ports.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));

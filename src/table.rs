@@ -43,6 +43,8 @@ pub enum Mode {
     /// HTTP/1.1 or h2c from clients, one endpoint per request, spoken to
     /// the endpoints as this.
     Http(Upstream),
+    /// Datagrams, one endpoint per flow (a client address on a frontend).
+    Udp,
 }
 
 /// How an HTTP Route's endpoints are spoken to.
@@ -81,6 +83,9 @@ pub struct Route {
     pub request_timeout: Option<Duration>,
     /// How an endpoint is picked (`svcproxy.io/lb-policy`).
     pub policy: Policy,
+    /// UDP: a flow ends once it has had this many replies per datagram
+    /// sent (`svcproxy.io/udp-responses`); none: only silence ends it.
+    pub udp_responses: Option<u32>,
     /// Round-robin position, shared by every Route of one ServicePort (its
     /// ClusterIP, NodePort and external frontends) and carried from one
     /// Snapshot to the next while the port keeps one of its frontends; the
@@ -224,10 +229,11 @@ impl Mode {
         upstream.map_or(Mode::Tcp, Mode::Http)
     }
 
-    /// `tcp`, `http` (HTTP/1.1 to the pods) or `h2c`.
+    /// `tcp`, `http` (HTTP/1.1 to the pods), `h2c` or `udp`.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Tcp => "tcp",
+            Mode::Udp => "udp",
             Mode::Http(Upstream::Http1) => "http",
             Mode::Http(Upstream::H2c) => "h2c",
         }

@@ -24,6 +24,7 @@ fn route(n: u8, affinity: Option<Duration>) -> Route {
         affinity,
         request_timeout: None,
         policy: Policy::RoundRobin,
+        udp_responses: None,
         cursor: Default::default(),
         stats,
     }

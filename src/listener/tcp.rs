@@ -4,24 +4,19 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use super::{FIRST_RETRY, MAX_RETRY, is_out_of_descriptors};
+use super::{FIRST_RETRY, MAX_RETRY, bind_freebind, is_out_of_descriptors};
 use crate::context::Context;
 use crate::proxy::{self, Conn};
 use crate::table::Frontend;
 
 /// Pending connections the kernel queues per frontend.
 const BACKLOG: i32 = 1024;
-
-/// Set once the first ClusterIP had to be bound with IP_FREEBIND, so the
-/// hint about the local route is logged once per process.
-static FREEBIND_HINTED: AtomicBool = AtomicBool::new(false);
 
 /// Binds `frontend`, retrying with backoff until it can, then accepts on
 /// it until dropped.
@@ -54,29 +49,12 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
-    if let Err(e) = socket.bind(&addr.into()) {
-        if e.kind() != io::ErrorKind::AddrNotAvailable {
-            return Err(e);
-        }
-        set_freebind(&socket, addr)?;
-        socket.bind(&addr.into())?;
-        if !FREEBIND_HINTED.swap(true, Ordering::Relaxed) {
-            warn!(
-                %addr,
-                "address is not local, bound with IP_FREEBIND; to route Service IPs to this node: \
-                 ip route add local <service-cidr> dev lo"
-            );
-        }
-    }
+    bind_freebind(&socket, addr)?;
     // Accepted sockets inherit these: set once here, not per connection.
     socket.set_tcp_keepalive(&proxy::keepalive())?;
     socket.set_tcp_nodelay(true)?;
     socket.listen(BACKLOG)?;
     TcpListener::from_std(socket.into())
-}
-
-fn set_freebind(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
-    if addr.is_ipv4() { socket.set_freebind_v4(true) } else { socket.set_freebind_v6(true) }
 }
 
 async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context>) {

@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 
 use super::histogram::{Connections, Histogram};
 use super::http::{self, HttpStats};
+use super::udp::{self, UdpStats};
 use super::{
     CONNECTION_DURATION, CONNECTIONS, CONNECTIONS_ACTIVE, ConnectError, ENDPOINT_CONNECT_ERRORS,
     ENDPOINT_CONNECTIONS, ENDPOINT_HTTP_REQUESTS, RECEIVED_BYTES, REJECTED_CONNECTIONS, Reject,
@@ -61,6 +62,8 @@ pub struct PortStats {
     /// Only on ports served in the HTTP mode, from the first build that
     /// serves them so (boxed: most ports never have it).
     http: OnceLock<Box<HttpStats>>,
+    /// Only on UDP ports, from the first build that serves them.
+    udp: OnceLock<Box<UdpStats>>,
     endpoints: Mutex<FxHashMap<SocketAddr, Arc<EndpointStats>>>,
     /// The last build that used this port.
     seen: AtomicU64,
@@ -156,6 +159,7 @@ impl PortStats {
             duration: Histogram::default(),
             rejected: Default::default(),
             http: OnceLock::new(),
+            udp: OnceLock::new(),
             endpoints: Mutex::default(),
             seen: AtomicU64::new(0),
             endpoints_seen: AtomicUsize::new(0),
@@ -178,6 +182,16 @@ impl PortStats {
     /// counter that vanished and came back would read as a reset.
     pub fn serve_http(&self) {
         self.http.get_or_init(Box::default);
+    }
+
+    /// The port's UDP families, once a build served it as UDP.
+    pub fn udp(&self) -> Option<&UdpStats> {
+        self.udp.get().map(|udp| &**udp)
+    }
+
+    /// Gives the port its UDP families, zeros written from the next scrape.
+    pub fn serve_udp(&self) {
+        self.udp.get_or_init(Box::default);
     }
 }
 
@@ -284,6 +298,7 @@ impl Traffic {
         render_duration(out, &ports);
         render_rejected(out, &ports);
         http::render(out, &ports);
+        udp::render(out, &ports);
         render_endpoints(out, &ports, committed);
     }
 }

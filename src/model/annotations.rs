@@ -13,6 +13,9 @@ use crate::manifest::FieldPath;
 pub const REQUEST_TIMEOUT: &str = "svcproxy.io/request-timeout";
 /// The annotation that picks how a Service's endpoints are chosen.
 pub const LB_POLICY: &str = "svcproxy.io/lb-policy";
+/// The annotation that ends a UDP flow once it has had this many replies
+/// per datagram sent (nginx's `proxy_responses`).
+pub const UDP_RESPONSES: &str = "svcproxy.io/udp-responses";
 
 /// How a Service port picks an endpoint for a connection (TCP) or a
 /// request (HTTP).
@@ -34,6 +37,9 @@ pub struct Annotations {
     /// long polls and streams live).
     pub request_timeout: Option<Duration>,
     pub policy: Policy,
+    /// UDP ports: replies per datagram after which a flow ends (none: only
+    /// `--udp-timeout` of silence ends it).
+    pub udp_responses: Option<u32>,
 }
 
 // === impl Policy ===
@@ -54,6 +60,7 @@ pub(super) fn read(f: &mut Fields<'_>, meta: &ObjectMeta) -> Annotations {
     Annotations {
         request_timeout: annotations.get(REQUEST_TIMEOUT).and_then(|v| request_timeout(f, v)),
         policy: annotations.get(LB_POLICY).map_or(Policy::RoundRobin, |v| policy(f, v)),
+        udp_responses: annotations.get(UDP_RESPONSES).and_then(|v| udp_responses(f, v)),
     }
 }
 
@@ -64,6 +71,18 @@ fn request_timeout(f: &mut Fields<'_>, value: &str) -> Option<Duration> {
         _ => {
             let at = FieldPath::of("metadata.annotations").field(REQUEST_TIMEOUT);
             f.invalid_str(at, value, "must be a duration such as 30s or 1m, more than zero");
+            None
+        }
+    }
+}
+
+/// A whole number of replies, at least one.
+fn udp_responses(f: &mut Fields<'_>, value: &str) -> Option<u32> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            let at = FieldPath::of("metadata.annotations").field(UDP_RESPONSES);
+            f.invalid_str(at, value, "must be a whole number of replies, at least 1");
             None
         }
     }

@@ -173,7 +173,7 @@ impl Client {
         let route = self.ctx.table.load().route(&self.frontend).cloned();
         let Some((route, upstream)) = route.and_then(|r| match r.mode {
             Mode::Http(upstream) => Some((r, upstream)),
-            Mode::Tcp => None,
+            Mode::Tcp | Mode::Udp => None,
         }) else {
             let response = answer(Why::Gone, None, &self.stats, grpc);
             if let Some(entry) = &mut entry {

@@ -36,8 +36,8 @@ pub(super) fn build(
     let mut conflicts = Vec::new();
     for service in model.services.iter().filter(|s| s.skip.is_none()) {
         for (port, endpoints) in service.ports() {
-            // UDP and SCTP are listed by `check`, not proxied yet.
-            if port.protocol != Protocol::Tcp {
+            // SCTP is listed by `check`, not proxied.
+            if port.protocol == Protocol::Sctp {
                 continue;
             }
             let stats = PortBuild::new(service, port, endpoints, &node, metrics);
@@ -129,9 +129,14 @@ impl<'a> PortBuild<'a> {
             Some((metrics, in_use)) => metrics.port(id, label, in_use),
             None => Arc::new(PortStats::new(PortKey { service: id.clone(), port: label.clone() })),
         };
-        let mode = Mode::of(port, node.http_by_port_name);
-        if let Mode::Http(_) = mode {
-            stats.serve_http();
+        let mode = match port.protocol {
+            Protocol::Udp => Mode::Udp,
+            _ => Mode::of(port, node.http_by_port_name),
+        };
+        match mode {
+            Mode::Http(_) => stats.serve_http(),
+            Mode::Udp => stats.serve_udp(),
+            Mode::Tcp => {}
         }
         Self { service, port, endpoints, mode, stats, metrics }
     }
@@ -208,6 +213,7 @@ impl<'a> PortBuild<'a> {
             affinity: spec.affinity,
             request_timeout: spec.annotations.request_timeout,
             policy: spec.annotations.policy,
+            udp_responses: spec.annotations.udp_responses,
             cursor: cursor.clone(),
             stats: self.stats.clone(),
         })

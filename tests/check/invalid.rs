@@ -137,6 +137,17 @@ invalid_fixtures! {
         listed: &[],
         rejected: None,
     };
+    rejects_udp_responses_that_are_not_a_count => Case {
+        file: "udp-responses-not-a-number.yaml",
+        line: Some(6),
+        error: &[
+            "default/kube-dns: ",
+            "metadata.annotations.svcproxy.io/udp-responses: Invalid value: \"one\": \
+             must be a whole number of replies, at least 1",
+        ],
+        listed: &["resolver"],
+        rejected: Some("kube-dns"),
+    };
     rejects_affinity_timeout_over_a_day => Case {
         file: "timeout-seconds-too-large.yaml",
         line: Some(11),

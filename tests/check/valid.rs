@@ -289,3 +289,19 @@ fn ports_match(expected: &str, actual: &str) -> bool {
             None => w == g,
         })
 }
+
+#[test]
+fn udp_ports_are_served_and_only_sctp_ports_are_noted_as_not_proxied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("dns.yaml");
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns}\nspec:\n  \
+                clusterIP: 10.96.0.10\n  ports:\n  - {name: dns, port: 53, protocol: UDP}\n  \
+                - {name: dns-tcp, port: 53, protocol: TCP}\n  - {name: sig, port: 3868, protocol: SCTP}\n";
+    std::fs::write(&path, yaml).expect("write");
+    let out = check([&path]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let notes: Vec<&str> = out.stderr_lines().into_iter().filter(|l| support::is_note(l)).collect();
+    let not_proxied: Vec<&&str> = notes.iter().filter(|l| l.contains("not proxied")).collect();
+    assert_eq!(not_proxied.len(), 1, "{notes:#?}");
+    assert!(not_proxied[0].contains("3868/SCTP"), "{notes:#?}");
+}

@@ -208,10 +208,10 @@ fn addresses_and_ports_without_a_frontend_are_not_opened() {
 }
 
 #[test]
-fn udp_and_sctp_ports_are_not_proxied() {
+fn sctp_ports_are_not_proxied_and_udp_ports_get_a_udp_socket_only() {
     let cluster_ip = fresh_ip();
     let (_endpoints, pods) = name_pods("mixed", &["mixed-1"]);
-    // One TCP port (served), one UDP and one SCTP port (not proxied).
+    // One TCP port and one UDP port (served), one SCTP port (not proxied).
     let yaml = service("mixed", cluster_ip, Some("mixed"), &[Port::tcp(PORT)], "")
         + "    - name: dns\n      protocol: UDP\n      port: 5353\n      targetPort: 5353\n"
         + "    - name: sig\n      protocol: SCTP\n      port: 3868\n      targetPort: 3868\n"
@@ -219,10 +219,13 @@ fn udp_and_sctp_ports_are_not_proxied() {
     let (_proxy, name) = Proxy::serving(&yaml, &[], || fetch(addr(cluster_ip, PORT)));
     assert_eq!(name, "mixed-1");
 
-    // Nothing holds the UDP port (we can bind it ourselves), and no TCP
-    // listener stands in for the UDP or SCTP ports.
-    let udp = std::net::UdpSocket::bind(addr(cluster_ip, 5353));
-    assert!(udp.is_ok(), "UDP {cluster_ip}:5353 is taken: {:?}", udp.err());
+    // The proxy holds the UDP port (we cannot bind it ourselves: no
+    // SO_REUSEADDR), and no TCP listener stands in for the UDP or SCTP ports.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::UdpSocket::bind(addr(cluster_ip, 5353)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "UDP {cluster_ip}:5353 is not bound");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(net::refuses(addr(cluster_ip, 5353)), "TCP listener on the UDP port");
     assert!(net::refuses(addr(cluster_ip, 3868)), "TCP listener on the SCTP port");
 }

@@ -12,6 +12,7 @@
 //! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
 //!   `--splice` mode;
 //! - `reload`: hot swap of changed manifests under live connections;
+//! - `udp`: UDP Services, with dnsmasq and dig;
 //! - `signals`: SIGTERM's drain, SIGINT, SIGHUP;
 //! - `apiserver`: the fake Kubernetes API server of `support::apiserver`
 //!   itself, over raw HTTP.
@@ -37,3 +38,4 @@ mod sockets;
 mod splice;
 mod stream;
 mod tcp;
+mod udp;

@@ -168,17 +168,19 @@ pub fn endpoint_slice(
     yaml
 }
 
-/// A Service `name` at `cluster_ip` with four UDP ports, whose
+/// A Service `name` at `cluster_ip` with four SCTP ports, whose
 /// EndpointSlice lists `endpoints` ready addresses (in 127.250.0.0/16).
-/// Cheap to parse and to serve (UDP ports get no listener and no traffic
+/// Cheap to parse and to serve (SCTP ports get no listener and no traffic
 /// series), heavy to hold: every Snapshot resolves each port's endpoints
 /// anew, about 56 bytes each, so Snapshots kept alive show in the resident
 /// memory. (What is read from an unchanged file, such as a large selector,
 /// is shared by every Snapshot and would not show.)
 pub fn weighty_service(name: &str, cluster_ip: Ipv4Addr, endpoints: usize) -> String {
     const PORTS: [u16; 4] = [9001, 9002, 9003, 9004];
-    let ports: String =
-        PORTS.iter().map(|p| format!("    - {{name: u{p}, protocol: UDP, port: {p}}}\n")).collect();
+    let ports: String = PORTS
+        .iter()
+        .map(|p| format!("    - {{name: u{p}, protocol: SCTP, port: {p}}}\n"))
+        .collect();
     let mut yaml = format!(
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n\
          spec:\n  clusterIP: {cluster_ip}\n  ports:\n{ports}\
@@ -187,7 +189,7 @@ pub fn weighty_service(name: &str, cluster_ip: Ipv4Addr, endpoints: usize) -> St
          addressType: IPv4\nports:\n"
     );
     for p in PORTS {
-        let _ = writeln!(yaml, "  - {{name: u{p}, protocol: UDP, port: {p}}}");
+        let _ = writeln!(yaml, "  - {{name: u{p}, protocol: SCTP, port: {p}}}");
     }
     yaml.push_str("endpoints:\n");
     for i in 0..endpoints {

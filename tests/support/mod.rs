@@ -399,4 +399,5 @@ pub mod proxy;
 pub mod semantics;
 pub mod tagged;
 pub mod tools;
+pub mod udp;
 pub mod websocket;

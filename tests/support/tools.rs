@@ -35,7 +35,7 @@ pub fn gnu_time() -> PathBuf {
 }
 
 /// `name` on PATH; panics, naming the Debian `package`, when it is not.
-fn required(name: &str, package: &str) -> PathBuf {
+pub fn required(name: &str, package: &str) -> PathBuf {
     on_path(name).unwrap_or_else(|| {
         panic!("{name} is not installed: install Debian's `{package}` package (bash .ci/run does)")
     })
