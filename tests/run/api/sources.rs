@@ -167,7 +167,10 @@ fn a_rotated_token_file_is_read_again() {
     cluster.api.stop();
     cluster.api.apply(&slices("web", &[Ep::ready(&b)]));
     cluster.api.start_again();
-    let got = eventually("served with the new token", Duration::from_secs(90), || {
+    // kube-rs reads the file again a minute after its last read; the 401s
+    // until then back off (0.8 s doubling to 30 s, up to +100 % jitter),
+    // so the retry that carries the new token may come ~100 s in.
+    let got = eventually("served with the new token", Duration::from_secs(180), || {
         match fetch(frontend) {
             Ok(name) if name == "b" => Ok(name),
             other => Err(format!("{other:?}")),
