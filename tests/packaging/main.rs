@@ -71,6 +71,9 @@ const EXPORTED: &[&str] = &[
     "svcproxy_api_watch_events_total",
     "svcproxy_api_relists_total",
     "svcproxy_api_up",
+    "svcproxy_udp_datagrams_total",
+    "svcproxy_udp_flows_active",
+    "svcproxy_udp_dropped_total",
 ];
 
 /// The histograms among [`EXPORTED`]: queried through their `_bucket`,
