@@ -221,6 +221,29 @@ fn ten_thousand_flows_are_held_within_the_bound_and_expire() {
 }
 
 #[test]
+fn a_flow_with_traffic_outlives_the_udp_timeout_and_a_quiet_one_ends_after_it() {
+    let pods = [UdpPod::start(fresh_ip(), POD_PORT, "a"), UdpPod::start(fresh_ip(), POD_PORT, "b")];
+    let cluster_ip = fresh_ip();
+    let frontend = addr(cluster_ip, DNS);
+    let yaml = udp_service("kept", cluster_ip, None, &[ips_of(&pods[0]), ips_of(&pods[1])], "");
+    let probe = client(fresh_ip());
+    let flags = ["--udp-timeout", "1s"];
+    let (mut proxy, _) = Proxy::serving(&yaml, &flags, || who(&probe, frontend));
+    // A new flow takes the next endpoint: the same answer for 3 s, asked
+    // every 300 ms, is one flow kept alive past three timeouts.
+    let socket = client(fresh_ip());
+    let first = who(&socket, frontend).unwrap();
+    let kept = Instant::now();
+    while kept.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(who(&socket, frontend).unwrap(), first, "the flow ended while in use");
+    }
+    // Quiet, both flows end within the timeout (plus a scrape's slack).
+    let active = port_series("kept", "svcproxy_udp_flows_active", "");
+    proxy.wait_metric(&active, Duration::from_secs(3), |n| n == 0.0);
+}
+
+#[test]
 fn udp_responses_ends_a_flow_at_its_answer() {
     let pods = dns_pods(0);
     let cluster_ip = fresh_ip();
