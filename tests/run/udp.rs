@@ -419,3 +419,38 @@ fn the_flow_bound_follows_the_descriptor_limit_and_is_logged_at_start() {
     // Half the descriptors: the other half is for TCP connections.
     assert!(said.contains("max_flows=200") && said.contains("asked=10000"), "{said}");
 }
+
+#[test]
+fn an_ipv6_cluster_ip_forwards_to_an_ipv6_endpoint_and_replies_from_itself() {
+    // Only ::1 is local: the pod and the ClusterIP take free ports on it.
+    let pod = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    let pod_addr = pod.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        pod.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = vec![0; 65_536];
+        // One echo per datagram until the test's last one, or the timeout.
+        while let Ok((n, from)) = pod.recv_from(&mut buf) {
+            pod.send_to(&buf[..n], from).unwrap();
+            if &buf[..n] == b"last" {
+                break;
+            }
+        }
+    });
+    let port = std::net::UdpSocket::bind("[::1]:0").unwrap().local_addr().unwrap().port();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: dns6}}\nspec:\n  clusterIP: \"::1\"\n  \
+         ipFamilies: [IPv6]\n  ports: [{{name: dns, port: {port}, targetPort: {}, protocol: UDP}}]\n\
+         ---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: dns6}}\nsubsets:\n\
+         - addresses: [{{ip: \"::1\"}}]\n  ports: [{{name: dns, port: {}, protocol: UDP}}]\n",
+        pod_addr.port(),
+        pod_addr.port()
+    );
+    let frontend: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let (_proxy, _) = Proxy::serving(&yaml, &[], || exchange(&socket, frontend, b"ready"));
+    let (reply, from) = exchange(&socket, frontend, &[7; 9_000]).unwrap();
+    assert_eq!((reply.len(), from), (9_000, frontend));
+    assert_eq!(exchange(&socket, frontend, b"last").unwrap(), (b"last".to_vec(), frontend));
+    echo.join().unwrap();
+}
