@@ -64,6 +64,9 @@ pub enum Reject {
     NoEndpoints,
     /// Every attempt to connect failed.
     ConnectFailed,
+    /// A LoadBalancer ingress IP, and the client outside the Service's
+    /// `loadBalancerSourceRanges`.
+    SourceRange,
 }
 
 /// Why the proxy answered an HTTP request itself (the `reason` label of
@@ -92,12 +95,13 @@ pub enum ConnectError {
 
 impl Reject {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 2] = [Self::NoEndpoints, Self::ConnectFailed];
+    pub const ALL: [Self; 3] = [Self::NoEndpoints, Self::ConnectFailed, Self::SourceRange];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::NoEndpoints => "no_endpoints",
             Self::ConnectFailed => "connect_failed",
+            Self::SourceRange => "source_range",
         }
     }
 }

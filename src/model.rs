@@ -25,6 +25,7 @@ mod endpoints;
 mod field;
 mod memo;
 mod names;
+mod ranges;
 mod resolve;
 mod service;
 
@@ -36,6 +37,7 @@ pub use endpoints::{
     Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Slice, Subset,
 };
 pub use memo::Memo;
+pub use ranges::SourceRanges;
 pub use resolve::{Catalog, Endpoint, usable};
 pub use service::{
     ClusterIp, DEFAULT_AFFINITY_SECONDS, MAX_AFFINITY_SECONDS, NODE_PORTS, Service, ServicePort,

@@ -17,7 +17,7 @@ use rustix::io::Errno;
 use tokio::net::TcpStream;
 
 use crate::context::Context;
-use crate::metrics::PortStats;
+use crate::metrics::{PortStats, Reject};
 use crate::table::{Frontend, Mode};
 
 pub mod connect;
@@ -70,6 +70,12 @@ pub enum Error {
 pub fn serve(conn: Conn, ctx: &Arc<Context>) {
     let table = ctx.table.load();
     if let Some(route) = table.route(&conn.frontend) {
+        if route.source_ranges.as_ref().is_some_and(|r| !r.allows(conn.peer.ip())) {
+            // kube-proxy's firewall chain drops these; a reset tells the
+            // client at once instead of after its connect timeout.
+            route.stats.rejected(Reject::SourceRange).inc();
+            return tcp::reset(&conn.stream);
+        }
         let route = route.clone();
         // Counted from here, so a connection accepted just before SIGTERM
         // is waited for.

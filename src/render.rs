@@ -113,6 +113,10 @@ fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Insta
         "policy": route.policy.as_str(),
         "requestTimeoutSeconds": route.request_timeout.map(|d| d.as_secs_f64()),
         "udpResponses": route.udp_responses,
+        "loadBalancerSourceRanges": route
+            .source_ranges
+            .as_ref()
+            .map(|r| r.iter().map(|range| range.to_string()).collect::<Vec<_>>()),
         "sessionAffinityTimeoutSeconds": route.affinity.map(|d| d.as_secs()),
         "endpoints": endpoints,
     })
@@ -140,6 +144,14 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
             out.push(format!(
                 "{id}: healthCheckNodePort {port}/TCP answers load balancers with this node's \
                  ready endpoints"
+            ));
+        }
+        let ranges = &resolved.service.source_ranges;
+        if !ranges.is_empty() && !resolved.service.ingress_ips.is_empty() {
+            out.push(format!(
+                "{id}: LoadBalancer ingress IPs serve only clients in {} \
+                 (loadBalancerSourceRanges); its other addresses serve every client",
+                ranges.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
             ));
         }
         for port in resolved.service.ports.iter().filter(|p| p.protocol == Protocol::Sctp) {

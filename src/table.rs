@@ -15,7 +15,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
-use crate::model::{Model, Policy, Protocol, Resolved, ServiceId, ServicePort};
+use crate::model::{Model, Policy, Protocol, Resolved, ServiceId, ServicePort, SourceRanges};
 
 mod build;
 
@@ -86,6 +86,10 @@ pub struct Route {
     /// UDP: a flow ends once it has had this many replies per datagram
     /// sent (`svcproxy.io/udp-responses`); none: only silence ends it.
     pub udp_responses: Option<u32>,
+    /// LoadBalancer ingress frontends with `loadBalancerSourceRanges`: the
+    /// clients served; others are turned away at once. `None` everywhere
+    /// else, so the check costs one branch.
+    pub source_ranges: Option<Arc<SourceRanges>>,
     /// Round-robin position, shared by every Route of one ServicePort (its
     /// ClusterIP, NodePort and external frontends) and carried from one
     /// Snapshot to the next while the port keeps one of its frontends; the

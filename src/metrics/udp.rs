@@ -29,6 +29,9 @@ pub enum Dropped {
     EndpointUnreachable,
     /// A socket's buffer was full, or a send failed otherwise.
     SendFailed,
+    /// A LoadBalancer ingress IP, and the client outside the Service's
+    /// `loadBalancerSourceRanges`.
+    SourceRange,
 }
 
 /// One UDP Service port's datagrams and flows.
@@ -59,8 +62,13 @@ impl Direction {
 
 impl Dropped {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 4] =
-        [Self::NoEndpoints, Self::FlowTableFull, Self::EndpointUnreachable, Self::SendFailed];
+    pub const ALL: [Self; 5] = [
+        Self::NoEndpoints,
+        Self::FlowTableFull,
+        Self::EndpointUnreachable,
+        Self::SendFailed,
+        Self::SourceRange,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -68,6 +76,7 @@ impl Dropped {
             Self::FlowTableFull => "flow_table_full",
             Self::EndpointUnreachable => "endpoint_unreachable",
             Self::SendFailed => "send_failed",
+            Self::SourceRange => "source_range",
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::annotations::{self, Annotations};
 use super::field::{self, Fields};
 use super::names::Names;
+use super::ranges::{self, SourceRanges};
 use super::{Error, Protocol, ServiceId};
 use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
 
@@ -77,6 +78,8 @@ pub struct Service {
     pub external_ips: Vec<IpAddr>,
     /// `status.loadBalancer.ingress[].ip`.
     pub ingress_ips: Vec<IpAddr>,
+    /// `spec.loadBalancerSourceRanges`: the clients the ingress IPs serve.
+    pub source_ranges: SourceRanges,
     pub external_name: Option<String>,
     /// `None`: no selector, endpoints come from Endpoints/EndpointSlices
     /// only. Sorted by key. A list, not a map: a selector has a label or
@@ -122,6 +125,7 @@ pub(crate) fn validate(
     let external_ips = ips(&mut f, "spec.externalIPs", spec.external_ips.as_deref());
     let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
     let ingress_ips = ingress_ips(&mut f, ingress);
+    let source_ranges = ranges::read(&mut f, spec, kind);
     let affinity = affinity(&mut f, spec);
     let annotations = annotations::read(&mut f, meta);
     let policies = policies(&mut f, spec, kind, &external_ips);
@@ -139,6 +143,7 @@ pub(crate) fn validate(
         ports,
         external_ips,
         ingress_ips,
+        source_ranges,
         external_name,
         selector,
         affinity,

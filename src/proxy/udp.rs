@@ -103,6 +103,10 @@ impl Relay {
         let Some(udp) = route.stats.udp() else { return };
         route.stats.received.inc_by(data.len() as u64);
         udp.datagrams(Direction::Received).inc();
+        if route.source_ranges.as_ref().is_some_and(|r| !r.allows(client.ip())) {
+            udp.dropped(Dropped::SourceRange).inc();
+            return;
+        }
         let key = (client, local);
         let mut flows = self.flows.lock();
         if let Some(flow) = flows.get(&key) {

@@ -214,6 +214,8 @@ impl<'a> PortBuild<'a> {
             request_timeout: spec.annotations.request_timeout,
             policy: spec.annotations.policy,
             udp_responses: spec.annotations.udp_responses,
+            source_ranges: (kind == FrontendKind::LoadBalancer && !spec.source_ranges.is_empty())
+                .then(|| Arc::new(spec.source_ranges.clone())),
             cursor: cursor.clone(),
             stats: self.stats.clone(),
         })

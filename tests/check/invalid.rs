@@ -148,6 +148,27 @@ invalid_fixtures! {
         listed: &["resolver"],
         rejected: Some("kube-dns"),
     };
+    rejects_a_source_range_that_is_no_cidr => Case {
+        file: "source-ranges-invalid.yaml",
+        line: Some(21),
+        error: &[
+            "default/firewalled: ",
+            "spec.loadBalancerSourceRanges[1]: Invalid value: \"192.168.1.1\": \
+             must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24",
+        ],
+        listed: &["public"],
+        rejected: Some("firewalled"),
+    };
+    rejects_source_ranges_on_a_service_that_is_no_load_balancer => Case {
+        file: "source-ranges-not-load-balancer.yaml",
+        line: Some(19),
+        error: &[
+            "default/node-firewalled: ",
+            "spec.loadBalancerSourceRanges: Forbidden: may only be used when `type` is 'LoadBalancer'",
+        ],
+        listed: &["public"],
+        rejected: Some("node-firewalled"),
+    };
     rejects_affinity_timeout_over_a_day => Case {
         file: "timeout-seconds-too-large.yaml",
         line: Some(11),

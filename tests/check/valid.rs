@@ -305,3 +305,23 @@ fn udp_ports_are_served_and_only_sctp_ports_are_noted_as_not_proxied() {
     assert_eq!(not_proxied.len(), 1, "{notes:#?}");
     assert!(not_proxied[0].contains("3868/SCTP"), "{notes:#?}");
 }
+
+#[test]
+fn load_balancer_source_ranges_are_noted_with_what_they_filter() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lb.yaml");
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: internal-lb}\nspec:\n  \
+                type: LoadBalancer\n  clusterIP: 10.96.0.20\n  loadBalancerSourceRanges: \
+                [' 10.1.2.3/16 ', 'fd00::/8']\n  ports:\n  - {port: 443}\nstatus:\n  \
+                loadBalancer:\n    ingress: [{ip: 192.0.2.10}]\n";
+    std::fs::write(&path, yaml).expect("write");
+    let out = check([&path]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let notes: Vec<&str> = out.stderr_lines().into_iter().filter(|l| support::is_note(l)).collect();
+    let ranges: Vec<&&str> =
+        notes.iter().filter(|l| l.contains("loadBalancerSourceRanges")).collect();
+    assert_eq!(ranges.len(), 1, "{notes:#?}");
+    // Spaces trimmed and host bits dropped, as the API server reads them.
+    assert!(ranges[0].contains("default/internal-lb"), "{}", ranges[0]);
+    assert!(ranges[0].contains("only clients in 10.1.0.0/16, fd00::/8"), "{}", ranges[0]);
+}

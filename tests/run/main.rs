@@ -9,6 +9,7 @@
 //! - `faults`: no endpoints, refusing or silent endpoints, ports taken;
 //! - `limits`: out of file descriptors;
 //! - `sockets`: SO_REUSEADDR, never SO_REUSEPORT;
+//! - `source_ranges`: `loadBalancerSourceRanges` on ingress IPs;
 //! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
 //!   `--splice` mode;
 //! - `reload`: hot swap of changed manifests under live connections;
@@ -35,6 +36,7 @@ mod limits;
 mod reload;
 mod signals;
 mod sockets;
+mod source_ranges;
 mod splice;
 mod stream;
 mod tcp;
