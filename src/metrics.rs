@@ -64,6 +64,9 @@ pub enum Reject {
     NoEndpoints,
     /// Every attempt to connect failed.
     ConnectFailed,
+    /// This proxy ran short of descriptors, ports or memory to connect to
+    /// an endpoint: its own fault, never counted against the endpoint.
+    LocalResources,
 }
 
 /// Why the proxy answered an HTTP request itself (the `reason` label of
@@ -79,6 +82,9 @@ pub enum HttpError {
     /// No response head within the Service's `svcproxy.io/request-timeout`
     /// (504).
     Timeout,
+    /// This proxy ran short of descriptors, ports or memory to connect to
+    /// an endpoint (503).
+    LocalResources,
 }
 
 /// Why a connect to an endpoint failed (the `reason` label of
@@ -92,20 +98,26 @@ pub enum ConnectError {
 
 impl Reject {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 2] = [Self::NoEndpoints, Self::ConnectFailed];
+    pub const ALL: [Self; 3] = [Self::NoEndpoints, Self::ConnectFailed, Self::LocalResources];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::NoEndpoints => "no_endpoints",
             Self::ConnectFailed => "connect_failed",
+            Self::LocalResources => "local_resources",
         }
     }
 }
 
 impl HttpError {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 4] =
-        [Self::NoEndpoints, Self::ConnectFailed, Self::EndpointReset, Self::Timeout];
+    pub const ALL: [Self; 5] = [
+        Self::NoEndpoints,
+        Self::ConnectFailed,
+        Self::EndpointReset,
+        Self::Timeout,
+        Self::LocalResources,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -113,6 +125,7 @@ impl HttpError {
             Self::ConnectFailed => "connect_failed",
             Self::EndpointReset => "endpoint_reset",
             Self::Timeout => "timeout",
+            Self::LocalResources => "local_resources",
         }
     }
 }

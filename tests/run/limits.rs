@@ -1,14 +1,19 @@
 //! `svcproxy run` out of file descriptors: accepting pauses with backoff
-//! (no spinning, no panic) and resumes once descriptors are free again.
+//! (no spinning, no panic) and resumes once descriptors are free again; a
+//! connect that fails for want of descriptors is the proxy's own fault,
+//! counted as such and never against an endpoint.
 
-use std::net::TcpStream;
+use std::collections::BTreeSet;
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use crate::support::endpoint::Endpoint;
-use crate::support::manifests::{pod_at, simple_service};
-use crate::support::net::{self, addr, eventually, fresh_ip};
+use crate::support::manifests::{pod_at, service_of, simple_service};
+use crate::support::metrics::{CONNECT_ERRORS, REJECTED, scrape};
+use crate::support::net::{self, addr, eventually, fetch, fresh_ip};
 use crate::support::proxy::Proxy;
 
 /// User plus system CPU time of `pid` so far, in clock ticks.
@@ -53,4 +58,87 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning_then_recovers() 
         net::echo(frontend, b"again")
     });
     proxy.assert_running();
+}
+
+/// The soft limit that leaves `pid` exactly `free` new descriptors: the
+/// limit bounds descriptor numbers, and a new one takes the lowest free
+/// number, so the limit goes just past the `free`-th number not in use.
+fn limit_leaving(pid: u32, free: usize) -> u64 {
+    let open: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    let nth_free = (0..).filter(|n| !open.contains(n)).nth(free - 1).unwrap();
+    nth_free + 1
+}
+
+/// Sets the soft RLIMIT_NOFILE of `pid` (its hard limit stays, so the
+/// soft one can be raised back).
+fn set_soft_nofile(pid: u32, soft: u64) {
+    let status = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")])
+        .status()
+        .expect("prlimit");
+    assert!(status.success(), "prlimit --nofile={soft}: failed");
+}
+
+/// The soft RLIMIT_NOFILE of `pid`.
+fn soft_nofile(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// What a client of `frontend` saw: `Some(true)` served (the endpoint's
+/// name came through), `Some(false)` turned away (closed or reset without
+/// a byte), `None` held in the backlog (nothing within a second).
+fn client_outcome(frontend: SocketAddr) -> Option<bool> {
+    let mut stream = match TcpStream::connect_timeout(&frontend, net::CONNECT_TIMEOUT) {
+        Ok(stream) => stream,
+        // Accepted and reset before the handshake was even reported.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(false),
+        Err(e) => panic!("connect to {frontend}: {e}"),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut bytes = Vec::new();
+    match stream.read_to_end(&mut bytes) {
+        Ok(_) => Some(!bytes.is_empty()),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => Some(!bytes.is_empty()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("client of {frontend}: {e}"),
+    }
+}
+
+#[test]
+fn a_connect_short_of_descriptors_counts_local_resources_and_blames_no_endpoint() {
+    let endpoints = [Endpoint::name(fresh_ip(), "a"), Endpoint::name(fresh_ip(), "b")];
+    let (frontend, yaml) = service_of("short", &[endpoints[0].addr, endpoints[1].addr]);
+    let (mut proxy, _) = Proxy::serving(&yaml, &[], || fetch(frontend));
+    let pid = proxy.pid();
+    let limit = soft_nofile(pid);
+    // One descriptor left: the accept takes it, the socket to the endpoint
+    // finds none. A descriptor still closing when counted leaves two (the
+    // client is served), one opened since leaves none (it waits in the
+    // backlog): then the limit moves by one and the clients try again.
+    let mut turned_away = 0;
+    let mut headroom = 1;
+    while turned_away == 0 {
+        assert!(headroom <= 4, "no client was turned away\n{}", proxy.log());
+        set_soft_nofile(pid, limit_leaving(pid, headroom));
+        let outcomes: Vec<Option<bool>> = (0..10).map(|_| client_outcome(frontend)).collect();
+        turned_away = outcomes.iter().filter(|o| **o == Some(false)).count();
+        headroom += 1;
+    }
+    set_soft_nofile(pid, limit);
+    proxy.assert_running();
+
+    let metrics = scrape(&mut proxy);
+    let service = [("service", "short")];
+    let local = [("service", "short"), ("reason", "local_resources")];
+    assert_eq!(metrics.get(REJECTED, &local), turned_away as f64, "{}", metrics.text);
+    let blamed: f64 = metrics.select(CONNECT_ERRORS, &service).map(|s| s.value).sum();
+    assert_eq!(blamed, 0.0, "connect errors counted against endpoints:\n{}", metrics.text);
+    // Neither endpoint was ejected: round robin goes on over both at once.
+    let names: BTreeSet<String> = (0..6).map(|_| fetch(frontend).unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
 }
