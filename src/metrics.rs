@@ -20,6 +20,7 @@ use crate::model::ServiceId;
 
 mod histogram;
 mod http;
+mod process;
 mod traffic;
 mod udp;
 
@@ -298,6 +299,7 @@ impl Metrics {
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
         self.traffic.render(&mut text);
+        process::render(&mut text);
         text
     }
 }
