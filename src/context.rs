@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::access::AccessLog;
+use crate::admission::Admission;
 use crate::balance::Balancer;
 use crate::health::Health;
 use crate::metrics::{self, Metrics};
@@ -29,6 +30,8 @@ pub struct Context {
     pub splice: Splice,
     /// Live connections, for the drain on SIGTERM.
     pub tracker: Tracker,
+    /// Client connections open, under `--max-connections`.
+    pub admission: Arc<Admission>,
     pub metrics: Metrics,
     /// What `/healthz` and the health check ports report.
     pub health: Health,
@@ -101,7 +104,10 @@ pub enum Splice {
 // === impl Context ===
 
 impl Context {
+    /// Shared state with no `--max-connections` bound (the daemon sets it).
     pub fn new(connect_timeout: Duration, splice: Splice) -> Result<Self, metrics::Error> {
+        let metrics = Metrics::new()?;
+        let admission = Admission::new(usize::MAX, metrics.accept_paused.max_connections.clone());
         Ok(Self {
             table: ArcSwap::from_pointee(Snapshot::default()),
             balancer: Balancer::default(),
@@ -114,7 +120,8 @@ impl Context {
             access: None,
             udp: UdpLimits::default(),
             udp_flows: AtomicUsize::new(0),
-            metrics: Metrics::new()?,
+            admission,
+            metrics,
         })
     }
 }

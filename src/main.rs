@@ -100,6 +100,11 @@ struct RunArgs {
     /// A UDP flow ends after this much silence both ways (kube-proxy's flag).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     udp_timeout: Duration,
+    /// Client connections open at once (HAProxy's maxconn): at the bound,
+    /// accepting pauses and new clients wait in the kernel's backlog
+    /// [default: half the descriptor limit, a proxied connection holds two].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
     /// Bound on the UDP flow table (never above half the descriptor limit).
     #[arg(long, value_name = "N", default_value = "10000")]
     udp_max_flows: usize,
@@ -248,6 +253,7 @@ fn demo() -> anyhow::Result<()> {
         min_sync_period: Duration::from_secs(1),
         http: HttpLimits::default(),
         access_log: false,
+        max_connections: None,
     };
     serve(config, true)
 }
@@ -303,6 +309,7 @@ impl RunArgs {
                 max_streams: self.http2_max_concurrent_streams,
             },
             access_log: self.http_access_log,
+            max_connections: self.max_connections,
         }
     }
 }

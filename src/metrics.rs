@@ -20,11 +20,13 @@ use crate::model::ServiceId;
 
 mod histogram;
 mod http;
+mod paused;
 mod process;
 mod traffic;
 mod udp;
 
 pub use http::HttpStats;
+pub use paused::{AcceptPaused, Pause};
 use traffic::Traffic;
 pub use traffic::{Counter, EndpointStats, InUse, PortKey, PortStats};
 pub use udp::{Direction, Dropped, UdpStats};
@@ -49,6 +51,7 @@ pub const ENDPOINT_HTTP_REQUESTS: &str = "svcproxy_endpoint_http_requests_total"
 pub const UDP_DATAGRAMS: &str = "svcproxy_udp_datagrams_total";
 pub const UDP_FLOWS_ACTIVE: &str = "svcproxy_udp_flows_active";
 pub const UDP_DROPPED: &str = "svcproxy_udp_dropped_total";
+pub const ACCEPT_PAUSED: &str = "svcproxy_accept_paused_seconds_total";
 /// kube-proxy's names, so its dashboards work.
 pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
@@ -161,6 +164,8 @@ pub struct Metrics {
     pub sync_duration: Histogram,
     pub sync_last_timestamp: Gauge,
     pub api: ApiFamilies,
+    /// `svcproxy_accept_paused_seconds_total`, by reason.
+    pub accept_paused: AcceptPaused,
 }
 
 /// The API source's families.
@@ -229,6 +234,7 @@ impl Metrics {
             sync_duration,
             sync_last_timestamp,
             api,
+            accept_paused: AcceptPaused::default(),
         })
     }
 
@@ -299,6 +305,7 @@ impl Metrics {
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
         self.traffic.render(&mut text);
+        self.accept_paused.render(&mut text);
         process::render(&mut text);
         text
     }

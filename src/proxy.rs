@@ -16,6 +16,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use tokio::net::TcpStream;
 
+use crate::admission::Slot;
 use crate::context::Context;
 use crate::metrics::PortStats;
 use crate::table::{Frontend, Mode};
@@ -37,6 +38,9 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// The address it was accepted on.
     pub frontend: Frontend,
+    /// Its place under `--max-connections`, given back when the
+    /// connection's task ends and drops it.
+    pub slot: Slot,
 }
 
 /// Whose fault a forwarding failure was: it decides what is logged at

@@ -69,7 +69,7 @@ struct Client {
 /// Serves one client connection until it ends; `stats` are those of the
 /// Service port it was accepted for.
 pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: Live) {
-    let Conn { stream, peer, frontend } = conn;
+    let Conn { stream, peer, frontend, slot: _slot } = conn;
     let limits = ctx.http;
     stats.connections.inc();
     let port = stats.clone();

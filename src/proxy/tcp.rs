@@ -17,7 +17,7 @@ use crate::table::Route;
 /// Serves one accepted connection to the end. `live` counts the connection
 /// for the drain until it ends, or resets it when the drain times out.
 pub async fn serve(conn: Conn, route: Arc<Route>, ctx: Arc<Context>, live: Live) {
-    let Conn { stream: mut client, peer, .. } = conn;
+    let Conn { stream: mut client, peer, slot: _slot, .. } = conn;
     let stats = &route.stats;
     stats.connections.inc();
     let _active = Active::enter(stats);

@@ -74,6 +74,7 @@ const EXPORTED: &[&str] = &[
     "svcproxy_udp_datagrams_total",
     "svcproxy_udp_flows_active",
     "svcproxy_udp_dropped_total",
+    "svcproxy_accept_paused_seconds_total",
     "process_open_fds",
     "process_max_fds",
     "process_resident_memory_bytes",

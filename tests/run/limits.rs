@@ -1,20 +1,21 @@
 //! `svcproxy run` out of file descriptors: accepting pauses with backoff
 //! (no spinning, no panic) and resumes once descriptors are free again; a
 //! connect that fails for want of descriptors is the proxy's own fault,
-//! counted as such and never against an endpoint.
+//! counted as such and never against an endpoint; at `--max-connections`
+//! accepting pauses and the kernel's backlog holds new clients.
 
 use std::collections::BTreeSet;
-use std::io::{ErrorKind, Read};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::endpoint::Endpoint;
 use crate::support::manifests::{pod_at, service_of, simple_service};
 use crate::support::metrics::{CONNECT_ERRORS, REJECTED, scrape};
 use crate::support::net::{self, addr, eventually, fetch, fresh_ip};
-use crate::support::proxy::Proxy;
+use crate::support::proxy::{Proxy, READY};
 
 /// User plus system CPU time of `pid` so far, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -58,6 +59,8 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning_then_recovers() 
         net::echo(frontend, b"again")
     });
     proxy.assert_running();
+    let paused = scrape(&mut proxy).get(PAUSED, &[("reason", "descriptors")]);
+    assert!(paused > 0.0, "{PAUSED}{{reason=\"descriptors\"}} is {paused}");
 }
 
 /// The soft limit that leaves `pid` exactly `free` new descriptors: the
@@ -141,4 +144,62 @@ fn a_connect_short_of_descriptors_counts_local_resources_and_blames_no_endpoint(
     // Neither endpoint was ejected: round robin goes on over both at once.
     let names: BTreeSet<String> = (0..6).map(|_| fetch(frontend).unwrap()).collect();
     assert_eq!(names, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+}
+
+const PAUSED: &str = "svcproxy_accept_paused_seconds_total";
+
+/// Writes `message` and reads its echo back.
+fn round_trip(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    stream.write_all(message)?;
+    let mut back = vec![0; message.len()];
+    stream.read_exact(&mut back)?;
+    if back == message { Ok(()) } else { Err(io::Error::other("echo differs")) }
+}
+
+#[test]
+fn at_max_connections_a_new_client_waits_in_the_backlog_until_one_ends() {
+    let endpoint = Endpoint::echo(fresh_ip());
+    let (frontend, yaml) = service_of("capped", &[endpoint.addr]);
+    let (mut proxy, ()) =
+        Proxy::serving(&yaml, &["--max-connections", "5"], || net::echo(frontend, b"ready"));
+    assert!(proxy.log().contains("max=5"), "the bound is logged at start\n{}", proxy.log());
+    let paused = [("reason", "max_connections")];
+    assert_eq!(scrape(&mut proxy).get(PAUSED, &paused), 0.0);
+    let mut held: Vec<TcpStream> = (0..5)
+        .map(|i| {
+            let mut client = net::connect(frontend).unwrap();
+            round_trip(&mut client, format!("client {i}").as_bytes()).unwrap();
+            client
+        })
+        .collect();
+
+    // The sixth completes its handshake (the kernel's backlog) but nothing
+    // it sends is carried while five connections are open.
+    let mut sixth = net::connect(frontend).unwrap();
+    sixth.write_all(b"sixth").unwrap();
+    sixth.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut byte = [0; 1];
+    match sixth.read(&mut byte) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the sixth client was served at the bound: {other:?}\n{}", proxy.log()),
+    }
+    let first =
+        proxy.wait_metric(&format!("{PAUSED}{{reason=\"max_connections\"}}"), READY, |s| s > 0.5);
+    let later = Instant::now() + Duration::from_millis(300);
+    let grown = proxy.wait_metric(&format!("{PAUSED}{{reason=\"max_connections\"}}"), READY, |s| {
+        Instant::now() >= later && s > first
+    });
+    assert!(grown > first, "paused seconds grow while at the bound");
+    proxy.assert_warned(&["--max-connections reached"]);
+
+    // One of the five ends: the sixth is accepted and served.
+    drop(held.remove(0));
+    sixth.set_read_timeout(Some(net::IO_TIMEOUT)).unwrap();
+    let mut back = [0; 5];
+    sixth.read_exact(&mut back).unwrap_or_else(|e| panic!("sixth client: {e}\n{}", proxy.log()));
+    assert_eq!(&back, b"sixth");
+    round_trip(&mut sixth, b"and more").unwrap();
+    for client in &mut held {
+        round_trip(client, b"still served").unwrap();
+    }
 }

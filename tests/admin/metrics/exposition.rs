@@ -22,7 +22,7 @@ use crate::support::tools::promtool_complaints;
 
 /// Every family of DESIGN §5 that has series, with its type and label
 /// names (`le` aside).
-const FAMILIES: [(&str, &str, &[&str]); 19] = [
+const FAMILIES: [(&str, &str, &[&str]); 20] = [
     ("svcproxy_connections_total", "counter", &["namespace", "service", "port"]),
     ("svcproxy_connections_active", "gauge", &["namespace", "service", "port"]),
     ("svcproxy_received_bytes_total", "counter", &["namespace", "service", "port"]),
@@ -50,10 +50,11 @@ const FAMILIES: [(&str, &str, &[&str]); 19] = [
     ("process_max_fds", "gauge", &[]),
     ("process_resident_memory_bytes", "gauge", &[]),
     ("process_cpu_seconds_total", "counter", &[]),
+    ("svcproxy_accept_paused_seconds_total", "counter", &["reason"]),
 ];
 
 /// Every family DESIGN §5 names, with its type.
-const DESIGN_FAMILIES: [(&str, &str); 22] = [
+const DESIGN_FAMILIES: [(&str, &str); 23] = [
     ("svcproxy_connections_total", "counter"),
     ("svcproxy_connections_active", "gauge"),
     ("svcproxy_received_bytes_total", "counter"),
@@ -76,6 +77,7 @@ const DESIGN_FAMILIES: [(&str, &str); 22] = [
     ("process_max_fds", "gauge"),
     ("process_resident_memory_bytes", "gauge"),
     ("process_cpu_seconds_total", "counter"),
+    ("svcproxy_accept_paused_seconds_total", "counter"),
 ];
 
 /// After traffic of every kind (carried, rejected, refused), `/metrics`
