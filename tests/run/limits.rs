@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::endpoint::Endpoint;
 use crate::support::manifests::{pod_at, service_of, simple_service};
-use crate::support::metrics::{CONNECT_ERRORS, REJECTED, scrape};
+use crate::support::metrics::{ACTIVE, CONNECT_ERRORS, REJECTED, scrape, settle, value};
 use crate::support::net::{self, addr, eventually, fetch, fresh_ip};
 use crate::support::proxy::{Proxy, READY};
 
@@ -63,14 +63,27 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning_then_recovers() 
     assert!(paused > 0.0, "{PAUSED}{{reason=\"descriptors\"}} is {paused}");
 }
 
-/// The soft limit that leaves `pid` exactly `free` new descriptors: the
-/// limit bounds descriptor numbers, and a new one takes the lowest free
-/// number, so the limit goes just past the `free`-th number not in use.
-fn limit_leaving(pid: u32, free: usize) -> u64 {
-    let open: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+/// The descriptors `pid` has open.
+fn open_fds(pid: u32) -> BTreeSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-        .collect();
+        .collect()
+}
+
+/// The soft limit that leaves `proxy` exactly `free` new descriptors, once
+/// its connections have ended and its descriptors stay put: the limit
+/// bounds descriptor numbers, and a new one takes the lowest free number,
+/// so the limit goes just past the `free`-th number not in use.
+fn limit_leaving(proxy: &mut Proxy, service: &str, free: usize) -> u64 {
+    settle(proxy, "no connection open", |m| value(m, ACTIVE, &[("service", service)]) == 0.0);
+    let pid = proxy.pid();
+    let open = eventually("descriptors settled", Duration::from_secs(5), || {
+        let before = open_fds(pid);
+        thread::sleep(Duration::from_millis(50));
+        let after = open_fds(pid);
+        if before == after { Ok(after) } else { Err("still changing") }
+    });
     let nth_free = (0..).filter(|n| !open.contains(n)).nth(free - 1).unwrap();
     nth_free + 1
 }
@@ -120,18 +133,22 @@ fn a_connect_short_of_descriptors_counts_local_resources_and_blames_no_endpoint(
     let pid = proxy.pid();
     let limit = soft_nofile(pid);
     // One descriptor left: the accept takes it, the socket to the endpoint
-    // finds none. A descriptor still closing when counted leaves two (the
-    // client is served), one opened since leaves none (it waits in the
-    // backlog): then the limit moves by one and the clients try again.
+    // finds none. Should a descriptor open or close behind the count, the
+    // clients try again with one more, then one again.
     let mut turned_away = 0;
-    let mut headroom = 1;
-    while turned_away == 0 {
-        assert!(headroom <= 4, "no client was turned away\n{}", proxy.log());
-        set_soft_nofile(pid, limit_leaving(pid, headroom));
+    let mut tried = Vec::new();
+    for headroom in [1, 2, 1] {
+        set_soft_nofile(pid, limit);
+        let leaving = limit_leaving(&mut proxy, "short", headroom);
+        set_soft_nofile(pid, leaving);
         let outcomes: Vec<Option<bool>> = (0..10).map(|_| client_outcome(frontend)).collect();
         turned_away = outcomes.iter().filter(|o| **o == Some(false)).count();
-        headroom += 1;
+        tried.push((headroom, outcomes));
+        if turned_away > 0 {
+            break;
+        }
     }
+    assert!(turned_away > 0, "no client was turned away: {tried:?}\n{}", proxy.log());
     set_soft_nofile(pid, limit);
     proxy.assert_running();
 
