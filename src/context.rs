@@ -28,6 +28,10 @@ pub struct Context {
     pub connect_timeout: Duration,
     /// When bulk directions move to `splice(2)`.
     pub splice: Splice,
+    /// Once one side of a TCP connection has closed, how long the other
+    /// may carry nothing before both are reset
+    /// (`--conntrack-tcp-timeout-close-wait`; `None`: for ever).
+    pub close_wait: Option<Duration>,
     /// Live connections, for the drain on SIGTERM.
     pub tracker: Tracker,
     /// Client connections open, under `--max-connections`.
@@ -113,6 +117,7 @@ impl Context {
             balancer: Balancer::default(),
             connect_timeout,
             splice,
+            close_wait: Some(Duration::from_secs(3600)),
             tracker: Tracker::default(),
             health: Health::default(),
             upstreams: Upstreams::default(),

@@ -63,6 +63,9 @@ pub struct Config {
     /// `--max-connections`: client connections open at once; `None`: half
     /// the descriptor limit.
     pub max_connections: Option<u64>,
+    /// `--conntrack-tcp-timeout-close-wait`; `None` (0 on the command
+    /// line): never.
+    pub close_wait: Option<Duration>,
 }
 
 /// A failure to start.
@@ -91,17 +94,8 @@ pub enum Error {
 /// Runs until SIGTERM (after the drain) or SIGINT. `ready` is told once the
 /// first Snapshot is published and its listeners spawned.
 pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
-    let fd_limit = listener::raise_fd_limit();
     let signals = Signals::install()?;
-    let mut ctx = Context::new(config.connect_timeout, config.splice)?;
-    ctx.http = config.http;
-    ctx.udp = udp_limits(config.udp, fd_limit);
-    let paused = ctx.metrics.accept_paused.max_connections.clone();
-    ctx.admission = Admission::new(max_connections(config.max_connections, fd_limit), paused);
-    if config.access_log {
-        ctx.access = Some(Arc::new(AccessLog::stdout().map_err(Error::AccessLog)?));
-    }
-    let ctx = Arc::new(ctx);
+    let ctx = context(&config)?;
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");
@@ -139,6 +133,22 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     daemon.control.close();
     daemon.drain(config.drain_timeout).await;
     Ok(())
+}
+
+/// What every connection shares, with the limits `config` asks for (the
+/// descriptor limit raised first: the defaults follow it).
+fn context(config: &Config) -> Result<Arc<Context>, Error> {
+    let fd_limit = listener::raise_fd_limit();
+    let mut ctx = Context::new(config.connect_timeout, config.splice)?;
+    ctx.http = config.http;
+    ctx.close_wait = config.close_wait;
+    ctx.udp = udp_limits(config.udp, fd_limit);
+    let paused = ctx.metrics.accept_paused.max_connections.clone();
+    ctx.admission = Admission::new(max_connections(config.max_connections, fd_limit), paused);
+    if config.access_log {
+        ctx.access = Some(Arc::new(AccessLog::stdout().map_err(Error::AccessLog)?));
+    }
+    Ok(Arc::new(ctx))
 }
 
 /// `asked`, with the flow table bounded by half the descriptor limit (a

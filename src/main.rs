@@ -86,6 +86,10 @@ struct RunArgs {
     /// copy: auto (once a read fills a 32 KiB buffer), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     splice: SpliceMode,
+    /// Once one side of a TCP connection has closed, the connection is reset
+    /// when the other sends nothing for this long (kube-proxy's flag; 0: never).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    conntrack_tcp_timeout_close_wait: Duration,
     /// On SIGTERM, how long live connections may finish.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
@@ -254,6 +258,7 @@ fn demo() -> anyhow::Result<()> {
         http: HttpLimits::default(),
         access_log: false,
         max_connections: None,
+        close_wait: Some(Duration::from_secs(3600)),
     };
     serve(config, true)
 }
@@ -310,6 +315,8 @@ impl RunArgs {
             },
             access_log: self.http_access_log,
             max_connections: self.max_connections,
+            close_wait: Some(self.conntrack_tcp_timeout_close_wait)
+                .filter(|timeout| !timeout.is_zero()),
         }
     }
 }

@@ -71,6 +71,10 @@ pub enum Reject {
     /// This proxy ran short of descriptors, ports or memory to connect to
     /// an endpoint: its own fault, never counted against the endpoint.
     LocalResources,
+    /// Not turned away but cut short: one side had closed and the other
+    /// carried nothing for `--conntrack-tcp-timeout-close-wait`; both were
+    /// reset.
+    CloseWaitTimeout,
 }
 
 /// Why the proxy answered an HTTP request itself (the `reason` label of
@@ -102,13 +106,15 @@ pub enum ConnectError {
 
 impl Reject {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 3] = [Self::NoEndpoints, Self::ConnectFailed, Self::LocalResources];
+    pub const ALL: [Self; 4] =
+        [Self::NoEndpoints, Self::ConnectFailed, Self::LocalResources, Self::CloseWaitTimeout];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::NoEndpoints => "no_endpoints",
             Self::ConnectFailed => "connect_failed",
             Self::LocalResources => "local_resources",
+            Self::CloseWaitTimeout => "close_wait_timeout",
         }
     }
 }

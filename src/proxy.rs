@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::metrics::PortStats;
 use crate::table::{Frontend, Mode};
 
+mod close_wait;
 pub mod connect;
 pub mod copy;
 pub mod http;
@@ -70,6 +71,9 @@ pub enum Error {
     /// trying the next one would fail alike.
     #[error("proxy short of resources: {0}")]
     LocalResources(io::Error),
+    /// One side had closed, and `side` sent nothing for `timeout`.
+    #[error("{side} silent for {timeout:?} after the other side closed")]
+    CloseWait { side: Side, timeout: Duration },
 }
 
 /// Serves `conn`: the frontend's Route is read once, here, and the
@@ -149,6 +153,7 @@ impl Error {
             Error::NoEndpoints => Side::Endpoint,
             Error::Io { side, .. } => *side,
             Error::LocalResources(_) => Side::Proxy,
+            Error::CloseWait { side, .. } => *side,
         }
     }
 }

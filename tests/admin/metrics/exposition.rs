@@ -142,7 +142,8 @@ fn the_exposition_passes_promtool_and_has_the_design_names() {
         let reason = sample.label("reason");
         match sample.name.as_str() {
             REJECTED => {
-                let known = ["no_endpoints", "connect_failed", "local_resources"];
+                let known =
+                    ["no_endpoints", "connect_failed", "local_resources", "close_wait_timeout"];
                 assert!(reason.is_some_and(|r| known.contains(&r)), "{sample}");
             }
             CONNECT_ERRORS => {
