@@ -54,11 +54,14 @@ impl Admission {
     }
 
     /// Returns once fewer than `max` connections are open: at once, but
-    /// at the bound. A listener waits here before each accept.
+    /// at the bound. A listener waits here before each accept; below the
+    /// bound that costs one atomic load, the `Notify` (a lock all
+    /// listeners share) is touched only at the bound.
     pub async fn room(&self) {
-        loop {
+        while self.open.load(Ordering::Acquire) >= self.max {
             let mut freed = pin!(self.freed.notified());
-            // Registered before looking, so an end in between is not missed.
+            // Registered before looking again, so an end in between is not
+            // missed.
             freed.as_mut().enable();
             if self.open.load(Ordering::Acquire) < self.max {
                 return;
