@@ -75,7 +75,7 @@ fn open_fds(pid: u32) -> BTreeSet<u64> {
 /// its connections have ended and its descriptors stay put: the limit
 /// bounds descriptor numbers, and a new one takes the lowest free number,
 /// so the limit goes just past the `free`-th number not in use.
-fn limit_leaving(proxy: &mut Proxy, service: &str, free: usize) -> u64 {
+pub(crate) fn limit_leaving(proxy: &mut Proxy, service: &str, free: usize) -> u64 {
     settle(proxy, "no connection open", |m| value(m, ACTIVE, &[("service", service)]) == 0.0);
     let pid = proxy.pid();
     let open = eventually("descriptors settled", Duration::from_secs(5), || {
@@ -90,7 +90,7 @@ fn limit_leaving(proxy: &mut Proxy, service: &str, free: usize) -> u64 {
 
 /// Sets the soft RLIMIT_NOFILE of `pid` (its hard limit stays, so the
 /// soft one can be raised back).
-fn set_soft_nofile(pid: u32, soft: u64) {
+pub(crate) fn set_soft_nofile(pid: u32, soft: u64) {
     let status = Command::new("prlimit")
         .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")])
         .status()
@@ -99,7 +99,7 @@ fn set_soft_nofile(pid: u32, soft: u64) {
 }
 
 /// The soft RLIMIT_NOFILE of `pid`.
-fn soft_nofile(pid: u32) -> u64 {
+pub(crate) fn soft_nofile(pid: u32) -> u64 {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     line.split_whitespace().nth(3).unwrap().parse().unwrap()
