@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::support::tools::{self, run_tool, shown};
 use crate::{EXPORTED, HISTOGRAMS, docker, read};
 
-/// What the dashboard must show (issue 5, point 6): some panel queries
-/// each of these families.
+/// What the dashboard must show: some panel queries each of these
+/// families.
 const MUST_QUERY: &[&str] = &[
     "svcproxy_connections_total",
     "svcproxy_connections_active",
@@ -29,6 +29,13 @@ const MUST_QUERY: &[&str] = &[
     "svcproxy_config_reloads_total",
     "kubeproxy_sync_proxy_rules_duration_seconds",
     "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+    "svcproxy_udp_datagrams_total",
+    "svcproxy_udp_flows_active",
+    "svcproxy_udp_dropped_total",
+    "svcproxy_api_up",
+    "svcproxy_api_watch_events_total",
+    "svcproxy_api_relists_total",
+    "kubeproxy_network_programming_duration_seconds",
 ];
 
 /// The datasource every panel and query uses: the import input, which is

@@ -147,6 +147,29 @@ fn shipped_kind(document: &Document) -> (&'static str, String) {
 }
 
 #[test]
+fn kubectl_creates_the_service_account_before_the_daemonset_that_runs_as_it() {
+    // `kubectl apply -f DIR` creates objects in file-name order, then in
+    // document order. A DaemonSet created first fails its pods until the
+    // account exists, and the controller's backoff delays the rollout.
+    for dir in [docker(""), docker("manifests-mode")] {
+        let mut accounts = BTreeSet::new();
+        for document in applied_files(&dir).iter().flat_map(|f| documents(f)) {
+            if let Some(account) = typed::<ServiceAccount>(&document) {
+                accounts.insert(account.metadata.name.unwrap_or_default());
+            }
+            let Some(daemonset) = typed::<DaemonSet>(&document) else { continue };
+            let pod = daemonset.spec.and_then(|s| s.template.spec).expect("a pod spec");
+            let account = pod.service_account_name.expect("serviceAccountName");
+            assert!(
+                accounts.contains(&account),
+                "{}: runs as {account}, which kubectl has not created yet",
+                document.what
+            );
+        }
+    }
+}
+
+#[test]
 fn every_file_kubectl_applies_from_docker_holds_only_kubernetes_objects() {
     // `kubectl apply -f docker/` and the manifests-mode variant's directory.
     for dir in [docker(""), docker("manifests-mode")] {

@@ -8,7 +8,7 @@
 //!   configuration and agrees with svcproxy's command line: probes on the
 //!   healthz port, scrape annotations on the metrics port, a grace period
 //!   above the drain timeout, only flags `svcproxy run` lists;
-//! - `rbac.yaml` grants its ServiceAccount, the DaemonSet's, reading
+//! - `00-rbac.yaml` grants its ServiceAccount, the DaemonSet's, reading
 //!   Services, EndpointSlices and Nodes, and nothing else;
 //! - `manifests-mode/daemonset.yaml` is the same DaemonSet reading a
 //!   ConfigMap mounted where `--manifests` points, and the ConfigMap's

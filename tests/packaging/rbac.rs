@@ -1,4 +1,4 @@
-//! `docker/rbac.yaml`: the ServiceAccount `docker/daemonset.yaml` runs as,
+//! `docker/00-rbac.yaml`: the ServiceAccount `docker/daemonset.yaml` runs as,
 //! with its token mounted; a ClusterRole granting what svcproxy reads and
 //! nothing more; the binding between the two.
 
@@ -20,7 +20,7 @@ const READS: &[(&str, &str)] = &[("", "services"), ("discovery.k8s.io", "endpoin
 /// Only reads.
 const VERBS: &[&str] = &["get", "list", "watch"];
 
-/// The objects of `docker/rbac.yaml`.
+/// The objects of `docker/00-rbac.yaml`.
 struct Objects {
     service_account: ServiceAccount,
     cluster_role: ClusterRole,
@@ -28,7 +28,7 @@ struct Objects {
 }
 
 fn objects() -> Objects {
-    let path = docker("rbac.yaml");
+    let path = docker("00-rbac.yaml");
     Objects {
         service_account: kube::the(&path),
         cluster_role: kube::the(&path),

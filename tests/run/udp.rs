@@ -221,6 +221,29 @@ fn ten_thousand_flows_are_held_within_the_bound_and_expire() {
 }
 
 #[test]
+fn a_flow_with_traffic_outlives_the_udp_timeout_and_a_quiet_one_ends_after_it() {
+    let pods = [UdpPod::start(fresh_ip(), POD_PORT, "a"), UdpPod::start(fresh_ip(), POD_PORT, "b")];
+    let cluster_ip = fresh_ip();
+    let frontend = addr(cluster_ip, DNS);
+    let yaml = udp_service("kept", cluster_ip, None, &[ips_of(&pods[0]), ips_of(&pods[1])], "");
+    let probe = client(fresh_ip());
+    let flags = ["--udp-timeout", "1s"];
+    let (mut proxy, _) = Proxy::serving(&yaml, &flags, || who(&probe, frontend));
+    // A new flow takes the next endpoint: the same answer for 3 s, asked
+    // every 300 ms, is one flow kept alive past three timeouts.
+    let socket = client(fresh_ip());
+    let first = who(&socket, frontend).unwrap();
+    let kept = Instant::now();
+    while kept.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(who(&socket, frontend).unwrap(), first, "the flow ended while in use");
+    }
+    // Quiet, both flows end within the timeout (plus a scrape's slack).
+    let active = port_series("kept", "svcproxy_udp_flows_active", "");
+    proxy.wait_metric(&active, Duration::from_secs(3), |n| n == 0.0);
+}
+
+#[test]
 fn udp_responses_ends_a_flow_at_its_answer() {
     let pods = dns_pods(0);
     let cluster_ip = fresh_ip();
@@ -294,4 +317,140 @@ fn client_ip_affinity_keeps_new_flows_of_one_client_on_one_endpoint() {
     let others: std::collections::BTreeSet<String> =
         (0..4).map(|_| who(&client(fresh_ip()), frontend).unwrap()).collect();
     assert_eq!(others.len(), 2, "new clients all went to {others:?}");
+}
+
+#[test]
+fn external_ips_and_load_balancer_ingress_ips_serve_udp_too() {
+    let pod = UdpPod::start(fresh_ip(), POD_PORT, "echo");
+    let (cluster_ip, external, ingress) = (fresh_ip(), fresh_ip(), fresh_ip());
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: lb-dns}}\nspec:\n  type: LoadBalancer\n  \
+         clusterIP: {cluster_ip}\n  externalIPs: [{external}]\n  ports: [{{name: dns, port: {DNS}, \
+         targetPort: {POD_PORT}, protocol: UDP, nodePort: {}}}]\nstatus:\n  loadBalancer:\n    \
+         ingress: [{{ip: {ingress}}}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: lb-dns}}\n\
+         subsets:\n- addresses: [{{ip: {}}}]\n  ports: [{{name: dns, port: {POD_PORT}, protocol: UDP}}]\n",
+        fresh_node_port(),
+        ips_of(&pod)
+    );
+    let socket = client(fresh_ip());
+    let (_proxy, _) = Proxy::serving(&yaml, &[], || who(&socket, addr(cluster_ip, DNS)));
+    for asked in [addr(external, DNS), addr(ingress, DNS)] {
+        let (reply, from) = exchange(&socket, asked, b"ping").unwrap();
+        assert_eq!((&reply[..], from), (&b"ping"[..], asked));
+    }
+}
+
+#[test]
+fn datagrams_of_a_flow_reach_the_endpoint_and_come_back_in_order() {
+    let pod = UdpPod::start(fresh_ip(), POD_PORT, "echo");
+    let cluster_ip = fresh_ip();
+    let frontend = addr(cluster_ip, DNS);
+    let yaml = udp_service("ordered", cluster_ip, None, &[ips_of(&pod)], "");
+    let socket = client(fresh_ip());
+    let (_proxy, _) = Proxy::serving(&yaml, &[], || who(&socket, frontend));
+    // 1,000 numbered datagrams, 50 back to back at a time: a window well
+    // within every socket buffer on the way (a small datagram takes about
+    // 1 KiB of one), so none is dropped and any reordering shows.
+    let mut buf = [0; 16];
+    for window in (0..1_000u32).collect::<Vec<_>>().chunks(50) {
+        for i in window {
+            socket.send_to(&i.to_be_bytes(), frontend).unwrap();
+        }
+        for i in window {
+            let (n, _) = socket.recv_from(&mut buf).unwrap_or_else(|e| panic!("echo {i}: {e}"));
+            assert_eq!(&buf[..n], &i.to_be_bytes(), "echo {i} out of order");
+        }
+    }
+}
+
+#[test]
+fn a_udp_address_taken_is_retried_and_once_bound_never_shared() {
+    let pod = UdpPod::start(fresh_ip(), POD_PORT, "echo");
+    let cluster_ip = fresh_ip();
+    let frontend = addr(cluster_ip, DNS);
+    let taken = std::net::UdpSocket::bind(frontend).unwrap();
+    let yaml = udp_service("taken", cluster_ip, None, &[ips_of(&pod)], "");
+    let mut proxy = Proxy::start(&yaml, &[]);
+    crate::support::net::eventually("the bind retried", Duration::from_secs(10), || {
+        let log = proxy.log();
+        let found = log.contains("cannot bind frontend") && log.contains("Address already in use");
+        if found { Ok(()) } else { Err("not yet") }
+    });
+    drop(taken);
+    let socket = client(fresh_ip());
+    assert_eq!(proxy.wait_ready(|| who(&socket, frontend)), "echo");
+    // Neither SO_REUSEADDR nor SO_REUSEPORT: another process asking for
+    // either cannot bind the address and read svcproxy's datagrams.
+    for (reuse_address, reuse_port) in [(false, false), (true, false), (false, true), (true, true)]
+    {
+        let other =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        other.set_reuse_address(reuse_address).unwrap();
+        other.set_reuse_port(reuse_port).unwrap();
+        let err = other.bind(&frontend.into()).expect_err("bound beside svcproxy");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    }
+}
+
+#[test]
+fn the_flow_bound_follows_the_descriptor_limit_and_is_logged_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let yaml = udp_service("bound", fresh_ip(), None, &[fresh_ip()], "");
+    std::fs::write(manifests.join("dns.yaml"), yaml).unwrap();
+    let log = dir.path().join("log");
+    let script = format!(
+        "ulimit -n 400 && exec \"$0\" run --manifests {} --metrics-bind-address 127.0.0.1:0 \
+         --healthz-bind-address 127.0.0.1:0 --udp-max-flows 10000 > {} 2>&1",
+        manifests.display(),
+        log.display()
+    );
+    let bin = crate::support::bin();
+    let mut child =
+        std::process::Command::new("sh").args(["-c", &script]).arg(bin).spawn().unwrap();
+    let said = crate::support::net::eventually("the bound logged", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = text.lines().find(|l| l.contains("UDP flow table bound")).map(str::to_owned);
+        line.ok_or("not yet")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    // Half the descriptors: the other half is for TCP connections.
+    assert!(said.contains("max_flows=200") && said.contains("asked=10000"), "{said}");
+}
+
+#[test]
+fn an_ipv6_cluster_ip_forwards_to_an_ipv6_endpoint_and_replies_from_itself() {
+    // Only ::1 is local: the pod and the ClusterIP take free ports on it.
+    let pod = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    let pod_addr = pod.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        pod.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = vec![0; 65_536];
+        // One echo per datagram until the test's last one, or the timeout.
+        while let Ok((n, from)) = pod.recv_from(&mut buf) {
+            pod.send_to(&buf[..n], from).unwrap();
+            if &buf[..n] == b"last" {
+                break;
+            }
+        }
+    });
+    let port = std::net::UdpSocket::bind("[::1]:0").unwrap().local_addr().unwrap().port();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: dns6}}\nspec:\n  clusterIP: \"::1\"\n  \
+         ipFamilies: [IPv6]\n  ports: [{{name: dns, port: {port}, targetPort: {}, protocol: UDP}}]\n\
+         ---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: dns6}}\nsubsets:\n\
+         - addresses: [{{ip: \"::1\"}}]\n  ports: [{{name: dns, port: {}, protocol: UDP}}]\n",
+        pod_addr.port(),
+        pod_addr.port()
+    );
+    let frontend: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let (_proxy, _) = Proxy::serving(&yaml, &[], || exchange(&socket, frontend, b"ready"));
+    let (reply, from) = exchange(&socket, frontend, &[7; 9_000]).unwrap();
+    assert_eq!((reply.len(), from), (9_000, frontend));
+    assert_eq!(exchange(&socket, frontend, b"last").unwrap(), (b"last".to_vec(), frontend));
+    echo.join().unwrap();
 }

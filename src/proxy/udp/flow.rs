@@ -185,8 +185,11 @@ impl Link {
     /// Relays replies until the flow ends, and says why.
     async fn relay(&self, ctx: &Context) -> End {
         let timeout = ctx.udp.timeout;
+        // One timer for the flow's life, moved only when it fires: traffic
+        // stamps `last` and never touches the timer wheel.
+        let expiry = tokio::time::sleep(timeout);
+        tokio::pin!(expiry);
         loop {
-            let wait = timeout.saturating_sub(self.idle());
             tokio::select! {
                 ready = self.socket.readable() => {
                     if let Err(e) = ready {
@@ -196,10 +199,13 @@ impl Link {
                         return end;
                     }
                 }
-                () = tokio::time::sleep(wait) => {
-                    if self.idle() >= timeout {
+                () = &mut expiry => {
+                    let idle = self.idle();
+                    if idle >= timeout {
                         return End::Idle;
                     }
+                    let deadline = tokio::time::Instant::now() + (timeout - idle);
+                    expiry.as_mut().reset(deadline);
                 }
             }
         }
