@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::access::AccessLog;
+use crate::admission::Admission;
 use crate::balance::Balancer;
 use crate::health::Health;
 use crate::metrics::{self, Metrics};
@@ -27,8 +28,14 @@ pub struct Context {
     pub connect_timeout: Duration,
     /// When bulk directions move to `splice(2)`.
     pub splice: Splice,
+    /// Once one side of a TCP connection has closed, how long the other
+    /// may carry nothing before both are reset
+    /// (`--conntrack-tcp-timeout-close-wait`; `None`: for ever).
+    pub close_wait: Option<Duration>,
     /// Live connections, for the drain on SIGTERM.
     pub tracker: Tracker,
+    /// Client connections open, under `--max-connections`.
+    pub admission: Arc<Admission>,
     pub metrics: Metrics,
     /// What `/healthz` and the health check ports report.
     pub health: Health,
@@ -101,12 +108,16 @@ pub enum Splice {
 // === impl Context ===
 
 impl Context {
+    /// Shared state with no `--max-connections` bound (the daemon sets it).
     pub fn new(connect_timeout: Duration, splice: Splice) -> Result<Self, metrics::Error> {
+        let metrics = Metrics::new()?;
+        let admission = Admission::new(usize::MAX, metrics.accept_paused.max_connections.clone());
         Ok(Self {
             table: ArcSwap::from_pointee(Snapshot::default()),
             balancer: Balancer::default(),
             connect_timeout,
             splice,
+            close_wait: Some(Duration::from_secs(3600)),
             tracker: Tracker::default(),
             health: Health::default(),
             upstreams: Upstreams::default(),
@@ -114,7 +125,8 @@ impl Context {
             access: None,
             udp: UdpLimits::default(),
             udp_flows: AtomicUsize::new(0),
-            metrics: Metrics::new()?,
+            admission,
+            metrics,
         })
     }
 }

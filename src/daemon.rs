@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::access::AccessLog;
 use crate::admin;
+use crate::admission::Admission;
 use crate::context::{Context, HttpLimits, Splice, UdpLimits};
 use crate::control::{self, Control};
 use crate::listener;
@@ -59,6 +60,12 @@ pub struct Config {
     pub udp: UdpLimits,
     /// `--min-sync-period`: at most one rebuild per period.
     pub min_sync_period: Duration,
+    /// `--max-connections`: client connections open at once; `None`: half
+    /// the descriptor limit.
+    pub max_connections: Option<u64>,
+    /// `--conntrack-tcp-timeout-close-wait`; `None` (0 on the command
+    /// line): never.
+    pub close_wait: Option<Duration>,
 }
 
 /// A failure to start.
@@ -87,15 +94,8 @@ pub enum Error {
 /// Runs until SIGTERM (after the drain) or SIGINT. `ready` is told once the
 /// first Snapshot is published and its listeners spawned.
 pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(), Error> {
-    let fd_limit = listener::raise_fd_limit();
     let signals = Signals::install()?;
-    let mut ctx = Context::new(config.connect_timeout, config.splice)?;
-    ctx.http = config.http;
-    ctx.udp = udp_limits(config.udp, fd_limit);
-    if config.access_log {
-        ctx.access = Some(Arc::new(AccessLog::stdout().map_err(Error::AccessLog)?));
-    }
-    let ctx = Arc::new(ctx);
+    let ctx = context(&config)?;
     let (healthz, metrics) =
         admin::start(config.healthz_addr, config.metrics_addr, ctx.clone()).await?;
     info!(%healthz, %metrics, "admin endpoints");
@@ -135,6 +135,22 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     Ok(())
 }
 
+/// What every connection shares, with the limits `config` asks for (the
+/// descriptor limit raised first: the defaults follow it).
+fn context(config: &Config) -> Result<Arc<Context>, Error> {
+    let fd_limit = listener::raise_fd_limit();
+    let mut ctx = Context::new(config.connect_timeout, config.splice)?;
+    ctx.http = config.http;
+    ctx.close_wait = config.close_wait;
+    ctx.udp = udp_limits(config.udp, fd_limit);
+    let paused = ctx.metrics.accept_paused.max_connections.clone();
+    ctx.admission = Admission::new(max_connections(config.max_connections, fd_limit), paused);
+    if config.access_log {
+        ctx.access = Some(Arc::new(AccessLog::stdout().map_err(Error::AccessLog)?));
+    }
+    Ok(Arc::new(ctx))
+}
+
 /// `asked`, with the flow table bounded by half the descriptor limit (a
 /// flow holds one socket; the rest is for TCP connections), said once.
 fn udp_limits(asked: UdpLimits, fd_limit: Option<u64>) -> UdpLimits {
@@ -148,6 +164,20 @@ fn udp_limits(asked: UdpLimits, fd_limit: Option<u64>) -> UdpLimits {
         "UDP flow table bound"
     );
     UdpLimits { max_flows, ..asked }
+}
+
+/// `asked`, or half the descriptor limit (a proxied connection holds two),
+/// said once; no bound when neither is known.
+fn max_connections(asked: Option<u64>, fd_limit: Option<u64>) -> usize {
+    let max = asked.or(fd_limit.map(|l| l / 2));
+    let by = if asked.is_some() { "--max-connections" } else { "half the descriptor limit" };
+    match max {
+        Some(max) => {
+            info!(max, fd_limit, "client connections bound by {by}; at the bound accepting pauses")
+        }
+        None => warn!("descriptor limit unknown: client connections are not bounded"),
+    }
+    max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX))
 }
 
 /// What ends serving.

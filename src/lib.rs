@@ -23,12 +23,14 @@
 //! - [`access`]: the HTTP access log's writer, off the data path.
 //! - [`admin`]: `/healthz`, `/livez`, `/metrics`, `/debug/routes`.
 //! - [`context`]: what every connection shares; [`health`]: whether this node serves.
-//! - [`shutdown`]: live-connection tracking for the SIGTERM drain.
+//! - [`shutdown`]: live-connection tracking for the SIGTERM drain;
+//!   [`admission`]: the `--max-connections` bound, at which accepting pauses.
 //! - [`daemon`]: `svcproxy run`, the wiring and the signals; [`demo`] the demo.
 //! - [`render`]: a Snapshot as the `svcproxy check` table and as `/debug/routes` JSON.
 
 pub mod access;
 pub mod admin;
+pub mod admission;
 pub mod balance;
 pub mod context;
 pub mod control;

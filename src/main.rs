@@ -86,6 +86,10 @@ struct RunArgs {
     /// copy: auto (once a read fills a 32 KiB buffer), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     splice: SpliceMode,
+    /// Once one side of a TCP connection has closed, the connection is reset
+    /// when the other sends nothing for this long (kube-proxy's flag; 0: never).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    conntrack_tcp_timeout_close_wait: Duration,
     /// On SIGTERM, how long live connections may finish.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
@@ -100,6 +104,11 @@ struct RunArgs {
     /// A UDP flow ends after this much silence both ways (kube-proxy's flag).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     udp_timeout: Duration,
+    /// Client connections open at once (HAProxy's maxconn): at the bound,
+    /// accepting pauses and new clients wait in the kernel's backlog
+    /// [default: half the descriptor limit, a proxied connection holds two].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
     /// Bound on the UDP flow table (never above half the descriptor limit).
     #[arg(long, value_name = "N", default_value = "10000")]
     udp_max_flows: usize,
@@ -248,6 +257,8 @@ fn demo() -> anyhow::Result<()> {
         min_sync_period: Duration::from_secs(1),
         http: HttpLimits::default(),
         access_log: false,
+        max_connections: None,
+        close_wait: Some(Duration::from_secs(3600)),
     };
     serve(config, true)
 }
@@ -303,6 +314,9 @@ impl RunArgs {
                 max_streams: self.http2_max_concurrent_streams,
             },
             access_log: self.http_access_log,
+            max_connections: self.max_connections,
+            close_wait: Some(self.conntrack_tcp_timeout_close_wait)
+                .filter(|timeout| !timeout.is_zero()),
         }
     }
 }

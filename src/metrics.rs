@@ -20,10 +20,13 @@ use crate::model::ServiceId;
 
 mod histogram;
 mod http;
+mod paused;
+mod process;
 mod traffic;
 mod udp;
 
 pub use http::HttpStats;
+pub use paused::{AcceptPaused, Pause};
 use traffic::Traffic;
 pub use traffic::{Counter, EndpointStats, InUse, PortKey, PortStats};
 pub use udp::{Direction, Dropped, UdpStats};
@@ -48,6 +51,7 @@ pub const ENDPOINT_HTTP_REQUESTS: &str = "svcproxy_endpoint_http_requests_total"
 pub const UDP_DATAGRAMS: &str = "svcproxy_udp_datagrams_total";
 pub const UDP_FLOWS_ACTIVE: &str = "svcproxy_udp_flows_active";
 pub const UDP_DROPPED: &str = "svcproxy_udp_dropped_total";
+pub const ACCEPT_PAUSED: &str = "svcproxy_accept_paused_seconds_total";
 /// kube-proxy's names, so its dashboards work.
 pub const SYNC_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const SYNC_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
@@ -64,6 +68,13 @@ pub enum Reject {
     NoEndpoints,
     /// Every attempt to connect failed.
     ConnectFailed,
+    /// This proxy ran short of descriptors, ports or memory to connect to
+    /// an endpoint: its own fault, never counted against the endpoint.
+    LocalResources,
+    /// Not turned away but cut short: one side had closed and the other
+    /// carried nothing for `--conntrack-tcp-timeout-close-wait`; both were
+    /// reset.
+    CloseWaitTimeout,
     /// A LoadBalancer ingress IP, and the client outside the Service's
     /// `loadBalancerSourceRanges`.
     SourceRange,
@@ -82,6 +93,9 @@ pub enum HttpError {
     /// No response head within the Service's `svcproxy.io/request-timeout`
     /// (504).
     Timeout,
+    /// This proxy ran short of descriptors, ports or memory to connect to
+    /// an endpoint (503).
+    LocalResources,
 }
 
 /// Why a connect to an endpoint failed (the `reason` label of
@@ -95,12 +109,20 @@ pub enum ConnectError {
 
 impl Reject {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 3] = [Self::NoEndpoints, Self::ConnectFailed, Self::SourceRange];
+    pub const ALL: [Self; 5] = [
+        Self::NoEndpoints,
+        Self::ConnectFailed,
+        Self::LocalResources,
+        Self::CloseWaitTimeout,
+        Self::SourceRange,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::NoEndpoints => "no_endpoints",
             Self::ConnectFailed => "connect_failed",
+            Self::LocalResources => "local_resources",
+            Self::CloseWaitTimeout => "close_wait_timeout",
             Self::SourceRange => "source_range",
         }
     }
@@ -108,8 +130,13 @@ impl Reject {
 
 impl HttpError {
     /// Every reason, in the order the counters are kept and shown.
-    pub const ALL: [Self; 4] =
-        [Self::NoEndpoints, Self::ConnectFailed, Self::EndpointReset, Self::Timeout];
+    pub const ALL: [Self; 5] = [
+        Self::NoEndpoints,
+        Self::ConnectFailed,
+        Self::EndpointReset,
+        Self::Timeout,
+        Self::LocalResources,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -117,6 +144,7 @@ impl HttpError {
             Self::ConnectFailed => "connect_failed",
             Self::EndpointReset => "endpoint_reset",
             Self::Timeout => "timeout",
+            Self::LocalResources => "local_resources",
         }
     }
 }
@@ -151,6 +179,8 @@ pub struct Metrics {
     pub sync_duration: Histogram,
     pub sync_last_timestamp: Gauge,
     pub api: ApiFamilies,
+    /// `svcproxy_accept_paused_seconds_total`, by reason.
+    pub accept_paused: AcceptPaused,
 }
 
 /// The API source's families.
@@ -219,6 +249,7 @@ impl Metrics {
             sync_duration,
             sync_last_timestamp,
             api,
+            accept_paused: AcceptPaused::default(),
         })
     }
 
@@ -289,6 +320,8 @@ impl Metrics {
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
         self.traffic.render(&mut text);
+        self.accept_paused.render(&mut text);
+        process::render(&mut text);
         text
     }
 }

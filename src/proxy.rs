@@ -16,10 +16,12 @@ use std::time::Duration;
 use rustix::io::Errno;
 use tokio::net::TcpStream;
 
+use crate::admission::Slot;
 use crate::context::Context;
 use crate::metrics::{PortStats, Reject};
 use crate::table::{Frontend, Mode};
 
+mod close_wait;
 pub mod connect;
 pub mod copy;
 pub mod http;
@@ -37,6 +39,9 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// The address it was accepted on.
     pub frontend: Frontend,
+    /// Its place under `--max-connections`, given back when the
+    /// connection's task ends and drops it.
+    pub slot: Slot,
 }
 
 /// Whose fault a forwarding failure was: it decides what is logged at
@@ -61,6 +66,14 @@ pub enum Error {
     /// A socket operation failed on `side`.
     #[error("{side}: {source}")]
     Io { side: Side, source: io::Error },
+    /// This proxy could not open or connect a socket to an endpoint for
+    /// want of descriptors, ports or memory: no endpoint is to blame, and
+    /// trying the next one would fail alike.
+    #[error("proxy short of resources: {0}")]
+    LocalResources(io::Error),
+    /// One side had closed, and `side` sent nothing for `timeout`.
+    #[error("{side} silent for {timeout:?} after the other side closed")]
+    CloseWait { side: Side, timeout: Duration },
 }
 
 /// Serves `conn`: the frontend's Route is read once, here, and the
@@ -125,11 +138,16 @@ impl fmt::Display for Side {
 /// Whose fault a failed read or write was: `peer`'s, unless this proxy ran
 /// short of memory or descriptors.
 fn fault(peer: Side, e: &io::Error) -> Side {
-    const SHORT: [Errno; 4] = [Errno::NOMEM, Errno::NOBUFS, Errno::MFILE, Errno::NFILE];
-    match Errno::from_io_error(e) {
-        Some(errno) if SHORT.contains(&errno) => Side::Proxy,
-        _ => peer,
-    }
+    if is_shortage(e) { Side::Proxy } else { peer }
+}
+
+/// Whether `e` says this process or host ran out of something of its own:
+/// descriptors (EMFILE, ENFILE), socket buffers or memory (ENOBUFS,
+/// ENOMEM), local ports (EADDRNOTAVAIL on a connect).
+pub(crate) fn is_shortage(e: &io::Error) -> bool {
+    const SHORT: [Errno; 5] =
+        [Errno::NOMEM, Errno::NOBUFS, Errno::MFILE, Errno::NFILE, Errno::ADDRNOTAVAIL];
+    Errno::from_io_error(e).is_some_and(|errno| SHORT.contains(&errno))
 }
 
 // === impl Error ===
@@ -140,6 +158,8 @@ impl Error {
         match self {
             Error::NoEndpoints => Side::Endpoint,
             Error::Io { side, .. } => *side,
+            Error::LocalResources(_) => Side::Proxy,
+            Error::CloseWait { side, .. } => *side,
         }
     }
 }

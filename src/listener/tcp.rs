@@ -57,18 +57,23 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// Accepts while `--max-connections` leaves room: at the bound, new
+/// clients wait in the kernel's backlog until a connection ends.
 async fn accept_loop(listener: TcpListener, frontend: Frontend, ctx: Arc<Context>) {
     let mut backoff = Duration::from_millis(5);
     loop {
+        ctx.admission.room().await;
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                proxy::serve(Conn { stream, peer, frontend }, &ctx);
+                let slot = ctx.admission.enter().await;
+                proxy::serve(Conn { stream, peer, frontend, slot }, &ctx);
             }
             Err(e) => {
                 // Out of descriptors or buffers: pause instead of spinning.
                 if is_out_of_descriptors(&e) {
                     warn!(%frontend, error = %e, pause = ?backoff, "out of file descriptors; pausing accept");
+                    ctx.metrics.accept_paused.descriptors.pause_for(backoff);
                 } else {
                     debug!(%frontend, error = %e, pause = ?backoff, "accept failed");
                 }

@@ -311,7 +311,9 @@ fn render_duration(out: &mut String, ports: &[Arc<PortStats>]) {
 }
 
 fn render_rejected(out: &mut String, ports: &[Arc<PortStats>]) {
-    header(out, REJECTED_CONNECTIONS, "counter", "Client connections turned away.");
+    let help =
+        "Client connections turned away, or cut short after a close-wait timeout, by reason.";
+    header(out, REJECTED_CONNECTIONS, "counter", help);
     for s in ports {
         for (reason, counter) in Reject::ALL.iter().zip(&s.rejected) {
             let l = labels(&s.key, &[("reason", reason.label())]);

@@ -29,7 +29,8 @@ use crate::table::{Route, RouteEndpoint};
 /// A stream to the first endpoint of the plan for `client` that accepts,
 /// and that endpoint. Each failure is counted; the Route's rejection too
 /// when none is left. The error is the last attempt's, with whose fault it
-/// was.
+/// was. This proxy's own shortage ends the plan at once: every other
+/// endpoint would fail alike, and none of them is to blame.
 pub async fn connect<'r>(
     ctx: &Context,
     route: &'r Route,
@@ -48,7 +49,13 @@ pub async fn connect<'r>(
                 ctx.balancer.connected(route, client.ip(), endpoint.addr, Instant::now());
                 return Ok((stream, endpoint));
             }
-            Err(e) => last = Some(failed(ctx, route, endpoint, e)),
+            Err(e) => match failed(ctx, route, endpoint, e) {
+                short @ Error::LocalResources(_) => {
+                    route.stats.rejected(Reject::LocalResources).inc();
+                    return Err(short);
+                }
+                e => last = Some(e),
+            },
         }
     }
     route.stats.rejected(Reject::ConnectFailed).inc();
@@ -56,18 +63,24 @@ pub async fn connect<'r>(
 }
 
 /// Counts and logs a failed attempt on `endpoint`, ejecting it when the
-/// endpoint is at fault: our own shortage (descriptors, ports, buffers) is
-/// not the endpoint's fault.
+/// endpoint is at fault. Our own shortage (descriptors, ports, buffers) is
+/// not the endpoint's fault: it is neither counted against the endpoint
+/// nor ejects it, and comes back as [`Error::LocalResources`] for the
+/// caller to count as its own.
 pub(super) fn failed(
     ctx: &Context,
     route: &Route,
     endpoint: &RouteEndpoint,
     e: io::Error,
 ) -> Error {
+    let (service, port, addr) = (&route.service, &route.port, endpoint.addr);
+    if super::is_shortage(&e) {
+        warn!(%service, %port, endpoint = %addr, error = %e, "cannot connect: this proxy is short of resources");
+        return Error::LocalResources(e);
+    }
     endpoint.stats.errors(reason(&e)).inc();
     let side = side(&e);
     let ejected = side == Side::Endpoint && ctx.balancer.failed(endpoint.addr, Instant::now());
-    let (service, port, addr) = (&route.service, &route.port, endpoint.addr);
     if ejected || side != Side::Endpoint {
         warn!(%service, %port, endpoint = %addr, %side, error = %e, "connect failed");
     } else {

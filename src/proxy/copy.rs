@@ -6,20 +6,25 @@
 //! one side is passed on as a FIN (shutdown of the other side's write half)
 //! while the other direction keeps flowing; the second EOF needs no
 //! shutdown, closing the sockets sends that FIN. A direction that fills a whole
-//! buffer is bulk: it moves to `splice(2)` when the mode allows.
+//! buffer is bulk: it moves to `splice(2)` when the mode allows. Once one
+//! direction has ended, the other is bounded by the close-wait timeout
+//! ([`super::close_wait`]).
 
 use std::future::poll_fn;
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
+use std::time::Duration;
 
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
+use super::close_wait::{self, Way};
 use super::spare::{self, Spares};
 use super::splice;
 use super::{Error, Side, fault};
@@ -45,9 +50,10 @@ pub struct Totals {
     pub sent: u64,
 }
 
-/// One direction's byte counts: this connection's and the port's counter.
+/// One direction's byte counts: this connection's (read by the close-wait
+/// timer; only its direction writes it) and the port's counter.
 struct Tally<'a> {
-    total: u64,
+    total: AtomicU64,
     counter: &'a Counter,
 }
 
@@ -59,18 +65,20 @@ struct Ends {
 }
 
 /// Copies until both directions saw EOF (Ok) or one failed (Err, e.g. a
-/// reset, with whose fault it was); the totals count what was delivered
-/// either way. `received` and `sent` (the Service port's byte counters)
-/// move as bytes are delivered, so long-lived streams show their rate.
+/// reset, with whose fault it was), or, once one direction has ended, the
+/// other carried nothing for `close_wait`; the totals count what was
+/// delivered either way. `received` and `sent` (the Service port's byte
+/// counters) move as bytes are delivered, so long-lived streams show their
+/// rate.
 pub async fn both_ways(
     client: &mut TcpStream,
     endpoint: &mut TcpStream,
-    received: &Counter,
-    sent: &Counter,
+    (received, sent): (&Counter, &Counter),
     mode: Splice,
+    close_wait: Option<Duration>,
 ) -> (Totals, Result<(), Error>) {
-    let mut up = Tally { total: 0, counter: received };
-    let mut down = Tally { total: 0, counter: sent };
+    let up = Tally { total: AtomicU64::new(0), counter: received };
+    let down = Tally { total: AtomicU64::new(0), counter: sent };
     let half = AtomicBool::new(false);
     let result = {
         let (client_rx, client_tx) = client.split();
@@ -78,19 +86,23 @@ pub async fn both_ways(
         // Built in place: each direction's future held once in the task.
         let up_ends = Ends { from: Side::Client, to: Side::Endpoint };
         let down_ends = Ends { from: Side::Endpoint, to: Side::Client };
-        tokio::try_join!(
-            one_way(client_rx, endpoint_tx, &mut up, up_ends, mode, &half),
-            one_way(endpoint_rx, client_tx, &mut down, down_ends, mode, &half),
+        let up_way = pin!(one_way(client_rx, endpoint_tx, &up, up_ends, mode, &half));
+        let down_way = pin!(one_way(endpoint_rx, client_tx, &down, down_ends, mode, &half));
+        close_wait::both(
+            Way { future: up_way, moved: &up.total, from: Side::Client },
+            Way { future: down_way, moved: &down.total, from: Side::Endpoint },
+            close_wait,
         )
-        .map(|_| ())
+        .await
     };
-    (Totals { received: up.total, sent: down.total }, result)
+    let totals = Totals { received: up.total.into_inner(), sent: down.total.into_inner() };
+    (totals, result)
 }
 
 async fn one_way(
     mut from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
-    tally: &mut Tally<'_>,
+    tally: &Tally<'_>,
     ends: Ends,
     mode: Splice,
     half: &AtomicBool,
@@ -131,7 +143,7 @@ async fn one_way(
 async fn splice_or_copy(
     from: ReadHalf<'_>,
     to: WriteHalf<'_>,
-    tally: &mut Tally<'_>,
+    tally: &Tally<'_>,
     ends: Ends,
     half: &AtomicBool,
 ) -> Result<(), Error> {
@@ -189,8 +201,11 @@ impl Ends {
 }
 
 impl Tally<'_> {
-    fn add(&mut self, n: usize) {
-        self.total += n as u64;
+    fn add(&self, n: usize) {
+        // A load and a store, not a locked add: this direction is the only
+        // writer.
+        let total = self.total.load(Ordering::Relaxed) + n as u64;
+        self.total.store(total, Ordering::Relaxed);
         self.counter.inc_by(n as u64);
     }
 }

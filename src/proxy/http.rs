@@ -69,7 +69,7 @@ struct Client {
 /// Serves one client connection until it ends; `stats` are those of the
 /// Service port it was accepted for.
 pub async fn serve(conn: Conn, stats: Arc<PortStats>, ctx: Arc<Context>, live: Live) {
-    let Conn { stream, peer, frontend } = conn;
+    let Conn { stream, peer, frontend, slot: _slot } = conn;
     let limits = ctx.http;
     stats.connections.inc();
     let port = stats.clone();
@@ -243,6 +243,8 @@ impl Client {
                     let (response, outstanding) = respond(response, tunnel);
                     return Ok(Exchanged { response, endpoint: endpoint.addr, outstanding });
                 }
+                // This proxy's own shortage: the next endpoint would fail alike.
+                Err(Attempt::Unsent(_, Why::LocalResources)) => return Err(Why::LocalResources),
                 // Nothing of the request reached the endpoint: it goes on whole.
                 Err(Attempt::Unsent(unsent, failed)) => {
                     request = Some(*unsent);
@@ -284,8 +286,9 @@ impl Client {
         mut request: Request<Body>,
     ) -> Result<(Response<Incoming>, Option<Outstanding>), Attempt> {
         for fresh in [false, true] {
-            let Some((sender, pooled)) = self.sender(route, endpoint, upstream, fresh).await else {
-                return Err(Attempt::Unsent(Box::new(request), Why::ConnectFailed));
+            let (sender, pooled) = match self.sender(route, endpoint, upstream, fresh).await {
+                Ok(sender) => sender,
+                Err(why) => return Err(Attempt::Unsent(Box::new(request), why)),
             };
             endpoint.stats.http_requests.inc();
             let outstanding = Balancer::outstanding(route, endpoint);
@@ -334,14 +337,14 @@ impl Client {
 
     /// A connection to `endpoint` ready for a request: a pooled one, or a
     /// new one (a failed connect counted and the endpoint ejected, as on
-    /// the TCP path).
+    /// the TCP path; this proxy's own shortage is neither).
     async fn sender(
         &self,
         route: &Route,
         endpoint: &RouteEndpoint,
         upstream: Upstream,
         fresh: bool,
-    ) -> Option<(Sender, bool)> {
+    ) -> Result<(Sender, bool), Why> {
         let (ctx, addr) = (&self.ctx, endpoint.addr);
         let pooled = match upstream {
             _ if fresh => None,
@@ -349,13 +352,15 @@ impl Client {
             Upstream::H2c => ctx.upstreams.h2(addr).map(Sender::H2),
         };
         if let Some(pooled) = pooled {
-            return Some((pooled, true));
+            return Ok((pooled, true));
         }
         let stream = match connect::attempt(addr, ctx.connect_timeout).await {
             Ok(stream) => stream,
             Err(e) => {
-                connect::failed(ctx, route, endpoint, e);
-                return None;
+                return Err(match connect::failed(ctx, route, endpoint, e) {
+                    super::Error::LocalResources(_) => Why::LocalResources,
+                    _ => Why::ConnectFailed,
+                });
             }
         };
         endpoint.stats.connections.inc();
@@ -374,9 +379,11 @@ impl Client {
                 })
             }
         };
-        let sender =
-            handshake.map_err(|e| debug!(endpoint = %addr, error = %e, "handshake failed")).ok();
-        sender.map(|sender| (sender, false))
+        let sender = handshake.map_err(|e| {
+            debug!(endpoint = %addr, error = %e, "handshake failed");
+            Why::ConnectFailed
+        })?;
+        Ok((sender, false))
     }
 
     /// A response came from `endpoint`: its HTTP/1.1 connection goes back

@@ -28,7 +28,7 @@ const WEIGHT: HeaderName = HeaderName::from_static("x-load-balancing-endpoint-we
 
 /// Answers the probes of one connection on a healthCheckNodePort.
 pub async fn serve(conn: Conn, ctx: Arc<Context>) {
-    let Conn { stream, frontend, .. } = conn;
+    let Conn { stream, frontend, slot: _slot, .. } = conn;
     let service = hyper::service::service_fn(move |_req| {
         let check = ctx.table.load().health_check(&frontend).cloned();
         let response = answer(check.as_ref(), ctx.health.healthy());

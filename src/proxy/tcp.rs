@@ -8,16 +8,17 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::{Active, Conn, connect, copy};
+use super::{Active, Conn, Error, connect, copy};
 use crate::balance::Balancer;
 use crate::context::Context;
+use crate::metrics::Reject;
 use crate::shutdown::Live;
 use crate::table::Route;
 
 /// Serves one accepted connection to the end. `live` counts the connection
 /// for the drain until it ends, or resets it when the drain times out.
 pub async fn serve(conn: Conn, route: Arc<Route>, ctx: Arc<Context>, live: Live) {
-    let Conn { stream: mut client, peer, .. } = conn;
+    let Conn { stream: mut client, peer, slot: _slot, .. } = conn;
     let stats = &route.stats;
     stats.connections.inc();
     let _active = Active::enter(stats);
@@ -31,8 +32,8 @@ pub async fn serve(conn: Conn, route: Arc<Route>, ctx: Arc<Context>, live: Live)
         }
     };
     let _outstanding = Balancer::outstanding(&route, endpoint);
-    let (received, sent) = (&stats.received, &stats.sent);
-    let copy = copy::both_ways(&mut client, &mut to_endpoint, received, sent, ctx.splice);
+    let counters = (&stats.received, &stats.sent);
+    let copy = copy::both_ways(&mut client, &mut to_endpoint, counters, ctx.splice, ctx.close_wait);
     let Some((totals, result)) = live.unless_aborted(copy).await else {
         debug!(client = %peer, endpoint = %endpoint.addr, "drain timeout: reset");
         reset(&client);
@@ -43,8 +44,12 @@ pub async fn serve(conn: Conn, route: Arc<Route>, ctx: Arc<Context>, live: Live)
     match result {
         Ok(()) => debug!(client = %peer, endpoint = %endpoint.addr, ?totals, "closed"),
         Err(e) => {
-            // One side reset (or failed): reset the other so it learns the
-            // same, instead of seeing an orderly FIN.
+            // One side reset (or failed, or stayed silent past the
+            // close-wait timeout): reset the other so it learns the same,
+            // instead of seeing an orderly FIN.
+            if let Error::CloseWait { .. } = e {
+                stats.rejected(Reject::CloseWaitTimeout).inc();
+            }
             let side = e.side();
             debug!(client = %peer, endpoint = %endpoint.addr, %side, error = %e, "reset");
             reset(&client);

@@ -74,6 +74,14 @@ const EXPORTED: &[&str] = &[
     "svcproxy_udp_datagrams_total",
     "svcproxy_udp_flows_active",
     "svcproxy_udp_dropped_total",
+    "svcproxy_accept_paused_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_cpu_seconds_total",
+    "process_threads",
+    "process_start_time_seconds",
 ];
 
 /// The histograms among [`EXPORTED`]: queried through their `_bucket`,

@@ -27,13 +27,16 @@ const WAIT: Duration = Duration::from_secs(10);
 /// wrong kind) exits 2 and names what is wrong.
 #[test]
 fn usage_errors_of_run_exit_2() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--log-format", "xml"], "--log-format"),
         (&["--service-cidr", "not-a-cidr"], "--service-cidr"),
         (&["--nodeport-addresses", "127.0.0.0/8,bogus"], "--nodeport-addresses"),
         (&["--metrics-bind-address", "nowhere"], "--metrics-bind-address"),
         (&["--healthz-bind-address", "127.0.0.1"], "--healthz-bind-address"),
+        (&["--max-connections", "0"], "--max-connections"),
+        (&["--max-connections", "many"], "--max-connections"),
+        (&["--conntrack-tcp-timeout-close-wait", "1x"], "--conntrack-tcp-timeout-close-wait"),
     ];
     for (flags, named) in cases {
         let mut args = vec!["run", "--manifests", "config/demo"];
@@ -130,6 +133,7 @@ fn run_help_states_the_design_defaults() {
         ("--drain-timeout", "30s"),
         ("--min-sync-period", "1s"),
         ("--log-format", "text"),
+        ("--conntrack-tcp-timeout-close-wait", "1h"),
     ] {
         assert_eq!(defaults.get(flag).map(String::as_str), Some(want), "{flag}\n{out}");
     }

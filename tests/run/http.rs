@@ -20,6 +20,7 @@ mod grpc;
 mod least_request;
 mod metrics;
 mod protection;
+mod shortage;
 mod swap;
 mod timeouts;
 mod websocket;

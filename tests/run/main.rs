@@ -7,7 +7,8 @@
 //! - `basic`: every kind of Frontend served;
 //! - `balance`: round robin and ClientIP affinity;
 //! - `faults`: no endpoints, refusing or silent endpoints, ports taken;
-//! - `limits`: out of file descriptors;
+//! - `limits`: out of file descriptors, `--max-connections`;
+//! - `close_wait`: `--conntrack-tcp-timeout-close-wait`;
 //! - `sockets`: SO_REUSEADDR, never SO_REUSEPORT;
 //! - `source_ranges`: `loadBalancerSourceRanges` on ingress IPs;
 //! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
@@ -30,6 +31,7 @@ mod apiserver;
 mod balance;
 mod basic;
 mod cli;
+mod close_wait;
 mod faults;
 mod http;
 mod limits;

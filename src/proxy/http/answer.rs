@@ -27,6 +27,9 @@ pub enum Why {
     Gone,
     /// No response head within the Service's request timeout.
     Timeout,
+    /// This proxy could not open a connection to an endpoint for want of
+    /// descriptors, ports or memory.
+    LocalResources,
 }
 
 // === impl Why ===
@@ -34,7 +37,7 @@ pub enum Why {
 impl Why {
     fn status(self) -> StatusCode {
         match self {
-            Why::NoEndpoints | Why::Gone => StatusCode::SERVICE_UNAVAILABLE,
+            Why::NoEndpoints | Why::Gone | Why::LocalResources => StatusCode::SERVICE_UNAVAILABLE,
             Why::ConnectFailed | Why::EndpointReset => StatusCode::BAD_GATEWAY,
             Why::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -49,6 +52,7 @@ impl Why {
             Why::ConnectFailed => HttpError::ConnectFailed,
             Why::EndpointReset => HttpError::EndpointReset,
             Why::Timeout => HttpError::Timeout,
+            Why::LocalResources => HttpError::LocalResources,
         }
     }
 
@@ -59,6 +63,7 @@ impl Why {
             Why::EndpointReset => "the endpoint closed the connection before answering",
             Why::Gone => "this Service port is no longer served here",
             Why::Timeout => "the endpoint did not answer within the request timeout",
+            Why::LocalResources => "the proxy is short of file descriptors or memory",
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::support::tools::promtool_complaints;
 
 /// Every family of DESIGN §5 that has series, with its type and label
 /// names (`le` aside).
-const FAMILIES: [(&str, &str, &[&str]); 15] = [
+const FAMILIES: [(&str, &str, &[&str]); 20] = [
     ("svcproxy_connections_total", "counter", &["namespace", "service", "port"]),
     ("svcproxy_connections_active", "gauge", &["namespace", "service", "port"]),
     ("svcproxy_received_bytes_total", "counter", &["namespace", "service", "port"]),
@@ -46,10 +46,15 @@ const FAMILIES: [(&str, &str, &[&str]); 15] = [
     ("svcproxy_endpoints", "gauge", &[]),
     ("kubeproxy_sync_proxy_rules_duration_seconds", "histogram", &[]),
     ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge", &[]),
+    ("process_open_fds", "gauge", &[]),
+    ("process_max_fds", "gauge", &[]),
+    ("process_resident_memory_bytes", "gauge", &[]),
+    ("process_cpu_seconds_total", "counter", &[]),
+    ("svcproxy_accept_paused_seconds_total", "counter", &["reason"]),
 ];
 
 /// Every family DESIGN §5 names, with its type.
-const DESIGN_FAMILIES: [(&str, &str); 18] = [
+const DESIGN_FAMILIES: [(&str, &str); 23] = [
     ("svcproxy_connections_total", "counter"),
     ("svcproxy_connections_active", "gauge"),
     ("svcproxy_received_bytes_total", "counter"),
@@ -68,6 +73,11 @@ const DESIGN_FAMILIES: [(&str, &str); 18] = [
     ("svcproxy_endpoints", "gauge"),
     ("kubeproxy_sync_proxy_rules_duration_seconds", "histogram"),
     ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge"),
+    ("process_open_fds", "gauge"),
+    ("process_max_fds", "gauge"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_cpu_seconds_total", "counter"),
+    ("svcproxy_accept_paused_seconds_total", "counter"),
 ];
 
 /// After traffic of every kind (carried, rejected, refused), `/metrics`
@@ -132,7 +142,13 @@ fn the_exposition_passes_promtool_and_has_the_design_names() {
         let reason = sample.label("reason");
         match sample.name.as_str() {
             REJECTED => {
-                let known = ["no_endpoints", "connect_failed", "source_range"];
+                let known = [
+                    "no_endpoints",
+                    "connect_failed",
+                    "local_resources",
+                    "close_wait_timeout",
+                    "source_range",
+                ];
                 assert!(reason.is_some_and(|r| known.contains(&r)), "{sample}");
             }
             CONNECT_ERRORS => {
@@ -288,4 +304,35 @@ fn counters_end_in_total_times_in_seconds_and_sizes_in_bytes() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}\n{}", metrics.text);
+}
+
+/// The `process_*` families every Prometheus client exports describe the
+/// proxy's own process, as `/proc` tells it: descriptors and their limit,
+/// memory, CPU time, threads, start time.
+#[test]
+fn the_process_families_describe_the_proxy_process() {
+    let mut proxy = Proxy::start("", &[]);
+    proxy.wait_metric("svcproxy_routing_generation", WAIT, |g| g >= 1.0);
+    let metrics = scrape(&mut proxy);
+    let pid = proxy.pid();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as f64;
+    let open = metrics.get("process_open_fds", &[]);
+    // The scrape's own connection, and the directory the count reads.
+    assert!((open - fds).abs() <= 3.0, "process_open_fds {open}, /proc/{pid}/fd has {fds}");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let soft: f64 = soft.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(metrics.get("process_max_fds", &[]), soft);
+    let rss = metrics.get("process_resident_memory_bytes", &[]);
+    let vm_rss = proxy.rss_kib() as f64 * 1024.0;
+    assert!(rss > vm_rss / 2.0 && rss < vm_rss * 2.0, "resident {rss}, VmRSS {vm_rss}");
+    assert!(metrics.get("process_virtual_memory_bytes", &[]) >= rss);
+    let cpu = metrics.get("process_cpu_seconds_total", &[]);
+    assert!((0.0..60.0).contains(&cpu), "process_cpu_seconds_total {cpu}");
+    assert!(metrics.get("process_threads", &[]) >= 1.0);
+    let started = metrics.get("process_start_time_seconds", &[]);
+    let now = crate::support::admin::unix_now();
+    assert!((now - 60.0..=now + 1.0).contains(&started), "started {started}, now {now}");
+    let complaints = promtool_complaints(&metrics.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}\n{}", metrics.text);
 }

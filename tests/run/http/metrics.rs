@@ -97,7 +97,9 @@ fn thirty_requests_over_three_pods_count_30_code_200_and_10_on_each_endpoint() {
         delta.assert(ENDPOINT_REQUESTS, &[("endpoint", &pod.addr.to_string())], 10.0);
     }
     // Written from the start, so `increase()` sees the first.
-    for reason in ["no_endpoints", "connect_failed", "endpoint_reset", "timeout"] {
+    let reasons =
+        ["no_endpoints", "connect_failed", "endpoint_reset", "timeout", "local_resources"];
+    for reason in reasons {
         let labels = [("service", "web"), ("reason", reason)];
         assert_eq!(delta.after.value(PROXY_ERRORS, &labels), Some(0.0), "{reason}");
     }
