@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tracing::debug;
 
 use crate::context::Context;
+use crate::health::Probe;
 
 /// A startup failure of the admin servers.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +82,9 @@ async fn serve(listener: TcpListener, role: Role, ctx: Arc<Context>) {
 
 fn respond(req: &Request<Incoming>, role: Role, ctx: &Context) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (role, req.uri().path()) {
-        (Role::Health, "/healthz" | "/livez") => {
-            let (status, body) = ctx.health.answer();
+        (Role::Health, path @ ("/healthz" | "/livez")) => {
+            let probe = if path == "/livez" { Probe::Livez } else { Probe::Healthz };
+            let (status, body) = ctx.health.answer(probe);
             (status, "application/json", body)
         }
         (Role::Metrics, "/metrics") => {

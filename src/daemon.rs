@@ -27,7 +27,7 @@ use crate::context::{Context, HttpLimits, Splice, UdpLimits};
 use crate::control::{self, Control};
 use crate::listener;
 use crate::metrics;
-use crate::model::Options;
+use crate::model::{Leaving, Options};
 use crate::source::api::{self, Changes, Counters, Endpoint};
 use crate::source::files::{Watch, watch};
 use crate::source::{Api, Files, Pace};
@@ -278,7 +278,12 @@ impl Daemon {
                 changes.seen();
             }
             match control.publish(ctx).await {
-                Ok(outcome) => ctx.health.published(outcome.complete),
+                Ok(outcome) => {
+                    ctx.health.published(outcome.complete);
+                    let node =
+                        ctx.table.load().node.as_ref().map(|n| n.leaving.map(Leaving::as_str));
+                    ctx.health.node(node);
+                }
                 // Logged and counted; the published table stays in service.
                 Err(control::Error::Panicked(_)) if ctx.table.load().generation > 0 => {}
                 Err(e) => return Err(Error::Rebuild(e)),

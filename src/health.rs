@@ -28,6 +28,18 @@ pub struct Health {
     /// Set on SIGTERM: the node is leaving, load balancers must stop
     /// sending new connections.
     draining: AtomicBool,
+    /// This node's Node object, as last published: `None` before one was
+    /// read, else why it is leaving (`Some(None)`: it is not).
+    node: Mutex<Option<Option<&'static str>>>,
+}
+
+/// Which endpoint is asked: `/healthz` also fails while the Node is being
+/// taken out of service, `/livez` (for the kubelet's liveness probe) does
+/// not, as in kube-proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Healthz,
+    Livez,
 }
 
 // === impl Health ===
@@ -50,6 +62,20 @@ impl Health {
         self.queued.lock().get_or_insert_with(SystemTime::now);
     }
 
+    /// The published Snapshot's Node: `None` when none was read, else why
+    /// it is being taken out of service, if it is. Logged when that
+    /// changes.
+    pub fn node(&self, node: Option<Option<&'static str>>) {
+        let before = std::mem::replace(&mut *self.node.lock(), node);
+        match (before.flatten(), node.flatten()) {
+            (was, Some(why)) if was != Some(why) => {
+                tracing::warn!("/healthz answers 503: {why}");
+            }
+            (Some(_), None) => tracing::info!("/healthz: the Node is in service again"),
+            _ => {}
+        }
+    }
+
     /// The drain started: unhealthy from now on.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
@@ -69,15 +95,27 @@ impl Health {
         queued.is_some_and(|at| now.duration_since(at).unwrap_or_default() > BEHIND)
     }
 
-    /// kube-proxy's `/healthz` status and JSON body.
-    pub fn answer(&self) -> (StatusCode, String) {
+    /// kube-proxy's `/healthz` or `/livez` status and JSON body; with a
+    /// Node read, `/healthz` says whether it is eligible (`nodeEligible`).
+    pub fn answer(&self, probe: Probe) -> (StatusCode, String) {
         let now = SystemTime::now();
         let updated = *self.updated.lock();
-        let status = if self.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let node = match probe {
+            Probe::Healthz => *self.node.lock(),
+            Probe::Livez => None,
+        };
+        let eligible = node.map(|leaving| leaving.is_none());
+        let healthy = self.healthy() && eligible != Some(false);
+        let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         // Before the first Snapshot: Go's zero time, as kube-proxy writes
         // its never-set `lastUpdated`, so the field always parses.
         let last = updated.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), rfc3339);
-        (status, format!("{{\"lastUpdated\": \"{last}\",\"currentTime\": \"{}\"}}", rfc3339(now)))
+        let eligible = eligible.map_or_else(String::new, |e| format!(",\"nodeEligible\": {e}"));
+        let body = format!(
+            "{{\"lastUpdated\": \"{last}\",\"currentTime\": \"{}\"{eligible}}}",
+            rfc3339(now)
+        );
+        (status, body)
     }
 }
 

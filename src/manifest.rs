@@ -1,7 +1,7 @@
 //! Stage 2, manifest: a file's text to Kubernetes objects.
 //!
 //! Input: the text of one manifest file. Output: every Service, Endpoints,
-//! EndpointSlice and Pod it holds, each with its [`Origin`] (the file and
+//! EndpointSlice, Pod and Node it holds, each with its [`Origin`] (the file and
 //! the line of every field), plus one [`Error`] per document that could
 //! not be read. A bad document never hides the good ones beside it.
 
@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
@@ -40,6 +40,9 @@ pub enum Resource {
     Endpoints(Arc<Endpoints>),
     EndpointSlice(Arc<EndpointSlice>),
     Pod(Arc<Pod>),
+    /// Only the one named `--node-name` is used: its zone and whether it is
+    /// being taken out of service.
+    Node(Arc<Node>),
 }
 
 /// Which kind an object is.
@@ -49,6 +52,7 @@ pub enum Kind {
     Endpoints,
     EndpointSlice,
     Pod,
+    Node,
 }
 
 /// An object's identity across reloads: kind, namespace and name. The
@@ -118,10 +122,13 @@ impl Object {
             Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata),
             Resource::EndpointSlice(o) => (Kind::EndpointSlice, &o.metadata),
             Resource::Pod(o) => (Kind::Pod, &o.metadata),
+            Resource::Node(o) => (Kind::Node, &o.metadata),
         };
+        // A Node belongs to no namespace.
+        let namespace = if kind == Kind::Node { "" } else { namespace_of(meta) };
         let key = ObjectKey {
             kind,
-            namespace: namespace_of(meta).into(),
+            namespace: namespace.into(),
             name: meta.name.as_deref().unwrap_or_default().into(),
         };
         Self { origin, resource, key }

@@ -25,9 +25,11 @@ mod endpoints;
 mod field;
 mod memo;
 mod names;
+mod node;
 mod ranges;
 mod resolve;
 mod service;
+mod topology;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -37,12 +39,14 @@ pub use endpoints::{
     Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Slice, Subset,
 };
 pub use memo::Memo;
+pub use node::{Leaving, NodeInfo, SCALE_DOWN_TAINT, ZONE_LABEL};
 pub use ranges::SourceRanges;
 pub use resolve::{Catalog, Endpoint, usable};
 pub use service::{
     ClusterIp, DEFAULT_AFFINITY_SECONDS, MAX_AFFINITY_SECONDS, NODE_PORTS, Service, ServicePort,
     ServiceType, TargetPort,
 };
+pub use topology::{Choice, Hints, Ignored, Topology, choose};
 
 /// Services carrying this label are served only by the proxy of that name.
 pub const PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
@@ -112,6 +116,8 @@ pub struct Model {
     pub errors: Vec<Error>,
     /// [`Options::http_by_port_name`], for the Routes' mode.
     pub http_by_port_name: bool,
+    /// The Node named [`Options::node_name`], when one was read.
+    pub node: Option<NodeInfo>,
 }
 
 /// An invalid field of one object.
@@ -156,12 +162,17 @@ impl Model {
         let mut catalog = Catalog::with_capacity(entries.len() / 2);
         let mut errors = Vec::new();
         let mut services = Vec::with_capacity(entries.len());
+        let mut node = None;
         for entry in &entries {
             match entry {
                 Ok(Validated::Service(service)) => services.push(service.clone()),
                 Ok(Validated::Slice(set)) => set.iter().for_each(|s| catalog.add_slice(s)),
                 Ok(Validated::Endpoints(set)) => catalog.add_endpoints(set),
                 Ok(Validated::Pod(pod)) => catalog.add_pod(pod),
+                Ok(Validated::Node(read)) if *read.name == *options.node_name => {
+                    node = Some((**read).clone());
+                }
+                Ok(Validated::Node(_)) => {}
                 Err(e) => errors.extend(e.iter().cloned()),
             }
         }
@@ -171,7 +182,7 @@ impl Model {
         let (services, allocation_errors) = allocate::allocate(services, options.service_cidr);
         errors.extend(allocation_errors);
         let services = services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
-        Model { services, errors, http_by_port_name: options.http_by_port_name }
+        Model { services, errors, http_by_port_name: options.http_by_port_name, node }
     }
 
     /// How many objects were rejected.

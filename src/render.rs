@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::balance::Balancer;
-use crate::model::{Protocol, Resolved, ServiceType, Skip, usable};
+use crate::model::{Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable};
 use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
 /// Endpoints shown per row before `+ N more...`, as kubectl does.
@@ -113,6 +113,7 @@ fn route_json(frontend: Frontend, route: &Route, balancer: &Balancer, now: Insta
         "policy": route.policy.as_str(),
         "requestTimeoutSeconds": route.request_timeout.map(|d| d.as_secs_f64()),
         "udpResponses": route.udp_responses,
+        "topology": route.topology.as_str(),
         "loadBalancerSourceRanges": route
             .source_ranges
             .as_ref()
@@ -161,9 +162,54 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
             ));
         }
     }
+    out.extend(topology(snapshot));
     out.extend(http_ports(snapshot));
     out.extend(snapshot.conflicts.iter().cloned());
     out
+}
+
+/// One note per Service port whose endpoints carry topology hints: which
+/// endpoints they leave to this node, or why they are ignored.
+fn topology(snapshot: &Snapshot) -> Vec<String> {
+    let node = &*snapshot.node_name;
+    let zone = snapshot.node.as_ref().and_then(|n| n.zone.as_deref());
+    let mut out = Vec::new();
+    for resolved in snapshot.services.iter().filter(|s| s.skip.is_none()) {
+        for (port, endpoints) in resolved.ports() {
+            let choice = choose(endpoints, node, zone);
+            let at = format!("{}: port {}", resolved.service.id, port.label);
+            let ready = endpoints.iter().filter(|e| e.ready);
+            let kept = ready.clone().filter(|e| choice.topology.allows(e)).count();
+            let of = ready.count();
+            let line = match (&choice.topology, &choice.ignored) {
+                (Topology::SameNode(node), _) => format!(
+                    "{at}: topology: {kept} of {of} ready endpoints, those hinted for this node ({node})"
+                ),
+                (Topology::SameZone(zone), _) => format!(
+                    "{at}: topology: {kept} of {of} ready endpoints, those hinted for zone {zone}"
+                ),
+                (Topology::Any, Some(why)) => {
+                    format!(
+                        "{at}: topology hints ignored, every endpoint used: {}",
+                        ignored(why, node)
+                    )
+                }
+                (Topology::Any, None) => continue,
+            };
+            out.push(line);
+        }
+    }
+    out
+}
+
+fn ignored(why: &Ignored, node: &str) -> String {
+    match why {
+        Ignored::MissingHint => "a ready endpoint has no zone hint".to_owned(),
+        Ignored::NoZone => format!(
+            "no Node {node} with a topology.kubernetes.io/zone label was read (see --node-name)"
+        ),
+        Ignored::NoneForZone(zone) => format!("no ready endpoint is hinted for zone {zone}"),
+    }
 }
 
 /// One note per HTTP Service port: balanced per request, and how its
@@ -260,7 +306,7 @@ fn endpoints(resolved: &Resolved) -> String {
     for endpoints in &resolved.endpoints {
         // As the cluster sees them: the node filter of a `Local` traffic
         // policy applies per node, at routing time.
-        for endpoint in usable(endpoints, None) {
+        for endpoint in usable(endpoints, None, &Topology::Any) {
             let text = endpoint.addr.to_string();
             if !all.contains(&text) {
                 all.push(text);

@@ -15,7 +15,9 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
-use crate::model::{Model, Policy, Protocol, Resolved, ServiceId, ServicePort, SourceRanges};
+use crate::model::{
+    Model, NodeInfo, Policy, Protocol, Resolved, ServiceId, ServicePort, SourceRanges, Topology,
+};
 
 mod build;
 
@@ -86,6 +88,8 @@ pub struct Route {
     /// UDP: a flow ends once it has had this many replies per datagram
     /// sent (`svcproxy.io/udp-responses`); none: only silence ends it.
     pub udp_responses: Option<u32>,
+    /// Which endpoints the topology hints left (Cluster policy only).
+    pub topology: Topology,
     /// LoadBalancer ingress frontends with `loadBalancerSourceRanges`: the
     /// clients served; others are turned away at once. `None` everywhere
     /// else, so the check costs one branch.
@@ -125,6 +129,9 @@ pub struct Snapshot {
     pub services: Vec<Resolved>,
     /// Frontends claimed by two Services (the first in sorted order wins).
     pub conflicts: Vec<String>,
+    /// `--node-name`, and that Node when one was read.
+    pub node_name: Arc<str>,
+    pub node: Option<NodeInfo>,
 }
 
 // === impl Snapshot ===

@@ -25,6 +25,7 @@ fn route(n: u8, affinity: Option<Duration>) -> Route {
         request_timeout: None,
         policy: Policy::RoundRobin,
         udp_responses: None,
+        topology: crate::model::Topology::Any,
         source_ranges: None,
         cursor: Default::default(),
         stats,

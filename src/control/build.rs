@@ -156,5 +156,10 @@ fn merge(first: Model, retry: Model) -> Model {
             errors.push(e);
         }
     }
-    Model { services: retry.services, errors, http_by_port_name: retry.http_by_port_name }
+    Model {
+        services: retry.services,
+        errors,
+        http_by_port_name: retry.http_by_port_name,
+        node: retry.node,
+    }
 }

@@ -48,7 +48,7 @@ fn decode_as(
     }
     let lines = Arc::new(lines);
     let Some(resource) = resource((api_version, kind), json, doc.file, &lines)? else {
-        if matches!(kind, "Service" | "Endpoints" | "Pod" | "EndpointSlice") {
+        if matches!(kind, "Service" | "Endpoints" | "Pod" | "EndpointSlice" | "Node") {
             return Err(not_object(format!(
                 "no matches for kind \"{kind}\" in version \"{api_version}\""
             )));
@@ -97,6 +97,7 @@ fn resource(
         ("v1", "Service") => Resource::Service(Arc::new(typed(json, at, Kind::Service)?)),
         ("v1", "Endpoints") => Resource::Endpoints(Arc::new(typed(json, at, Kind::Endpoints)?)),
         ("v1", "Pod") => Resource::Pod(Arc::new(typed(json, at, Kind::Pod)?)),
+        ("v1", "Node") => Resource::Node(Arc::new(typed(json, at, Kind::Node)?)),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             Resource::EndpointSlice(Arc::new(typed(json, at, Kind::EndpointSlice)?))
         }
@@ -163,8 +164,10 @@ fn typed<T: DeserializeOwned>(
 /// The key read from raw metadata, for errors before typed decoding.
 fn object_key(json: &Json, kind: Kind) -> ObjectKey {
     let meta = &json["metadata"];
-    let namespace =
-        meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE);
+    let namespace = match kind {
+        Kind::Node => "",
+        _ => meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE),
+    };
     let name = meta["name"].as_str().unwrap_or_default();
     ObjectKey { kind, namespace: namespace.into(), name: name.into() }
 }

@@ -14,6 +14,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use super::field::{self, Fields};
 use super::names::Names;
 use super::service::port_number;
+use super::topology::{self, Hints};
 use super::{Error, Protocol, ServiceId};
 use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
 
@@ -29,6 +30,8 @@ pub struct Address {
     pub terminating: bool,
     /// Shared: a cluster's endpoints name a handful of nodes.
     pub node_name: Option<Arc<str>>,
+    /// An EndpointSlice endpoint's topology hints.
+    pub hints: Option<Arc<Hints>>,
 }
 
 /// A named port of an endpoint set.
@@ -167,7 +170,8 @@ fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) 
     let serving = conditions.and_then(|c| c.serving).unwrap_or(true);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
     let node_name = endpoint.node_name.as_deref().map(|n| names.get(n));
-    Address { ip, ready, serving, terminating, node_name }
+    let hints = topology::hints(endpoint.hints.as_ref(), names);
+    Address { ip, ready, serving, terminating, node_name, hints }
 }
 
 /// Validates a `v1 Endpoints` object.
@@ -196,6 +200,7 @@ pub(crate) fn endpoints(
                         serving: ready,
                         terminating: false,
                         node_name: address.node_name.as_deref().map(|n| names.get(n)),
+                        hints: None,
                     }),
                     None => f.invalid_str(path(), &address.ip, field::IP_ADDRESS),
                 }
@@ -281,5 +286,6 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option
         serving: ready,
         terminating,
         node_name: raw.spec.as_ref().and_then(|s| s.node_name.as_deref()).map(|n| names.get(n)),
+        hints: None,
     })
 }

@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 use super::Error;
 use super::endpoints::{self, EndpointSet, PodInfo, Slice};
 use super::names::Names;
+use super::node::{self, NodeInfo};
 use super::service::{self, Service};
 use crate::manifest::{Object, Resource};
 
@@ -41,6 +42,7 @@ pub(crate) enum Validated {
     Slice(Option<Box<Slice>>),
     Endpoints(Box<EndpointSet>),
     Pod(Box<PodInfo>),
+    Node(Box<NodeInfo>),
 }
 
 #[derive(Debug)]
@@ -99,6 +101,7 @@ fn address(object: &Object) -> usize {
         Resource::Endpoints(r) => Arc::as_ptr(r).cast(),
         Resource::EndpointSlice(r) => Arc::as_ptr(r).cast(),
         Resource::Pod(r) => Arc::as_ptr(r).cast(),
+        Resource::Node(r) => Arc::as_ptr(r).cast(),
     };
     pointer as usize
 }
@@ -118,6 +121,7 @@ fn validate(object: &Object, names: &mut Names) -> Entry {
         Resource::Pod(raw) => {
             endpoints::pod(raw, key, origin, names).map(|p| Validated::Pod(Box::new(p)))
         }
+        Resource::Node(raw) => Ok(Validated::Node(Box::new(node::node(raw, names)))),
     };
     result.map_err(Vec::into_boxed_slice)
 }

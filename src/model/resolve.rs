@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::ServiceId;
 use super::endpoints::{EndpointSet, PodInfo, Slice, Subset};
 use super::service::{Service, ServicePort, TargetPort};
+use super::topology::{Hints, Topology};
 
 /// One pod ip:port a ServicePort may forward to, with its conditions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct Endpoint {
     pub serving: bool,
     pub terminating: bool,
     pub node_name: Option<Arc<str>>,
+    /// Topology hints, from an EndpointSlice.
+    pub hints: Option<Arc<Hints>>,
 }
 
 /// Every endpoint-carrying object, indexed for resolution; borrows the
@@ -131,6 +134,7 @@ impl<'a> Catalog<'a> {
                     serving: address.serving,
                     terminating: address.terminating,
                     node_name: address.node_name.clone(),
+                    hints: None,
                 })
             })
             .collect()
@@ -152,25 +156,31 @@ fn subsets<'s>(subsets: impl Iterator<Item = &'s Subset>, port: &ServicePort) ->
             serving: a.serving,
             terminating: a.terminating,
             node_name: a.node_name.clone(),
+            hints: a.hints.clone(),
         }));
     }
     out
 }
 
 /// The endpoints that take traffic, as kube-proxy picks them: with a
-/// `Local` policy only those on `node`; the ready ones; if none is ready,
-/// the serving and terminating ones.
+/// `Local` policy only those on `node`; the ready ones (under a Cluster
+/// policy, only those `topology` allows); if none is ready, the serving and
+/// terminating ones, whatever the topology.
 pub fn usable<'a>(
     endpoints: &'a [Endpoint],
     local_to: Option<&'a str>,
+    topology: &'a Topology,
 ) -> impl Iterator<Item = &'a Endpoint> {
     let here =
         move |e: &&Endpoint| local_to.is_none_or(|node| e.node_name.as_deref() == Some(node));
-    let any_ready = endpoints.iter().filter(here).any(|e| e.ready);
+    // `choose` only picks a topology some ready endpoint fits, so a ready
+    // endpoint here means one the topology allows.
+    let fits = move |e: &Endpoint| local_to.is_some() || topology.allows(e);
+    let any_ready = endpoints.iter().filter(here).any(|e| e.ready && fits(e));
     endpoints
         .iter()
         .filter(here)
-        .filter(move |e| if any_ready { e.ready } else { e.serving && e.terminating })
+        .filter(move |e| if any_ready { e.ready && fits(e) } else { e.serving && e.terminating })
 }
 
 #[cfg(test)]

@@ -279,6 +279,7 @@ fn label(kind: Kind) -> &'static str {
         Kind::EndpointSlice => "EndpointSlice",
         Kind::Endpoints => "Endpoints",
         Kind::Pod => "Pod",
+        Kind::Node => "Node",
     }
 }
 

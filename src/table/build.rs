@@ -9,13 +9,16 @@ use rustc_hash::FxHashMap;
 
 use super::{Cursor, Frontend, FrontendKind, HealthCheck, Mode, Route, RouteEndpoint, Snapshot};
 use crate::metrics::{InUse, Metrics, PortKey, PortStats};
-use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
+use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, Topology, choose, usable};
 
 /// Where this node is: NodePort addresses and the name `Local` policies
 /// keep endpoints of.
 struct Node<'a> {
     ips: &'a [IpAddr],
     name: &'a str,
+    /// The `topology.kubernetes.io/zone` of the Node named `name`, when
+    /// one was read: topology hints are followed for it.
+    zone: Option<&'a str>,
     /// `--http-by-port-name`.
     http_by_port_name: bool,
 }
@@ -30,18 +33,44 @@ pub(super) fn build(
     node_name: &str,
     metrics: Counting<'_>,
 ) -> Snapshot {
-    let node = Node { ips: node_ips, name: node_name, http_by_port_name: model.http_by_port_name };
-    let mut routes =
-        FxHashMap::with_capacity_and_hasher(model.services.len() * 2, Default::default());
+    let zone = model.node.as_ref().and_then(|n| n.zone.clone());
+    let node = Node {
+        ips: node_ips,
+        name: node_name,
+        zone: zone.as_deref(),
+        http_by_port_name: model.http_by_port_name,
+    };
+    let (routes, mut conflicts) = routes(&model.services, &node, previous, metrics);
+    let health_checks = health_checks(&model.services, &node, &routes, &mut conflicts);
+    let generation = previous.generation + 1;
+    Snapshot {
+        generation,
+        routes,
+        health_checks,
+        services: model.services,
+        conflicts,
+        node_name: node_name.into(),
+        node: model.node,
+    }
+}
+
+/// Every Route of `services`, and the frontends two of them claimed.
+fn routes(
+    services: &[Resolved],
+    node: &Node<'_>,
+    previous: &Snapshot,
+    metrics: Counting<'_>,
+) -> (FxHashMap<Frontend, Arc<Route>>, Vec<String>) {
+    let mut routes = FxHashMap::with_capacity_and_hasher(services.len() * 2, Default::default());
     let mut conflicts = Vec::new();
-    for service in model.services.iter().filter(|s| s.skip.is_none()) {
+    for service in services.iter().filter(|s| s.skip.is_none()) {
         for (port, endpoints) in service.ports() {
             // SCTP is listed by `check`, not proxied.
             if port.protocol == Protocol::Sctp {
                 continue;
             }
-            let stats = PortBuild::new(service, port, endpoints, &node, metrics);
-            for (frontend, route) in stats.routes(&node, previous) {
+            let stats = PortBuild::new(service, port, endpoints, node, metrics);
+            for (frontend, route) in stats.routes(node, previous) {
                 match routes.entry(frontend) {
                     Entry::Vacant(v) => {
                         v.insert(route);
@@ -56,9 +85,7 @@ pub(super) fn build(
             }
         }
     }
-    let health_checks = health_checks(&model.services, &node, &routes, &mut conflicts);
-    let generation = previous.generation + 1;
-    Snapshot { generation, routes, health_checks, services: model.services, conflicts }
+    (routes, conflicts)
 }
 
 /// The healthCheckNodePort of each Service that has one, on every node
@@ -112,6 +139,8 @@ struct PortBuild<'a> {
     port: &'a ServicePort,
     endpoints: &'a [Endpoint],
     mode: Mode,
+    /// Which endpoints take Cluster-policy traffic, from their hints.
+    topology: Topology,
     stats: Arc<PortStats>,
     metrics: Counting<'a>,
 }
@@ -138,7 +167,8 @@ impl<'a> PortBuild<'a> {
             Mode::Udp => stats.serve_udp(),
             Mode::Tcp => {}
         }
-        Self { service, port, endpoints, mode, stats, metrics }
+        let topology = choose(endpoints, node.name, node.zone).topology;
+        Self { service, port, endpoints, mode, topology, stats, metrics }
     }
 
     /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
@@ -195,7 +225,9 @@ impl<'a> PortBuild<'a> {
         cursor: &Arc<Cursor>,
     ) -> Arc<Route> {
         let spec = &self.service.service;
-        let endpoints = usable(self.endpoints, local.then_some(node.name));
+        // `Local` wins over hints, as in kube-proxy.
+        let topology = if local { Topology::Any } else { self.topology.clone() };
+        let endpoints = usable(self.endpoints, local.then_some(node.name), &topology);
         let routed =
             |e: &Endpoint, stats| RouteEndpoint { addr: e.addr, terminating: !e.ready, stats };
         let endpoints = match self.metrics {
@@ -214,6 +246,7 @@ impl<'a> PortBuild<'a> {
             request_timeout: spec.annotations.request_timeout,
             policy: spec.annotations.policy,
             udp_responses: spec.annotations.udp_responses,
+            topology,
             source_ranges: (kind == FrontendKind::LoadBalancer && !spec.source_ranges.is_empty())
                 .then(|| Arc::new(spec.source_ranges.clone())),
             cursor: cursor.clone(),

@@ -325,3 +325,61 @@ fn load_balancer_source_ranges_are_noted_with_what_they_filter() {
     assert!(ranges[0].contains("default/internal-lb"), "{}", ranges[0]);
     assert!(ranges[0].contains("only clients in 10.1.0.0/16, fd00::/8"), "{}", ranges[0]);
 }
+
+/// A Service `web` with an EndpointSlice of three endpoints hinted for
+/// zones a, a and b, and this node (`node-1`) in `zone` when given.
+fn hinted(zone: Option<&str>) -> String {
+    let node = match zone {
+        Some(zone) => format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-1\n  labels: \
+             {{topology.kubernetes.io/zone: {zone}}}\n---\n"
+        ),
+        None => String::new(),
+    };
+    let endpoint = |n: u8, zone: &str| {
+        format!("- addresses: [10.0.0.{n}]\n  hints: {{forZones: [{{name: {zone}}}]}}\n")
+    };
+    format!(
+        "{node}apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  clusterIP: 10.96.0.30\n  \
+         ports: [{{name: http, port: 80}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata:\n  name: web-1\n  labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\n\
+         ports: [{{name: http, port: 8080}}]\nendpoints:\n{}{}{}",
+        endpoint(1, "a"),
+        endpoint(2, "a"),
+        endpoint(3, "b")
+    )
+}
+
+fn topology_notes(yaml: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("web.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    let out = check([path.as_os_str(), "--node-name".as_ref(), "node-1".as_ref()]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let notes = out.stderr_lines().into_iter().filter(|l| support::is_note(l));
+    notes.filter(|l| l.contains("topology")).map(str::to_owned).collect()
+}
+
+#[test]
+fn topology_hints_are_noted_with_the_endpoints_they_leave_or_why_they_are_ignored() {
+    let notes = topology_notes(&hinted(Some("a")));
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(
+        notes[0].contains(
+            "default/web: port http: topology: 2 of 3 ready endpoints, those hinted for zone a"
+        ),
+        "{notes:#?}"
+    );
+    let notes = topology_notes(&hinted(Some("c")));
+    assert!(
+        notes[0].contains(
+            "topology hints ignored, every endpoint used: no ready endpoint is hinted for zone c"
+        ),
+        "{notes:#?}"
+    );
+    let notes = topology_notes(&hinted(None));
+    assert!(
+        notes[0].contains("no Node node-1 with a topology.kubernetes.io/zone label"),
+        "{notes:#?}"
+    );
+}

@@ -14,6 +14,8 @@
 //! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
 //!   `--splice` mode;
 //! - `reload`: hot swap of changed manifests under live connections;
+//! - `topology`: topology hints and the Node's zone; `/healthz` while the
+//!   Node leaves;
 //! - `udp`: UDP Services, with dnsmasq and dig;
 //! - `signals`: SIGTERM's drain, SIGINT, SIGHUP;
 //! - `apiserver`: the fake Kubernetes API server of `support::apiserver`
@@ -42,4 +44,5 @@ mod source_ranges;
 mod splice;
 mod stream;
 mod tcp;
+mod topology;
 mod udp;

@@ -1,3 +1,4 @@
+use super::Topology;
 use std::net::SocketAddr;
 
 use crate::model::tests::model;
@@ -8,7 +9,9 @@ fn addrs(text: &str) -> Vec<Vec<String>> {
     let r = &m.services[0];
     r.endpoints
         .iter()
-        .map(|endpoints| super::usable(endpoints, None).map(|e| e.addr.to_string()).collect())
+        .map(|endpoints| {
+            super::usable(endpoints, None, &Topology::Any).map(|e| e.addr.to_string()).collect()
+        })
         .collect()
 }
 
@@ -104,7 +107,7 @@ fn publish_not_ready_addresses_uses_not_ready_pods() {
 fn local_traffic_policy_keeps_this_nodes_endpoints() {
     let m = model(&format!("{SERVICE}{}", pod("a", "127.0.1.1", "")));
     let endpoints = &m.services[0].endpoints[0];
-    assert_eq!(super::usable(endpoints, Some("node-a")).count(), 1);
-    assert_eq!(super::usable(endpoints, Some("node-b")).count(), 0);
+    assert_eq!(super::usable(endpoints, Some("node-a"), &Topology::Any).count(), 1);
+    assert_eq!(super::usable(endpoints, Some("node-b"), &Topology::Any).count(), 0);
     let _: SocketAddr = endpoints[0].addr;
 }
