@@ -112,7 +112,8 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
                 up: families.up.clone(),
             };
             let name = config.options.service_proxy_name.as_deref();
-            Some(Api::start(endpoint, name, counters).await?)
+            let node = &config.options.node_name;
+            Some(Api::start(endpoint, name, node, counters).await?)
         }
         None => None,
     };

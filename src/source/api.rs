@@ -1,8 +1,9 @@
 //! The API source: Services and EndpointSlices listed and watched from the
-//! API server with kube-rs, as kube-proxy follows them.
+//! API server with kube-rs, as kube-proxy follows them, and this node's
+//! Node (its zone, whether it is leaving).
 //!
-//! Both kinds in every namespace, filtered on the server with kube-proxy's
-//! label selector. Each kind's watcher runs on its own task and keeps its
+//! Services and EndpointSlices in every namespace, filtered on the server
+//! with kube-proxy's label selector; the Node by its name. Each kind's watcher runs on its own task and keeps its
 //! objects in the [`Store`]; the control loop reads them whole
 //! ([`Api::listed`]) once both kinds were listed, and is told of every
 //! change after that ([`Api::changed`]). A watch that ends relists, and
@@ -13,8 +14,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher;
 use kube::runtime::watcher::{self as kube_watcher, Event};
 use parking_lot::Mutex;
 use prometheus::{IntCounterVec, IntGauge};
@@ -104,13 +106,14 @@ pub enum Error {
 // === impl Api ===
 
 impl Api {
-    /// Starts listing and watching Services and EndpointSlices on the API
-    /// server `endpoint` names. Fails only on a configuration that cannot
-    /// work (an unreadable kubeconfig, say); an API server that is down is
-    /// retried.
+    /// Starts listing and watching Services and EndpointSlices, and the
+    /// Node named `node`, on the API server `endpoint` names. Fails only on
+    /// a configuration that cannot work (an unreadable kubeconfig, say); an
+    /// API server that is down is retried.
     pub async fn start(
         endpoint: &Endpoint,
         service_proxy_name: Option<&str>,
+        node: &str,
         counters: Counters,
     ) -> Result<Self, Error> {
         let config = endpoint.config().await?;
@@ -129,12 +132,16 @@ impl Api {
                 shared.counters.events.with_label_values(&[kind, kind_of]);
             }
         }
-        let selector = selector(service_proxy_name);
+        let selected = watcher::Config::default().labels(&selector(service_proxy_name));
+        // One Node, by name: kube-proxy's node informer.
+        let named = watcher::Config::default().fields(&format!("metadata.name={node}"));
         let services = follow::client::<Service>(config.clone(), &shared)?;
-        let slices = follow::client::<EndpointSlice>(config, &shared)?;
+        let slices = follow::client::<EndpointSlice>(config.clone(), &shared)?;
+        let nodes = follow::client::<Node>(config, &shared)?;
         let tasks = [
-            tokio::spawn(follow::follow::<Service>(services, selector.clone(), shared.clone())),
-            tokio::spawn(follow::follow::<EndpointSlice>(slices, selector, shared.clone())),
+            tokio::spawn(follow::follow::<Service>(services, selected.clone(), shared.clone())),
+            tokio::spawn(follow::follow::<EndpointSlice>(slices, selected, shared.clone())),
+            tokio::spawn(follow::follow::<Node>(nodes, named, shared.clone())),
         ];
         let tasks = Tasks(tasks.iter().map(tokio::task::JoinHandle::abort_handle).collect());
         Ok(Self { shared, _tasks: Arc::new(tasks) })

@@ -13,9 +13,11 @@ use crate::{docker, kube};
 /// `(apiGroup, resource, verb)`: one permission.
 type Grant = (String, String, String);
 
-/// What svcproxy reads: the Services and EndpointSlices it routes, as
-/// kube-proxy's `system:node-proxier` does. No events: svcproxy emits none.
-const READS: &[(&str, &str)] = &[("", "services"), ("discovery.k8s.io", "endpointslices")];
+/// What svcproxy reads: the Services and EndpointSlices it routes and its
+/// Node, as kube-proxy's `system:node-proxier` does. No events: svcproxy
+/// emits none.
+const READS: &[(&str, &str)] =
+    &[("", "services"), ("discovery.k8s.io", "endpointslices"), ("", "nodes")];
 
 /// Only reads.
 const VERBS: &[&str] = &["get", "list", "watch"];
@@ -56,7 +58,7 @@ fn grants(role: &ClusterRole) -> BTreeSet<Grant> {
 }
 
 #[test]
-fn cluster_role_grants_reading_services_and_endpointslices_only() {
+fn cluster_role_grants_reading_services_endpointslices_and_nodes_only() {
     let Objects { cluster_role, .. } = objects();
     let expected: BTreeSet<Grant> = READS
         .iter()

@@ -7,7 +7,8 @@
 //!   down leaves the last table serving;
 //! - `sources`: the files and the API server together, an invalid object,
 //!   the label selector, credentials and TLS;
-//! - `metrics`: the API families.
+//! - `metrics`: the API families;
+//! - `topology`: this node's Node, its zone and its deletion.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ mod metrics;
 mod outage;
 mod sources;
 mod sync;
+mod topology;
 
 /// How long a change may take to be routed: `--min-sync-period` (1 s by
 /// default) plus a second, as the API source promises.

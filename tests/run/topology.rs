@@ -13,10 +13,10 @@ use crate::support::manifests::write_by_rename;
 use crate::support::net::{addr, eventually, fetch, fresh_ip};
 use crate::support::proxy::Proxy;
 
-const NODE: &str = "node-1";
+pub(crate) const NODE: &str = "node-1";
 
 /// This node's Node object, in `zone`, with `extra` YAML under `spec`.
-fn node(zone: &str, spec: &str) -> String {
+pub(crate) fn node(zone: &str, spec: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Node\nmetadata:\n  name: {NODE}\n  labels: \
          {{topology.kubernetes.io/zone: {zone}}}\nspec: {{{spec}}}\n---\n"
@@ -25,7 +25,7 @@ fn node(zone: &str, spec: &str) -> String {
 
 /// Service `web` on `cluster_ip:80` and one EndpointSlice per pod (each
 /// listens on a port of its own), each endpoint hinted for its zone.
-fn hinted_service(cluster_ip: std::net::Ipv4Addr, pods: &[(&Endpoint, &str)]) -> String {
+pub(crate) fn hinted_service(cluster_ip: std::net::Ipv4Addr, pods: &[(&Endpoint, &str)]) -> String {
     let mut yaml = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  clusterIP: {cluster_ip}\n  \
          ports: [{{name: http, port: 80}}]\n"
@@ -43,11 +43,11 @@ fn hinted_service(cluster_ip: std::net::Ipv4Addr, pods: &[(&Endpoint, &str)]) ->
 }
 
 /// The pods that answered 12 connections to `to`.
-fn answered(to: std::net::SocketAddr) -> BTreeSet<String> {
+pub(crate) fn answered(to: std::net::SocketAddr) -> BTreeSet<String> {
     (0..12).map(|_| fetch(to).unwrap()).collect()
 }
 
-fn names(list: &[&str]) -> BTreeSet<String> {
+pub(crate) fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 

@@ -132,9 +132,9 @@ struct Shared {
     tokens: Mutex<Vec<String>>,
     requests: Mutex<Vec<Request>>,
     /// Per kind: LISTs wait while true.
-    holds: [tokio::sync::watch::Sender<bool>; 2],
+    holds: [tokio::sync::watch::Sender<bool>; 3],
     /// Per kind: open WATCH streams.
-    watches: [AtomicUsize; 2],
+    watches: [AtomicUsize; 3],
     /// How often a watch that allows bookmarks gets one.
     bookmark_every: Mutex<Duration>,
     /// Poked to end every open watch cleanly.
@@ -359,8 +359,8 @@ impl Shared {
             changed: tokio::sync::watch::Sender::new(()),
             tokens: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
-            holds: [tokio::sync::watch::Sender::new(false), tokio::sync::watch::Sender::new(false)],
-            watches: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            holds: std::array::from_fn(|_| tokio::sync::watch::Sender::new(false)),
+            watches: Default::default(),
             bookmark_every: Mutex::new(Duration::from_secs(1)),
             end_watches: tokio::sync::watch::Sender::new(()),
         }

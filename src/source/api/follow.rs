@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
@@ -27,13 +26,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A kind the API source watches.
 pub trait Watched:
-    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + Debug
-    + Send
-    + Sync
-    + 'static
+    kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
     const KIND: Kind;
 
@@ -53,6 +46,14 @@ impl Watched for EndpointSlice {
 
     fn resource(self) -> Resource {
         Resource::EndpointSlice(Arc::new(self))
+    }
+}
+
+impl Watched for Node {
+    const KIND: Kind = Kind::Node;
+
+    fn resource(self) -> Resource {
+        Resource::Node(Arc::new(self))
     }
 }
 
@@ -88,7 +89,7 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(800);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 const BACKOFF_RESET: Duration = Duration::from_secs(120);
 
-/// Lists and watches every `K` matching `selector`, in all namespaces,
+/// Lists and watches every `K` that `config` selects, in all namespaces,
 /// into `shared`, for as long as the daemon runs.
 ///
 /// Not kube-rs's `default_backoff`: it starts again from its shortest
@@ -96,9 +97,12 @@ const BACKOFF_RESET: Duration = Duration::from_secs(120);
 /// list it tries, so a list that keeps failing would be retried every
 /// 0.8 s forever. Here only an event that shows the API server answering
 /// (a list completed, a watch event) starts it again.
-pub async fn follow<K: Watched>(client: kube::Client, selector: String, shared: Arc<Shared>) {
+pub async fn follow<K: Watched>(
+    client: kube::Client,
+    config: watcher::Config,
+    shared: Arc<Shared>,
+) {
     let api: kube::Api<K> = kube::Api::all(client);
-    let config = watcher::Config::default().labels(&selector);
     let mut events = pin!(watcher::watcher(api, config));
     let mut backoff = Backoff { failures: 0, last: None };
     while let Some(event) = events.next().await {

@@ -18,7 +18,13 @@ use rustc_hash::FxHashSet;
 use crate::manifest::{Kind, Object, ObjectKey, Resource};
 
 /// The kinds watched, in the order [`Listed`] holds them.
-pub const KINDS: [Kind; 2] = [Kind::Service, Kind::EndpointSlice];
+pub const KINDS: [Kind; 3] = [Kind::Service, Kind::EndpointSlice, Kind::Node];
+
+/// The kinds the first Snapshot waits for. Not the Node: without it every
+/// endpoint serves (topology hints ignored) and `/healthz` cannot tell that
+/// the Node is leaving, which is safe; and a role that may not read Nodes
+/// must not keep the Services from being served.
+const REQUIRED: [Kind; 2] = [Kind::Service, Kind::EndpointSlice];
 
 /// kube-proxy's annotation: when the EndpointSlice controller saw the
 /// change this version of the slice carries.
@@ -56,7 +62,7 @@ struct Cache {
 /// Everything listed, at one moment.
 #[derive(Debug, Default)]
 pub struct Listed {
-    /// Services, then EndpointSlices, each in key order.
+    /// Services, then EndpointSlices, then the Node, each in key order.
     pub objects: Arc<Vec<Object>>,
     /// Their keys, to find the file objects they stand in for.
     pub keys: FxHashSet<ObjectKey>,
@@ -134,9 +140,9 @@ impl Store {
         change
     }
 
-    /// True once every kind was listed in full.
+    /// True once every kind the first Snapshot needs was listed in full.
     pub fn synced(&self) -> bool {
-        self.caches.iter().all(|c| c.lists > 0)
+        REQUIRED.iter().all(|k| self.caches[index(*k)].lists > 0)
     }
 
     /// Everything listed now; `None` until every kind was listed.

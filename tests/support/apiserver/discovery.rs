@@ -54,24 +54,35 @@ pub(super) fn group() -> Value {
     group
 }
 
-/// `/api/v1` or `/apis/discovery.k8s.io/v1`: the one resource of `kind`.
+/// `/api/v1` (Services and Nodes) or `/apis/discovery.k8s.io/v1`
+/// (EndpointSlices).
 pub(super) fn resources(kind: Kind) -> Value {
-    let mut resource = json!({
+    let resource = json!({
         "name": kind.plural(),
         "singularName": kind.name().to_ascii_lowercase(),
         "namespaced": true,
         "kind": kind.name(),
         "verbs": ["get", "list", "watch"],
     });
+    let mut resources = vec![resource];
     if kind == Kind::Service {
-        resource["shortNames"] = json!(["svc"]);
-        resource["categories"] = json!(["all"]);
+        resources[0]["shortNames"] = json!(["svc"]);
+        resources[0]["categories"] = json!(["all"]);
+        // The legacy group serves Nodes too, cluster-scoped.
+        resources.push(json!({
+            "name": Kind::Node.plural(),
+            "singularName": "node",
+            "namespaced": false,
+            "kind": Kind::Node.name(),
+            "shortNames": ["no"],
+            "verbs": ["get", "list", "watch"],
+        }));
     }
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": kind.api_version(),
-        "resources": [resource],
+        "resources": resources,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Request paths to what they name, as the API server lays them out:
-//! `/api/v1[/namespaces/{ns}]/services[/{name}]` and
-//! `/apis/discovery.k8s.io/v1[/namespaces/{ns}]/endpointslices[/{name}]`,
-//! plus the discovery documents.
+//! `/api/v1[/namespaces/{ns}]/services[/{name}]`,
+//! `/apis/discovery.k8s.io/v1[/namespaces/{ns}]/endpointslices[/{name}]` and
+//! `/api/v1/nodes[/{name}]`, plus the discovery documents.
 
 use super::store::Kind;
 
@@ -39,6 +39,10 @@ pub(super) fn route(path: &str) -> Route {
         ["api"] => Route::LegacyGroup,
         ["apis"] => Route::Groups,
         ["apis", "discovery.k8s.io"] => Route::Group,
+        ["api", "v1", "nodes"] => Route::Collection { kind: Kind::Node, namespace: None },
+        ["api", "v1", "nodes", name] => {
+            Route::Object { kind: Kind::Node, namespace: String::new(), name: (*name).to_owned() }
+        }
         ["api", "v1", rest @ ..] => resource(Kind::Service, rest),
         ["apis", "discovery.k8s.io", "v1", rest @ ..] => resource(Kind::EndpointSlice, rest),
         _ => Route::Unknown,

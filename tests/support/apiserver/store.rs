@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 pub(super) enum Kind {
     Service,
     EndpointSlice,
+    /// Cluster-scoped: keyed `/name`, no namespace.
+    Node,
 }
 
 /// What a change did, as a watch event type.
@@ -45,7 +47,7 @@ pub(super) struct Event {
 
 /// Every object and the log since the last compaction.
 pub(super) struct Store {
-    objects: [BTreeMap<String, Arc<Value>>; 2],
+    objects: [BTreeMap<String, Arc<Value>>; 3],
     log: Vec<Arc<Event>>,
     /// The global resourceVersion: the last change's.
     rv: u64,
@@ -68,18 +70,19 @@ pub(super) struct TooOld {
 // === impl Kind ===
 
 impl Kind {
-    pub(super) const ALL: [Kind; 2] = [Kind::Service, Kind::EndpointSlice];
+    pub(super) const ALL: [Kind; 3] = [Kind::Service, Kind::EndpointSlice, Kind::Node];
 
     pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::Node => "Node",
         }
     }
 
     pub(super) fn api_version(self) -> &'static str {
         match self {
-            Kind::Service => "v1",
+            Kind::Service | Kind::Node => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
         }
     }
@@ -89,6 +92,7 @@ impl Kind {
         match self {
             Kind::Service => "services",
             Kind::EndpointSlice => "endpointslices",
+            Kind::Node => "nodes",
         }
     }
 
@@ -98,6 +102,7 @@ impl Kind {
         match self {
             Kind::Service => "services",
             Kind::EndpointSlice => "endpointslices.discovery.k8s.io",
+            Kind::Node => "nodes",
         }
     }
 
@@ -111,7 +116,8 @@ impl Kind {
         match name.to_ascii_lowercase().as_str() {
             "service" | "services" | "svc" => Kind::Service,
             "endpointslice" | "endpointslices" => Kind::EndpointSlice,
-            _ => panic!("the fake API server serves Service and EndpointSlice, not {name:?}"),
+            "node" | "nodes" | "no" => Kind::Node,
+            _ => panic!("the fake API server serves Service, EndpointSlice and Node, not {name:?}"),
         }
     }
 
@@ -124,7 +130,7 @@ impl Kind {
             .into_iter()
             .find(|k| Some(k.api_version()) == api_version && Some(k.name()) == kind)
             .unwrap_or_else(|| {
-                panic!("not a v1 Service or discovery.k8s.io/v1 EndpointSlice: {object}")
+                panic!("not a v1 Service or Node or a discovery.k8s.io/v1 EndpointSlice: {object}")
             })
     }
 }
@@ -135,7 +141,7 @@ impl Store {
     pub(super) fn new() -> Store {
         // etcd's first revision is 1: a resourceVersion is never "0",
         // which clients read as "any".
-        let objects = [BTreeMap::new(), BTreeMap::new()];
+        let objects = Default::default();
         Store { objects, log: Vec::new(), rv: 1, compacted: 1, epoch: 0, uids: 0 }
     }
 
@@ -151,9 +157,9 @@ impl Store {
         self.epoch
     }
 
-    /// Creates or replaces `object` (a v1 Service or discovery.k8s.io/v1
-    /// EndpointSlice), stamping its metadata as the API server does: the
-    /// namespace defaults to `default`; uid and creationTimestamp are kept
+    /// Creates or replaces `object` (a v1 Service or Node, or a
+    /// discovery.k8s.io/v1 EndpointSlice), stamping its metadata as the API
+    /// server does: the namespace defaults to `default` (a Node has none); uid and creationTimestamp are kept
     /// across a replace; resourceVersion is the new global one.
     pub(super) fn apply(&mut self, mut object: Value) {
         let kind = Kind::of(&object);
@@ -162,10 +168,13 @@ impl Store {
         let name =
             name.unwrap_or_else(|| panic!("{} without metadata.name", kind.name())).to_owned();
         let namespace = match meta.get("namespace").and_then(Value::as_str) {
+            _ if kind == Kind::Node => String::new(),
             Some(ns) if !ns.is_empty() => ns.to_owned(),
             _ => "default".to_owned(),
         };
-        meta.insert("namespace".into(), json!(namespace));
+        if kind != Kind::Node {
+            meta.insert("namespace".into(), json!(namespace));
+        }
         let key = format!("{namespace}/{name}");
         let prev = self.objects[kind.index()].get(&key).cloned();
         let (uid, created) = match &prev {
