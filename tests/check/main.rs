@@ -6,6 +6,7 @@
 //! - `partial`: one bad input rejected alone, the rest still listed;
 //! - `config`: every manifest under config/;
 //! - `limits`: hostile sizes and counts, within time and memory budgets;
+//! - `long_cells`: table cells of thousands of externalIPs or ports;
 //! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
 //! - `cli`: usage errors.
 //!
@@ -21,5 +22,6 @@ mod cli;
 mod config;
 mod invalid;
 mod limits;
+mod long_cells;
 mod partial;
 mod valid;
