@@ -22,6 +22,12 @@ pub use node::Lines;
 pub use path::{FieldPath, Segment};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
 
+/// The largest object the API server stores: etcd's default request limit
+/// (`--max-request-bytes`, 1.5 MiB). An object is measured as compact
+/// JSON, as etcd holds custom resources; built-in kinds are stored as
+/// protobuf, which is somewhat smaller.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+
 /// A Kubernetes object read from a manifest. Cheap to clone: the decoded
 /// object is shared, so the control loop keeps last good versions and
 /// unchanged files' objects across rebuilds without copying them.
@@ -104,6 +110,13 @@ pub enum Error {
     NotObject { file: PathBuf, line: u32, document: usize, detail: String },
     #[error("{}:{line}: {}/{}: {path}: {detail}", file.display(), key.namespace, key.name)]
     Decode { file: PathBuf, line: u32, key: Box<ObjectKey>, path: FieldPath, detail: String },
+    /// An object the API server would not store (see [`MAX_OBJECT_BYTES`]).
+    #[error(
+        "{}:{line}: {}/{}: Too long: must have at most {MAX_OBJECT_BYTES} bytes, the most the \
+         API server stores (this object is {size} bytes as JSON)",
+        file.display(), key.namespace, key.name
+    )]
+    TooLarge { file: PathBuf, line: u32, key: Box<ObjectKey>, size: usize },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
 }
@@ -264,7 +277,7 @@ impl Error {
     /// The object a decode error is about.
     pub fn key(&self) -> Option<&ObjectKey> {
         match self {
-            Error::Decode { key, .. } => Some(&**key),
+            Error::Decode { key, .. } | Error::TooLarge { key, .. } => Some(&**key),
             _ => None,
         }
     }

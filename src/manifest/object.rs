@@ -8,7 +8,9 @@ use serde_json::Value as Json;
 
 use super::node::{Lines, Node};
 use super::path::FieldPath;
-use super::{DEFAULT_NAMESPACE, Error, Kind, Object, ObjectKey, Origin, Resource};
+use super::{
+    DEFAULT_NAMESPACE, Error, Kind, MAX_OBJECT_BYTES, Object, ObjectKey, Origin, Resource,
+};
 
 /// Where one document sits, to name it in errors.
 pub(crate) struct Document<'a> {
@@ -146,6 +148,10 @@ fn typed<T: DeserializeOwned>(
     kind: Kind,
 ) -> Result<T, Error> {
     let key = Box::new(object_key(&json, kind));
+    let size = encoded_len(&json);
+    if size > MAX_OBJECT_BYTES {
+        return Err(Error::TooLarge { file: file.to_path_buf(), line: lines.root(), key, size });
+    }
     serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
         let mut path = FieldPath::from(e.path());
         let message = e.inner().to_string();
@@ -158,6 +164,24 @@ fn typed<T: DeserializeOwned>(
         };
         Error::Decode { file: file.to_path_buf(), line: lines.of(&path), key, path, detail }
     })
+}
+
+/// The length of `json` written compactly, counted without writing it.
+fn encoded_len(json: &Json) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail: every value serialises.
+    let _ = serde_json::to_writer(&mut count, json);
+    count.0
 }
 
 /// The key read from raw metadata, for errors before typed decoding.

@@ -51,6 +51,18 @@ impl<'a> Fields<'a> {
         self.push(path, "Required value".to_owned());
     }
 
+    /// `Required value: why`, for a rule the field's absence alone does
+    /// not explain.
+    pub(crate) fn required_because(&mut self, path: FieldPath, why: &str) {
+        self.push(path, format!("Required value: {why}"));
+    }
+
+    /// `Too many: 1001: must have at most 1000 items`: a list over the
+    /// API server's bound.
+    pub(crate) fn too_many(&mut self, path: FieldPath, count: usize, max: usize) {
+        self.push(path, format!("Too many: {count}: must have at most {max} items"));
+    }
+
     /// `Invalid value: 0: must be ...`; strings are quoted as Go's `%q` does.
     pub(crate) fn invalid(&mut self, path: FieldPath, value: impl Display, why: &str) {
         self.push(path, format!("Invalid value: {value}: {why}"));

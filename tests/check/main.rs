@@ -7,6 +7,7 @@
 //! - `config`: every manifest under config/;
 //! - `limits`: hostile sizes and counts, within time and memory budgets;
 //! - `long_cells`: table cells of thousands of externalIPs or ports;
+//! - `api_limits`: the API server's bounds on lists and object size;
 //! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
 //! - `cli`: usage errors.
 //!
@@ -18,6 +19,7 @@
 mod support;
 
 mod allocation;
+mod api_limits;
 mod cli;
 mod config;
 mod invalid;
