@@ -3,9 +3,10 @@
 //! and the `/debug/routes` JSON, built from the same rows.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use rustc_hash::FxHashSet;
 use serde_json::{Value, json};
 
 use crate::balance::Balancer;
@@ -254,21 +255,23 @@ fn ports(resolved: &Resolved) -> String {
 
 /// The usable endpoints of every port, as `kubectl get endpoints` lists them.
 fn endpoints(resolved: &Resolved) -> String {
-    let mut all: Vec<String> = Vec::new();
+    // Each address once, in the order first seen; a set, not a scan of
+    // the list so far: a Service may have many thousands.
+    let mut seen: FxHashSet<SocketAddr> = FxHashSet::default();
+    let mut all: Vec<SocketAddr> = Vec::new();
     for endpoints in &resolved.endpoints {
         // As the cluster sees them: the node filter of a `Local` traffic
         // policy applies per node, at routing time.
         for endpoint in usable(endpoints, None) {
-            let text = endpoint.addr.to_string();
-            if !all.contains(&text) {
-                all.push(text);
+            if seen.insert(endpoint.addr) {
+                all.push(endpoint.addr);
             }
         }
     }
     if all.is_empty() {
         return "<none>".to_owned();
     }
-    list(all.len(), all.into_iter(), SHOWN)
+    list(all.len(), all.iter().map(ToString::to_string), SHOWN)
 }
 
 /// `count` items joined with commas when there are at most `whole`, else
