@@ -20,7 +20,8 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// A shape of input: its name, what N counts, the sizes, and the text.
@@ -152,6 +153,78 @@ fn check(file: &Path) -> Measured {
     Measured { code: out.status.code(), took, peak_kib }
 }
 
+/// `svcproxy run` on `dir`, killed when dropped.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `VmRSS`/`VmHWM` figure of `pid`, in KiB.
+fn vm(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find_map(|l| l.strip_prefix(field)).unwrap_or_default();
+    line.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Starts `svcproxy run` on `dir` and waits for its first routing table;
+/// then its peak RSS, and its RSS once it has settled (no longer falling
+/// for half a second: freed memory goes back to the system lazily).
+fn run(dir: &Path) -> (u64, u64) {
+    let log = dir.join("run.log");
+    let mut run = Run(Command::new(env!("CARGO_BIN_EXE_svcproxy"))
+        .args(["run", "--metrics-bind-address", "127.0.0.1:0"])
+        .args(["--healthz-bind-address", "127.0.0.1:0", "--manifests"])
+        .arg(dir.join("manifests"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("svcproxy run"));
+    let until = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("routing table published") {
+        assert!(Instant::now() < until, "no routing table within 60 s");
+        assert!(run.0.try_wait().expect("wait").is_none(), "svcproxy run exited");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let pid = run.0.id();
+    let (mut low, mut since) = (vm(pid, "VmRSS:"), Instant::now());
+    while since.elapsed() < Duration::from_millis(500) && until > Instant::now() {
+        thread::sleep(Duration::from_millis(50));
+        let now = vm(pid, "VmRSS:");
+        if now + 1024 < low {
+            (low, since) = (now, Instant::now());
+        }
+    }
+    (vm(pid, "VmHWM:"), low.min(vm(pid, "VmRSS:")))
+}
+
+/// The `run` figures on the largest valid input of two shapes.
+fn run_table(dir: &Path, smoke: bool) {
+    println!("\n| `svcproxy run` on | file MB | peak RSS MiB | RSS once loaded MiB |");
+    println!("|---|---:|---:|---:|");
+    for (shape, n) in [(&SHAPES[3], 200_000), (&SHAPES[4], 100_000)] {
+        let n = if smoke { n / 100 } else { n };
+        let manifests = dir.join("manifests");
+        let _ = std::fs::remove_dir_all(&manifests);
+        std::fs::create_dir_all(&manifests).expect("mkdir");
+        let text = (shape.text)(n);
+        std::fs::write(manifests.join("input.yaml"), &text).expect("write");
+        let (peak, held) = run(dir);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let size = text.len() as f64 / 1e6;
+        println!(
+            "| {}, {n} {} | {size:.2} | {:.1} | {:.1} |",
+            shape.name,
+            shape.unit,
+            mib(peak),
+            mib(held)
+        );
+    }
+}
+
 /// A smoke run proves the bench works without timing anything.
 fn is_smoke() -> bool {
     let args: Vec<String> = std::env::args().collect();
@@ -190,4 +263,5 @@ fn main() {
             );
         }
     }
+    run_table(dir.path(), smoke);
 }

@@ -9,17 +9,19 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
 mod node;
 mod object;
 mod path;
+mod pod;
 mod yaml;
 
 pub use node::Lines;
 pub use path::{FieldPath, Segment};
+pub use pod::{Pod, Status as PodStatus};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
 
 /// The largest object the API server stores: etcd's default request limit
@@ -126,16 +128,19 @@ pub enum Error {
 impl Object {
     /// An object of `resource`, read from `origin`.
     pub fn new(origin: Origin, resource: Resource) -> Self {
-        let (kind, meta) = match &resource {
-            Resource::Service(o) => (Kind::Service, &o.metadata),
-            Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata),
-            Resource::EndpointSlice(o) => (Kind::EndpointSlice, &o.metadata),
-            Resource::Pod(o) => (Kind::Pod, &o.metadata),
+        let (kind, namespace, name) = match &resource {
+            Resource::Service(o) => (Kind::Service, &o.metadata.namespace, &o.metadata.name),
+            Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata.namespace, &o.metadata.name),
+            Resource::EndpointSlice(o) => {
+                (Kind::EndpointSlice, &o.metadata.namespace, &o.metadata.name)
+            }
+            Resource::Pod(o) => (Kind::Pod, &o.namespace, &o.name),
         };
+        let namespace = namespace.as_deref().filter(|s| !s.is_empty());
         let key = ObjectKey {
             kind,
-            namespace: namespace_of(meta).into(),
-            name: meta.name.as_deref().unwrap_or_default().into(),
+            namespace: namespace.unwrap_or(DEFAULT_NAMESPACE).into(),
+            name: name.as_deref().unwrap_or_default().into(),
         };
         Self { origin, resource, key }
     }
@@ -230,7 +235,7 @@ impl Loaded {
         };
         let file: Arc<Path> = Arc::from(file);
         let first = self.objects.len();
-        for (i, node) in documents.iter().enumerate() {
+        for (i, node) in documents.into_iter().enumerate() {
             let doc = object::Document { file: &file, index: i + 1 };
             if let Err(e) = object::decode(&doc, node, &mut self.objects) {
                 self.errors.push(e);

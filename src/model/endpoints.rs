@@ -16,7 +16,7 @@ use super::field::{self, Fields};
 use super::names::Names;
 use super::service::port_number;
 use super::{Error, Protocol, ServiceId};
-use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
+use crate::manifest::{self, FieldPath, Kind, ObjectKey, Origin};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -264,7 +264,7 @@ fn subset(raw: &core::EndpointSubset, i: usize, f: &mut Fields<'_>, names: &mut 
 
 /// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
 pub(crate) fn pod(
-    raw: &core::Pod,
+    raw: &manifest::Pod,
     key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
@@ -275,20 +275,16 @@ pub(crate) fn pod(
         f.required(FieldPath::of("metadata.name"));
     }
     let mut ports = Vec::new();
-    let spec = raw.spec.as_ref();
-    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
     // Sidecars (init containers that keep running) serve ports too, after
     // the containers: Kubernetes' `FindPort` order for named targetPorts.
-    let sidecars = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
-    let all = containers.iter().enumerate().map(|(i, c)| ("spec.containers", i, c)).chain(
-        sidecars
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
-            .map(|(i, c)| ("spec.initContainers", i, c)),
-    );
+    let all = raw
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ("spec.containers", i, c))
+        .chain(raw.sidecars.iter().map(|(i, c)| ("spec.initContainers", *i, c)));
     for (list, i, container) in all {
-        for (j, port) in container.ports.as_deref().unwrap_or_default().iter().enumerate() {
+        for (j, port) in container.iter().enumerate() {
             let at = || FieldPath::of(list).index(i).field("ports").index(j);
             let protocol =
                 Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
@@ -299,11 +295,11 @@ pub(crate) fn pod(
         }
     }
     let address = pod_address(&mut f, raw, names);
-    let labels = raw.metadata.labels.clone().unwrap_or_default();
+    let labels = raw.labels.clone();
     f.finish(PodInfo { namespace: names.get(namespace), labels, address, ports })
 }
 
-fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option<Address> {
+fn pod_address(f: &mut Fields<'_>, raw: &manifest::Pod, names: &mut Names) -> Option<Address> {
     let status = raw.status.as_ref()?;
     let text = status.pod_ip.as_deref().filter(|s| !s.is_empty())?;
     let Some(ip) = field::parse_ip(text) else {
@@ -315,17 +311,17 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option
     if matches!(phase, "Succeeded" | "Failed") {
         return None;
     }
-    let conditions = status.conditions.as_deref().unwrap_or_default();
-    let ready = match conditions.iter().find(|c| c.type_ == "Ready") {
-        Some(c) => c.status == "True",
+    let conditions = &status.conditions;
+    let ready = match conditions.iter().find(|(kind, _)| kind == "Ready") {
+        Some((_, status)) => status == "True",
         None => conditions.is_empty() && phase == "Running",
     };
-    let terminating = raw.metadata.deletion_timestamp.is_some();
+    let terminating = raw.deleting;
     Some(Address {
         ip,
         ready: ready && !terminating,
         serving: ready,
         terminating,
-        node_name: raw.spec.as_ref().and_then(|s| s.node_name.as_deref()).map(|n| names.get(n)),
+        node_name: raw.node_name.as_deref().map(|n| names.get(n)),
     })
 }

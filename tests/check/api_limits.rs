@@ -150,3 +150,54 @@ fn an_endpoints_subset_needs_an_address_and_names_for_several_ports() {
         ],
     );
 }
+
+#[test]
+fn a_slice_far_past_the_bounds_is_rejected_within_the_budget() {
+    let slice = |count: u32| {
+        let mut yaml = format!("{SERVICE}{}", slice(0, 0, 1));
+        for i in 0..count {
+            let _ =
+                writeln!(yaml, "  - addresses: [10.{}.{}.{}]", i >> 16, (i >> 8) & 255, i & 255);
+        }
+        yaml
+    };
+    // 40,000 short endpoints stay under 1.5 MiB as JSON: the count
+    // rejects them; 100,000 are over it: the size rejects them first.
+    assert_rejected(
+        &slice(40_000),
+        &["default/web-1: endpoints: Too many: 40000: must have at most 1000 items"],
+    );
+    let out = check_text(&slice(100_000));
+    assert_eq!(out.code(), Some(1), "{out}");
+    let lines = out.error_lines();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].contains("default/web-1: Too long: must have at most 1572864 bytes"), "{out}");
+}
+
+#[test]
+fn an_object_over_1_5_mib_is_rejected_and_one_under_it_accepted() {
+    // An Endpoints object of short addresses: only its size breaks a rule.
+    let endpoints = |count: u32| {
+        let mut doc = String::from(
+            "---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: web\nsubsets:\n  \
+             - ports:\n      - name: http\n        port: 80\n    addresses:\n",
+        );
+        for i in 0..count {
+            let _ = writeln!(doc, "      - ip: 10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        }
+        doc
+    };
+    // Each address is {"ip":"10.x.y.z"} and a comma: 20 to 22 bytes.
+    assert_accepted(&format!("{SERVICE}{}", endpoints(60_000)));
+    let out = check_text(&format!("{SERVICE}{}", endpoints(100_000)));
+    assert_eq!(out.code(), Some(1), "{out}");
+    let lines = out.error_lines();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains(
+            "default/web: Too long: must have at most 1572864 bytes, the most the API server \
+             stores (this object is "
+        ),
+        "{out}"
+    );
+}
