@@ -216,6 +216,11 @@ fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         builder.worker_threads(workers);
         builder
     };
+    // 8 MiB, as the main thread that runs `check`: rebuilds run on these
+    // threads and the YAML parser recurses once per nesting level up to
+    // its 100-level budget, which overflows tokio's default 2 MiB in a
+    // debug build (a thread only touches the stack it uses).
+    builder.thread_stack_size(8 << 20);
     let runtime = builder.enable_all().build().context("cannot start the runtime")?;
     let result = runtime.block_on(async {
         let (ready, started) = tokio::sync::oneshot::channel();

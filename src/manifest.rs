@@ -9,18 +9,26 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
 mod node;
 mod object;
 mod path;
+mod pod;
 mod yaml;
 
 pub use node::Lines;
 pub use path::{FieldPath, Segment};
+pub use pod::{Pod, Status as PodStatus};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
+
+/// The largest object the API server stores: etcd's default request limit
+/// (`--max-request-bytes`, 1.5 MiB). An object is measured as compact
+/// JSON, as etcd holds custom resources; built-in kinds are stored as
+/// protobuf, which is somewhat smaller.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
 /// A Kubernetes object read from a manifest. Cheap to clone: the decoded
 /// object is shared, so the control loop keeps last good versions and
@@ -108,6 +116,13 @@ pub enum Error {
     NotObject { file: PathBuf, line: u32, document: usize, detail: String },
     #[error("{}:{line}: {}/{}: {path}: {detail}", file.display(), key.namespace, key.name)]
     Decode { file: PathBuf, line: u32, key: Box<ObjectKey>, path: FieldPath, detail: String },
+    /// An object the API server would not store (see [`MAX_OBJECT_BYTES`]).
+    #[error(
+        "{}:{line}: {}/{}: Too long: must have at most {MAX_OBJECT_BYTES} bytes, the most the \
+         API server stores (this object is {size} bytes as JSON)",
+        file.display(), key.namespace, key.name
+    )]
+    TooLarge { file: PathBuf, line: u32, key: Box<ObjectKey>, size: usize },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
 }
@@ -117,19 +132,23 @@ pub enum Error {
 impl Object {
     /// An object of `resource`, read from `origin`.
     pub fn new(origin: Origin, resource: Resource) -> Self {
-        let (kind, meta) = match &resource {
-            Resource::Service(o) => (Kind::Service, &o.metadata),
-            Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata),
-            Resource::EndpointSlice(o) => (Kind::EndpointSlice, &o.metadata),
-            Resource::Pod(o) => (Kind::Pod, &o.metadata),
-            Resource::Node(o) => (Kind::Node, &o.metadata),
+        let (kind, namespace, name) = match &resource {
+            Resource::Service(o) => (Kind::Service, &o.metadata.namespace, &o.metadata.name),
+            Resource::Endpoints(o) => (Kind::Endpoints, &o.metadata.namespace, &o.metadata.name),
+            Resource::EndpointSlice(o) => {
+                (Kind::EndpointSlice, &o.metadata.namespace, &o.metadata.name)
+            }
+            Resource::Pod(o) => (Kind::Pod, &o.namespace, &o.name),
+            Resource::Node(o) => (Kind::Node, &o.metadata.namespace, &o.metadata.name),
         };
+        let namespace = namespace.as_deref().filter(|s| !s.is_empty());
         // A Node belongs to no namespace.
-        let namespace = if kind == Kind::Node { "" } else { namespace_of(meta) };
+        let namespace =
+            if kind == Kind::Node { "" } else { namespace.unwrap_or(DEFAULT_NAMESPACE) };
         let key = ObjectKey {
             kind,
             namespace: namespace.into(),
-            name: meta.name.as_deref().unwrap_or_default().into(),
+            name: name.as_deref().unwrap_or_default().into(),
         };
         Self { origin, resource, key }
     }
@@ -224,7 +243,7 @@ impl Loaded {
         };
         let file: Arc<Path> = Arc::from(file);
         let first = self.objects.len();
-        for (i, node) in documents.iter().enumerate() {
+        for (i, node) in documents.into_iter().enumerate() {
             let doc = object::Document { file: &file, index: i + 1 };
             if let Err(e) = object::decode(&doc, node, &mut self.objects) {
                 self.errors.push(e);
@@ -271,7 +290,7 @@ impl Error {
     /// The object a decode error is about.
     pub fn key(&self) -> Option<&ObjectKey> {
         match self {
-            Error::Decode { key, .. } => Some(&**key),
+            Error::Decode { key, .. } | Error::TooLarge { key, .. } => Some(&**key),
             _ => None,
         }
     }

@@ -3,17 +3,24 @@
 //! and the `/debug/routes` JSON, built from the same rows.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use rustc_hash::FxHashSet;
 use serde_json::{Value, json};
 
 use crate::balance::Balancer;
 use crate::model::{Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable};
 use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
-/// Endpoints shown per row before `+ N more...`, as kubectl does.
-const SHOWN_ENDPOINTS: usize = 3;
+/// Items shown in a cut list before `+ N more...`, as kubectl's
+/// ENDPOINTS column shows them.
+const SHOWN: usize = 3;
+
+/// EXTERNAL-IP and PORT(S) list every item up to this many, as kubectl
+/// does; past it a list is no longer read by a person (5,421 externalIPs
+/// make a cell of 65,000 characters) and is cut as ENDPOINTS is.
+const WHOLE_LIST: usize = 16;
 
 const HEADER: [&str; 7] =
     ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"];
@@ -24,7 +31,7 @@ pub fn table(snapshot: &Snapshot) -> String {
     let mut widths = HEADER.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
+            *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
@@ -32,10 +39,12 @@ pub fn table(snapshot: &Snapshot) -> String {
     for row in std::iter::once(&header).chain(&rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<w$}   ", w = widths[i]);
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                // Padded by hand: `format!`'s width is a u16 and panics
+                // past 65,535, and a cell is data of any length.
+                let pad = widths[i].saturating_sub(cell.chars().count()) + 3;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push_str(line.trim_end());
@@ -286,7 +295,7 @@ fn external_ip(resolved: &Resolved) -> String {
     match (ips.is_empty(), spec.kind) {
         (true, ServiceType::LoadBalancer) => "<pending>".to_owned(),
         (true, _) => "<none>".to_owned(),
-        (false, _) => join(ips.iter().map(ToString::to_string)),
+        (false, _) => list(ips.len(), ips.iter().map(ToString::to_string), WHOLE_LIST),
     }
 }
 
@@ -294,36 +303,43 @@ fn ports(resolved: &Resolved) -> String {
     if resolved.service.ports.is_empty() {
         return "<none>".to_owned();
     }
-    join(resolved.service.ports.iter().map(|p| match p.node_port {
+    let ports = &resolved.service.ports;
+    let items = ports.iter().map(|p| match p.node_port {
         Some(node_port) => format!("{}:{node_port}/{}", p.port, p.protocol),
         None => format!("{}/{}", p.port, p.protocol),
-    }))
+    });
+    list(ports.len(), items, WHOLE_LIST)
 }
 
 /// The usable endpoints of every port, as `kubectl get endpoints` lists them.
 fn endpoints(resolved: &Resolved) -> String {
-    let mut all: Vec<String> = Vec::new();
+    // Each address once, in the order first seen; a set, not a scan of
+    // the list so far: a Service may have many thousands.
+    let mut seen: FxHashSet<SocketAddr> = FxHashSet::default();
+    let mut all: Vec<SocketAddr> = Vec::new();
     for endpoints in &resolved.endpoints {
         // As the cluster sees them: the node filter of a `Local` traffic
         // policy applies per node, at routing time.
         for endpoint in usable(endpoints, None, &Topology::Any) {
-            let text = endpoint.addr.to_string();
-            if !all.contains(&text) {
-                all.push(text);
+            if seen.insert(endpoint.addr) {
+                all.push(endpoint.addr);
             }
         }
     }
     if all.is_empty() {
         return "<none>".to_owned();
     }
-    let more = all.len().saturating_sub(SHOWN_ENDPOINTS);
-    let mut text = join(all.into_iter().take(SHOWN_ENDPOINTS));
-    if more > 0 {
-        let _ = write!(text, " + {more} more...");
-    }
-    text
+    list(all.len(), all.iter().map(ToString::to_string), SHOWN)
 }
 
-fn join(items: impl Iterator<Item = String>) -> String {
-    items.collect::<Vec<_>>().join(",")
+/// `count` items joined with commas when there are at most `whole`, else
+/// the first [`SHOWN`] and how many more (`a,b,c + 5418 more...`);
+/// only the items shown are formatted.
+fn list(count: usize, items: impl Iterator<Item = String>, whole: usize) -> String {
+    let shown = if count > whole { SHOWN.min(count) } else { count };
+    let mut text = items.take(shown).collect::<Vec<_>>().join(",");
+    if count > shown {
+        let _ = write!(text, " + {} more...", count - shown);
+    }
+    text
 }

@@ -3,9 +3,10 @@
 //! Kubernetes types (k8s-openapi) know nothing of source positions, so a
 //! document is first read into a [`Node`] tree with line numbers, then split
 //! into plain JSON (for typed decoding) and a [`Lines`] map (for error
-//! messages that point at `file:line`).
+//! messages that point at `file:line`). The split consumes the tree: its
+//! strings move into the JSON, and what an object keeps of its lines is
+//! 16 bytes a field.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -13,7 +14,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 use serde_saphyr::Spanned;
 
-use super::path::FieldPath;
+use super::path::{FieldPath, ROOT_DIGEST, field_digest, index_digest};
 
 /// A YAML value with the line it starts on (1-based).
 #[derive(Debug)]
@@ -47,7 +48,9 @@ pub(crate) struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct Lines {
     root: u32,
-    fields: HashMap<FieldPath, u32>,
+    /// (digest of a field's path, its line), sorted by digest: kept for as
+    /// long as the object, so no path is stored, only its digest.
+    fields: Box<[(u64, u32)]>,
     /// False for objects that did not come from YAML text (the API server,
     /// benches): presence is then unknown and every field counts as written.
     known: bool,
@@ -85,44 +88,86 @@ impl Node {
     }
 
     /// Splits the tree into JSON and the line of every field path.
-    pub(crate) fn to_json(&self) -> (Json, Lines) {
-        let mut lines = Lines { root: self.line, fields: HashMap::new(), known: true };
-        let json = self.walk(&FieldPath::root(), &mut lines);
-        (json, lines)
+    pub(crate) fn into_json(self) -> (Json, Lines) {
+        let root = self.line;
+        let mut fields = Vec::new();
+        let json = self.walk(ROOT_DIGEST, &mut fields);
+        fields.sort_unstable_by_key(|&(digest, _)| digest);
+        (json, Lines { root, fields: fields.into_boxed_slice(), known: true })
     }
 
-    fn walk(&self, path: &FieldPath, lines: &mut Lines) -> Json {
-        match &self.value {
+    /// `at` is the digest of this node's path.
+    fn walk(self, at: u64, fields: &mut Vec<(u64, u32)>) -> Json {
+        match self.value {
             Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Int(i) => Json::from(*i),
-            Value::UInt(u) => Json::from(*u),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-            Value::Str(s) => Json::String(s.clone()),
+            Value::Bool(b) => Json::Bool(b),
+            Value::Int(i) => Json::from(i),
+            Value::UInt(u) => Json::from(u),
+            Value::Float(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+            Value::Str(s) => Json::String(s),
             Value::Seq(items) => Json::Array(
                 items
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        let at = path.index(i);
-                        lines.fields.insert(at.clone(), item.line);
-                        item.walk(&at, lines)
+                        let digest = index_digest(at, i);
+                        fields.push((digest, item.line));
+                        item.walk(digest, fields)
                     })
                     .collect(),
             ),
             Value::Map(entries) => Json::Object(
                 entries
-                    .iter()
+                    .into_iter()
                     .map(|e| {
-                        let at = path.field(e.key.clone());
-                        lines.fields.insert(at.clone(), e.line);
-                        let value = e.node.walk(&at, lines);
-                        (e.key.clone(), value)
+                        let digest = field_digest(at, &e.key);
+                        fields.push((digest, e.line));
+                        (e.key, e.node.walk(digest, fields))
                     })
                     .collect(),
             ),
         }
     }
+
+    /// The length of this node written as compact JSON, counted without
+    /// writing it: an object too large to keep is rejected before it is
+    /// built.
+    pub(crate) fn json_len(&self) -> usize {
+        match &self.value {
+            Value::Null => 4,
+            Value::Bool(b) => {
+                if *b {
+                    4
+                } else {
+                    5
+                }
+            }
+            Value::Int(i) => i.to_string().len(),
+            Value::UInt(u) => u.to_string().len(),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(4, |n| n.to_string().len()),
+            Value::Str(s) => json_str_len(s),
+            Value::Seq(items) => {
+                2 + items.len().saturating_sub(1) + items.iter().map(Node::json_len).sum::<usize>()
+            }
+            Value::Map(entries) => {
+                let each = entries.iter().map(|e| json_str_len(&e.key) + 1 + e.node.json_len());
+                2 + entries.len().saturating_sub(1) + each.sum::<usize>()
+            }
+        }
+    }
+}
+
+/// `s` as a JSON string: quoted, with serde_json's escapes.
+pub(crate) fn json_str_len(s: &str) -> usize {
+    let escapes: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0..0x20 => 5,
+            _ => 0,
+        })
+        .sum();
+    2 + s.len() + escapes
 }
 
 // === impl Lines ===
@@ -131,20 +176,18 @@ impl Lines {
     /// The line of `path`, or of its nearest enclosing field that exists
     /// (a missing field is reported where its parent starts).
     pub fn of(&self, path: &FieldPath) -> u32 {
-        let mut at = Some(path.clone());
-        while let Some(p) = at {
-            if let Some(line) = self.fields.get(&p) {
-                return *line;
-            }
-            at = p.parent();
-        }
-        self.root
+        path.digests().into_iter().find_map(|d| self.line(d)).unwrap_or(self.root)
+    }
+
+    fn line(&self, digest: u64) -> Option<u32> {
+        let at = self.fields.binary_search_by_key(&digest, |&(d, _)| d).ok()?;
+        Some(self.fields[at].1)
     }
 
     /// True when the manifest spelled out `path` (k8s-openapi defaults
     /// missing required fields to zero, so presence is read here).
     pub fn contains(&self, path: &FieldPath) -> bool {
-        !self.known || self.fields.contains_key(path)
+        !self.known || path.digests().first().is_some_and(|d| self.line(*d).is_some())
     }
 
     /// The line the object starts on.

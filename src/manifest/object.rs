@@ -6,9 +6,14 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::node::{Lines, Node};
+use k8s_openapi::api::core::v1 as k8s;
+
+use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
-use super::{DEFAULT_NAMESPACE, Error, Kind, Object, ObjectKey, Origin, Resource};
+use super::pod::Pod;
+use super::{
+    DEFAULT_NAMESPACE, Error, Kind, MAX_OBJECT_BYTES, Object, ObjectKey, Origin, Resource,
+};
 
 /// Where one document sits, to name it in errors.
 pub(crate) struct Document<'a> {
@@ -18,8 +23,9 @@ pub(crate) struct Document<'a> {
 }
 
 /// Decodes one document: an object, a `List` of objects, or nothing (an
-/// empty document or a kind svcproxy does not read).
-pub(crate) fn decode(doc: &Document<'_>, node: &Node, out: &mut Vec<Object>) -> Result<(), Error> {
+/// empty document or a kind svcproxy does not read). The document is
+/// consumed: each object's part of it is freed once the object is built.
+pub(crate) fn decode(doc: &Document<'_>, node: Node, out: &mut Vec<Object>) -> Result<(), Error> {
     decode_as(doc, node, None, out)
 }
 
@@ -27,7 +33,7 @@ pub(crate) fn decode(doc: &Document<'_>, node: &Node, out: &mut Vec<Object>) -> 
 /// `ServiceList`, whose items the API server writes without them.
 fn decode_as(
     doc: &Document<'_>,
-    node: &Node,
+    node: Node,
     implied: Option<(&str, &str)>,
     out: &mut Vec<Object>,
 ) -> Result<(), Error> {
@@ -37,18 +43,13 @@ fn decode_as(
         document: doc.index,
         detail,
     };
-    let (api_version, kind) = type_of(node, implied).map_err(not_object)?;
+    let (api_version, kind) = type_of(&node, implied).map_err(not_object)?;
+    let (api_version, kind) = (api_version.to_owned(), kind.to_owned());
     if let Some(item_kind) = kind.strip_suffix("List") {
-        return decode_list(doc, node, (api_version, item_kind), out);
+        return decode_list(doc, node, (&api_version, item_kind), out);
     }
-    let (mut json, lines) = node.to_json();
-    if let (Some((api, kind)), Json::Object(map)) = (implied, &mut json) {
-        map.entry("apiVersion").or_insert_with(|| api.into());
-        map.entry("kind").or_insert_with(|| kind.into());
-    }
-    let lines = Arc::new(lines);
-    let Some(resource) = resource((api_version, kind), json, doc.file, &lines)? else {
-        if matches!(kind, "Service" | "Endpoints" | "Pod" | "EndpointSlice" | "Node") {
+    let Some(read) = kind_read(&api_version, &kind) else {
+        if matches!(kind.as_str(), "Service" | "Endpoints" | "Pod" | "EndpointSlice" | "Node") {
             return Err(not_object(format!(
                 "no matches for kind \"{kind}\" in version \"{api_version}\""
             )));
@@ -56,8 +57,55 @@ fn decode_as(
         tracing::debug!(file = %doc.file.display(), document = doc.index, %api_version, %kind, "skipping kind");
         return Ok(());
     };
+    check_size(doc, &node, read, implied)?;
+    let (mut json, lines) = node.into_json();
+    if let (Some((api, kind)), Json::Object(map)) = (implied, &mut json) {
+        map.entry("apiVersion").or_insert_with(|| api.into());
+        map.entry("kind").or_insert_with(|| kind.into());
+    }
+    let lines = Arc::new(lines);
+    let resource = resource(read, json, doc.file, &lines)?;
     out.push(Object::new(Origin::File { file: doc.file.clone(), lines }, resource));
     Ok(())
+}
+
+/// The kind svcproxy reads at this `apiVersion` and `kind`, if any.
+fn kind_read(api_version: &str, kind: &str) -> Option<Kind> {
+    match (api_version, kind) {
+        ("v1", "Service") => Some(Kind::Service),
+        ("v1", "Endpoints") => Some(Kind::Endpoints),
+        ("v1", "Pod") => Some(Kind::Pod),
+        ("v1", "Node") => Some(Kind::Node),
+        ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
+        _ => None,
+    }
+}
+
+/// Rejects an object the API server would not store (over
+/// [`MAX_OBJECT_BYTES`] as JSON), measured before anything is built of it.
+fn check_size(
+    doc: &Document<'_>,
+    node: &Node,
+    kind: Kind,
+    implied: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    let mut size = node.json_len();
+    for (key, value) in implied.map(|(a, k)| [("apiVersion", a), ("kind", k)]).unwrap_or_default() {
+        if node.get(key).is_none() {
+            size += json_str_len(key) + 1 + json_str_len(value) + 1;
+        }
+    }
+    if size <= MAX_OBJECT_BYTES {
+        return Ok(());
+    }
+    let meta = node.get("metadata");
+    let field = |name| meta.and_then(|m| m.get_str(name)).filter(|s| !s.is_empty());
+    let key = ObjectKey {
+        kind,
+        namespace: field("namespace").unwrap_or(DEFAULT_NAMESPACE).into(),
+        name: field("name").unwrap_or_default().into(),
+    };
+    Err(Error::TooLarge { file: doc.file.to_path_buf(), line: node.line, key: Box::new(key), size })
 }
 
 /// The `apiVersion` and `kind` of a mapping (`implied` for what it does
@@ -66,7 +114,7 @@ fn type_of<'n>(
     node: &'n Node,
     implied: Option<(&'n str, &'n str)>,
 ) -> Result<(&'n str, &'n str), String> {
-    if !matches!(node.value, super::node::Value::Map(_)) {
+    if !matches!(node.value, Value::Map(_)) {
         return Err(format!("not a Kubernetes object: {}, expected a mapping", node.shape()));
     }
     match (
@@ -84,44 +132,41 @@ fn type_of<'n>(
     }
 }
 
-/// The typed object of a kind svcproxy reads; `None` for any other kind
-/// (or version).
-fn resource(
-    (api_version, kind): (&str, &str),
-    json: Json,
-    file: &Path,
-    lines: &Lines,
-) -> Result<Option<Resource>, Error> {
+/// The typed object of a kind svcproxy reads.
+fn resource(kind: Kind, json: Json, file: &Path, lines: &Lines) -> Result<Resource, Error> {
     let at = (file, lines);
-    Ok(Some(match (api_version, kind) {
-        ("v1", "Service") => Resource::Service(Arc::new(typed(json, at, Kind::Service)?)),
-        ("v1", "Endpoints") => Resource::Endpoints(Arc::new(typed(json, at, Kind::Endpoints)?)),
-        ("v1", "Pod") => Resource::Pod(Arc::new(typed(json, at, Kind::Pod)?)),
-        ("v1", "Node") => Resource::Node(Arc::new(typed(json, at, Kind::Node)?)),
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            Resource::EndpointSlice(Arc::new(typed(json, at, Kind::EndpointSlice)?))
-        }
-        _ => return Ok(None),
-    }))
+    Ok(match kind {
+        Kind::Service => Resource::Service(Arc::new(typed(json, at, kind)?)),
+        Kind::Endpoints => Resource::Endpoints(Arc::new(typed(json, at, kind)?)),
+        Kind::Pod => Resource::Pod(Arc::new(Pod::from(typed::<k8s::Pod>(json, at, kind)?))),
+        Kind::EndpointSlice => Resource::EndpointSlice(Arc::new(typed(json, at, kind)?)),
+        Kind::Node => Resource::Node(Arc::new(typed(json, at, kind)?)),
+    })
 }
 
 /// `kind: List` (and `ServiceList`, `PodList`, ...) as `kubectl get -o yaml`
-/// writes them: each item is an object of its own.
+/// writes them: each item is an object of its own, decoded and freed in
+/// turn.
 fn decode_list(
     doc: &Document<'_>,
-    node: &Node,
+    node: Node,
     (api_version, item_kind): (&str, &str),
     out: &mut Vec<Object>,
 ) -> Result<(), Error> {
     // `kind: List` items name their own kind; a typed list implies it.
     let implied = (!item_kind.is_empty()).then_some((api_version, item_kind));
-    let items = match node.get("items").map(|n| &n.value) {
-        Some(super::node::Value::Seq(items)) => items,
-        Some(super::node::Value::Null) | None => return Ok(()),
+    let line = node.line;
+    let items = match node.value {
+        Value::Map(entries) => entries.into_iter().find(|e| e.key == "items").map(|e| e.node.value),
+        _ => None,
+    };
+    let items = match items {
+        Some(Value::Seq(items)) => items,
+        Some(Value::Null) | None => return Ok(()),
         Some(_) => {
             return Err(Error::NotObject {
                 file: doc.file.to_path_buf(),
-                line: node.line,
+                line,
                 document: doc.index,
                 detail: "items: must be a sequence of objects".to_owned(),
             });

@@ -2,6 +2,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::Hasher as _;
+
+use rustc_hash::FxHasher;
 
 /// One step into a Kubernetes object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +55,47 @@ impl FieldPath {
         let (_, rest) = self.0.split_last()?;
         Some(Self(rest.to_vec()))
     }
+
+    /// The digest of this path and of each enclosing one, longest first
+    /// (the root's last).
+    pub(crate) fn digests(&self) -> Vec<u64> {
+        let mut digests = Vec::with_capacity(self.0.len() + 1);
+        let mut digest = ROOT_DIGEST;
+        digests.push(digest);
+        for segment in &self.0 {
+            digest = match segment {
+                Segment::Field(name) => field_digest(digest, name),
+                Segment::Index(index) => index_digest(digest, *index),
+            };
+            digests.push(digest);
+        }
+        digests.reverse();
+        digests
+    }
+}
+
+/// The digest of the root path. A path's digest is built one segment at a
+/// time from its parent's, so the lines of a whole document are recorded
+/// without making a path per field (see `Lines`).
+pub(crate) const ROOT_DIGEST: u64 = 0;
+
+/// The digest of the path `parent.name`.
+pub(crate) fn field_digest(parent: u64, name: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write_u64(parent);
+    hasher.write_u8(b'.');
+    hasher.write(name.as_bytes());
+    hasher.write_usize(name.len());
+    hasher.finish()
+}
+
+/// The digest of the path `parent[index]`.
+pub(crate) fn index_digest(parent: u64, index: usize) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write_u64(parent);
+    hasher.write_u8(b'[');
+    hasher.write_usize(index);
+    hasher.finish()
 }
 
 impl fmt::Display for FieldPath {

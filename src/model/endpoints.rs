@@ -10,16 +10,23 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
+use rustc_hash::FxHashSet;
 
 use super::field::{self, Fields};
 use super::names::Names;
 use super::service::port_number;
 use super::topology::{self, Hints};
 use super::{Error, Protocol, ServiceId};
-use crate::manifest::{FieldPath, Kind, ObjectKey, Origin};
+use crate::manifest::{self, FieldPath, Kind, ObjectKey, Origin};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The API server's bounds on an EndpointSlice (its discovery
+/// validation): endpoints, ports, and addresses of one endpoint.
+pub const MAX_SLICE_ENDPOINTS: usize = 1000;
+pub const MAX_SLICE_PORTS: usize = 100;
+pub const MAX_ENDPOINT_ADDRESSES: usize = 100;
 
 /// One endpoint address with its conditions (EndpointSlice semantics).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,38 +120,61 @@ pub(crate) fn slice(
 }
 
 /// The valid ports of a slice; a nil port means "all ports" and cannot be
-/// proxied to.
+/// proxied to. As the API server: at most [`MAX_SLICE_PORTS`] (past it
+/// nothing else is checked), names unique and DNS-1123 labels.
 fn slice_ports(
     raw: &[discovery::EndpointPort],
     f: &mut Fields<'_>,
     names: &mut Names,
 ) -> Vec<EndpointPort> {
+    if raw.len() > MAX_SLICE_PORTS {
+        f.too_many(FieldPath::of("ports"), raw.len(), MAX_SLICE_PORTS);
+        return Vec::new();
+    }
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
     let mut ports = Vec::with_capacity(raw.len());
     for (i, port) in raw.iter().enumerate() {
-        let Some(number) = port.port else { continue };
         let at = || FieldPath::of("ports").index(i);
+        let name = port.name.as_deref().unwrap_or_default();
+        if !name.is_empty() && !field::is_dns1123_label(name) {
+            f.invalid_str(at().field("name"), name, field::DNS1123_LABEL);
+        }
+        if !seen.insert(name) {
+            f.duplicate(at().field("name"), format_args!("{name:?}"));
+        }
+        let Some(number) = port.port else { continue };
         let protocol = Protocol::parse(f, port.protocol.as_deref(), || at().field("protocol"));
         if let Some(number) = port_number(f, &at, "port", number) {
-            let name = names.get(port.name.as_deref().unwrap_or_default());
-            ports.push(EndpointPort { name, port: number, protocol });
+            ports.push(EndpointPort { name: names.get(name), port: number, protocol });
         }
     }
     ports
 }
 
 /// The valid addresses of a slice: the first of each endpoint (as
-/// kube-proxy takes it), of the slice's family (`Some(true)`: IPv6).
+/// kube-proxy takes it), of the slice's family (`Some(true)`: IPv6). As
+/// the API server: at most [`MAX_SLICE_ENDPOINTS`] endpoints (past it
+/// nothing else is checked), each of 1 to [`MAX_ENDPOINT_ADDRESSES`]
+/// addresses.
 fn slice_addresses(
     raw: &discovery::EndpointSlice,
     family: Option<bool>,
     f: &mut Fields<'_>,
     names: &mut Names,
 ) -> Vec<Address> {
+    if raw.endpoints.len() > MAX_SLICE_ENDPOINTS {
+        f.too_many(FieldPath::of("endpoints"), raw.endpoints.len(), MAX_SLICE_ENDPOINTS);
+        return Vec::new();
+    }
     let mut addresses = Vec::with_capacity(raw.endpoints.len());
     for (i, endpoint) in raw.endpoints.iter().enumerate() {
         let at = || FieldPath::of("endpoints").index(i).field("addresses");
+        if endpoint.addresses.len() > MAX_ENDPOINT_ADDRESSES {
+            f.too_many(at(), endpoint.addresses.len(), MAX_ENDPOINT_ADDRESSES);
+            continue;
+        }
         let Some(text) = endpoint.addresses.first() else {
-            f.required(at());
+            f.required_because(at(), "must contain at least 1 address");
             continue;
         };
         let Some(ip) = field::parse_ip(text) else {
@@ -183,47 +213,63 @@ pub(crate) fn endpoints(
 ) -> Result<EndpointSet, Vec<Error>> {
     let (namespace, name) = (&*key.namespace, &*key.name);
     let mut f = Fields::new(origin, Kind::Endpoints, namespace, name);
-    let mut subsets = Vec::new();
-    for (i, subset) in raw.subsets.as_deref().unwrap_or_default().iter().enumerate() {
-        let at = || FieldPath::of("subsets").index(i);
-        let mut out = Subset::default();
-        for (ready, key, list) in [
-            (true, "addresses", &subset.addresses),
-            (false, "notReadyAddresses", &subset.not_ready_addresses),
-        ] {
-            for (j, address) in list.as_deref().unwrap_or_default().iter().enumerate() {
-                let path = || at().field(key).index(j).field("ip");
-                match field::parse_ip(&address.ip) {
-                    Some(ip) => out.addresses.push(Address {
-                        ip,
-                        ready,
-                        serving: ready,
-                        terminating: false,
-                        node_name: address.node_name.as_deref().map(|n| names.get(n)),
-                        hints: None,
-                    }),
-                    None => f.invalid_str(path(), &address.ip, field::IP_ADDRESS),
-                }
-            }
-        }
-        for (j, port) in subset.ports.as_deref().unwrap_or_default().iter().enumerate() {
-            let path = || at().field("ports").index(j);
-            let protocol =
-                Protocol::parse(&mut f, port.protocol.as_deref(), || path().field("protocol"));
-            if let Some(number) = port_number(&mut f, &path, "port", port.port) {
-                let name = names.get(port.name.as_deref().unwrap_or_default());
-                out.ports.push(EndpointPort { name, port: number, protocol });
-            }
-        }
-        subsets.push(out);
-    }
+    let raw_subsets = raw.subsets.as_deref().unwrap_or_default();
+    let subsets =
+        raw_subsets.iter().enumerate().map(|(i, s)| subset(s, i, &mut f, names)).collect();
     let service = ServiceId { namespace: names.get(namespace), name: names.get(name) };
     f.finish(EndpointSet { service, subsets })
 }
 
+/// `subsets[i]` of an Endpoints object, as the API server checks it: some
+/// address, ready or not; every port named when there are several.
+fn subset(raw: &core::EndpointSubset, i: usize, f: &mut Fields<'_>, names: &mut Names) -> Subset {
+    let at = || FieldPath::of("subsets").index(i);
+    let mut out = Subset::default();
+    let ready = raw.addresses.as_deref().unwrap_or_default();
+    let not_ready = raw.not_ready_addresses.as_deref().unwrap_or_default();
+    if ready.is_empty() && not_ready.is_empty() {
+        f.required_because(at(), "must specify `addresses` or `notReadyAddresses`");
+    }
+    out.addresses.reserve(ready.len() + not_ready.len());
+    for (ready, key, list) in [(true, "addresses", ready), (false, "notReadyAddresses", not_ready)]
+    {
+        for (j, address) in list.iter().enumerate() {
+            match field::parse_ip(&address.ip) {
+                Some(ip) => out.addresses.push(Address {
+                    ip,
+                    ready,
+                    serving: ready,
+                    terminating: false,
+                    node_name: address.node_name.as_deref().map(|n| names.get(n)),
+                    hints: None,
+                }),
+                None => {
+                    let path = at().field(key).index(j).field("ip");
+                    f.invalid_str(path, &address.ip, field::IP_ADDRESS);
+                }
+            }
+        }
+    }
+    let ports = raw.ports.as_deref().unwrap_or_default();
+    for (j, port) in ports.iter().enumerate() {
+        let path = || at().field("ports").index(j);
+        let name = port.name.as_deref().unwrap_or_default();
+        if name.is_empty() && ports.len() > 1 {
+            f.required(path().field("name"));
+        } else if !name.is_empty() && !field::is_dns1123_label(name) {
+            f.invalid_str(path().field("name"), name, field::DNS1123_LABEL);
+        }
+        let protocol = Protocol::parse(f, port.protocol.as_deref(), || path().field("protocol"));
+        if let Some(number) = port_number(f, &path, "port", port.port) {
+            out.ports.push(EndpointPort { name: names.get(name), port: number, protocol });
+        }
+    }
+    out
+}
+
 /// Validates a Pod; a Pod without `status.podIP` is valid, just not an endpoint.
 pub(crate) fn pod(
-    raw: &core::Pod,
+    raw: &manifest::Pod,
     key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
@@ -234,20 +280,16 @@ pub(crate) fn pod(
         f.required(FieldPath::of("metadata.name"));
     }
     let mut ports = Vec::new();
-    let spec = raw.spec.as_ref();
-    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
     // Sidecars (init containers that keep running) serve ports too, after
     // the containers: Kubernetes' `FindPort` order for named targetPorts.
-    let sidecars = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
-    let all = containers.iter().enumerate().map(|(i, c)| ("spec.containers", i, c)).chain(
-        sidecars
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
-            .map(|(i, c)| ("spec.initContainers", i, c)),
-    );
+    let all = raw
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ("spec.containers", i, c))
+        .chain(raw.sidecars.iter().map(|(i, c)| ("spec.initContainers", *i, c)));
     for (list, i, container) in all {
-        for (j, port) in container.ports.as_deref().unwrap_or_default().iter().enumerate() {
+        for (j, port) in container.iter().enumerate() {
             let at = || FieldPath::of(list).index(i).field("ports").index(j);
             let protocol =
                 Protocol::parse(&mut f, port.protocol.as_deref(), || at().field("protocol"));
@@ -258,11 +300,11 @@ pub(crate) fn pod(
         }
     }
     let address = pod_address(&mut f, raw, names);
-    let labels = raw.metadata.labels.clone().unwrap_or_default();
+    let labels = raw.labels.clone();
     f.finish(PodInfo { namespace: names.get(namespace), labels, address, ports })
 }
 
-fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option<Address> {
+fn pod_address(f: &mut Fields<'_>, raw: &manifest::Pod, names: &mut Names) -> Option<Address> {
     let status = raw.status.as_ref()?;
     let text = status.pod_ip.as_deref().filter(|s| !s.is_empty())?;
     let Some(ip) = field::parse_ip(text) else {
@@ -274,18 +316,18 @@ fn pod_address(f: &mut Fields<'_>, raw: &core::Pod, names: &mut Names) -> Option
     if matches!(phase, "Succeeded" | "Failed") {
         return None;
     }
-    let conditions = status.conditions.as_deref().unwrap_or_default();
-    let ready = match conditions.iter().find(|c| c.type_ == "Ready") {
-        Some(c) => c.status == "True",
+    let conditions = &status.conditions;
+    let ready = match conditions.iter().find(|(kind, _)| kind == "Ready") {
+        Some((_, status)) => status == "True",
         None => conditions.is_empty() && phase == "Running",
     };
-    let terminating = raw.metadata.deletion_timestamp.is_some();
+    let terminating = raw.deleting;
     Some(Address {
         ip,
         ready: ready && !terminating,
         serving: ready,
         terminating,
-        node_name: raw.spec.as_ref().and_then(|s| s.node_name.as_deref()).map(|n| names.get(n)),
+        node_name: raw.node_name.as_deref().map(|n| names.get(n)),
         hints: None,
     })
 }

@@ -51,6 +51,18 @@ impl<'a> Fields<'a> {
         self.push(path, "Required value".to_owned());
     }
 
+    /// `Required value: why`, for a rule the field's absence alone does
+    /// not explain.
+    pub(crate) fn required_because(&mut self, path: FieldPath, why: &str) {
+        self.push(path, format!("Required value: {why}"));
+    }
+
+    /// `Too many: 1001: must have at most 1000 items`: a list over the
+    /// API server's bound.
+    pub(crate) fn too_many(&mut self, path: FieldPath, count: usize, max: usize) {
+        self.push(path, format!("Too many: {count}: must have at most {max} items"));
+    }
+
     /// `Invalid value: 0: must be ...`; strings are quoted as Go's `%q` does.
     pub(crate) fn invalid(&mut self, path: FieldPath, value: impl Display, why: &str) {
         self.push(path, format!("Invalid value: {value}: {why}"));
@@ -104,7 +116,9 @@ fn dotted_quad(bytes: &[u8]) -> Option<Ipv4Addr> {
         let start = at;
         let mut value: u32 = 0;
         while let Some(digit) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
-            value = value * 10 + u32::from(digit - b'0');
+            // Saturating: a run of digits of any length is read to its end
+            // (then rejected by its length), never overflowing.
+            value = value.saturating_mul(10).saturating_add(u32::from(digit - b'0'));
             at += 1;
         }
         let len = at - start;
@@ -173,8 +187,24 @@ mod tests {
     #[test]
     fn ip_addresses_read_as_the_standard_parser_reads_them() {
         let octets = [
-            "0", "00", "01", "1", "9", "10", "99", "100", "255", "256", "999", "0255", "", "a",
-            "+1", "1 ",
+            "0",
+            "00",
+            "01",
+            "1",
+            "9",
+            "10",
+            "99",
+            "100",
+            "255",
+            "256",
+            "999",
+            "0255",
+            "",
+            "a",
+            "+1",
+            "1 ",
+            "99999999999",
+            "4294967296",
         ];
         for a in octets {
             for b in ["0", "01", "255", "256", ""] {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use rustc_hash::FxHashSet;
 
 use std::sync::Arc;
 
@@ -278,26 +279,35 @@ fn ports(
     if list.is_empty() && kind != ServiceType::ExternalName && *cluster_ip != ClusterIp::Headless {
         f.required(FieldPath::of("spec.ports"));
     }
-    // Services have a handful of ports: linear scans beat hashing here.
+    // Sets, not scans of the ports so far: a Service may list thousands.
+    let mut seen = Seen::default();
     let mut out: Vec<ServicePort> = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
         let at = || FieldPath::of("spec.ports").index(i);
         let port = service_port(f, &at, raw, list.len() > 1, kind, names);
-        if !port.name.is_empty() && out.iter().any(|p| p.name == port.name) {
+        if !port.name.is_empty() && !seen.names.insert(port.name.clone()) {
             f.duplicate(at().field("name"), format_args!("{:?}", port.name));
         }
-        if out.iter().any(|p| (p.port, p.protocol) == (port.port, port.protocol)) {
+        if !seen.ports.insert((port.port, port.protocol)) {
             let value = format!("{{\"protocol\":\"{}\",\"port\":{}}}", port.protocol, port.port);
             f.duplicate(at(), value);
         }
-        if port.node_port.is_some()
-            && out.iter().any(|p| (p.node_port, p.protocol) == (port.node_port, port.protocol))
+        if let Some(node_port) = port.node_port
+            && !seen.node_ports.insert((node_port, port.protocol))
         {
-            f.duplicate(at().field("nodePort"), port.node_port.unwrap_or_default());
+            f.duplicate(at().field("nodePort"), node_port);
         }
         out.push(port);
     }
     out
+}
+
+/// What the ports of one Service claimed so far.
+#[derive(Default)]
+struct Seen {
+    names: FxHashSet<Arc<str>>,
+    ports: FxHashSet<(u16, Protocol)>,
+    node_ports: FxHashSet<(u16, Protocol)>,
 }
 
 /// One `spec.ports[i]`; `at` builds its path, only for errors.

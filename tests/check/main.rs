@@ -6,8 +6,11 @@
 //! - `partial`: one bad input rejected alone, the rest still listed;
 //! - `config`: every manifest under config/;
 //! - `limits`: hostile sizes and counts, within time and memory budgets;
+//! - `long_cells`: table cells of thousands of externalIPs or ports;
+//! - `api_limits`: the API server's bounds on lists and object size;
 //! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
-//! - `cli`: usage errors.
+//! - `cli`: usage errors;
+//! - `mutation`: thousands of mutated fixtures through `check` and `run`.
 //!
 //! One test binary (`cargo test --test check`): each `tests/*.rs` or
 //! `tests/*/main.rs` links on its own, so fewer of them build faster.
@@ -17,9 +20,12 @@
 mod support;
 
 mod allocation;
+mod api_limits;
 mod cli;
 mod config;
 mod invalid;
 mod limits;
+mod long_cells;
+mod mutation;
 mod partial;
 mod valid;
