@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use svcproxy::context::{HttpLimits, Splice, UdpLimits};
 use svcproxy::daemon::{self, Config};
-use svcproxy::model::{Model, Options};
+use svcproxy::model::{Model, Options, ServiceCidrs};
 use svcproxy::source::Files;
 use svcproxy::source::api::Endpoint;
 use svcproxy::table::Snapshot;
@@ -129,9 +129,10 @@ struct RunArgs {
 /// Settings that change what the model computes.
 #[derive(Args)]
 struct NodeArgs {
-    /// Pool for Services without spec.clusterIP.
-    #[arg(long, value_name = "CIDR", default_value = "10.96.0.0/12")]
-    service_cidr: IpNet,
+    /// Pools for Services without spec.clusterIP, one CIDR per IP family
+    /// (the first is the default family).
+    #[arg(long, value_name = "CIDR[,CIDR]", default_value = "10.96.0.0/12")]
+    service_cidr: ServiceCidrs,
     /// This node's name, for trafficPolicy Local [default: the hostname].
     #[arg(long, value_name = "NAME")]
     node_name: Option<String>,
