@@ -2,7 +2,7 @@
 //! (0 ok, 1 invalid input from `check`, 2 usage or startup error).
 
 use std::io::{IsTerminal as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -272,7 +272,7 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     let model = Model::build(files.objects(), &node.options());
     let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     errors.extend(model.errors.iter().map(ToString::to_string));
-    let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model, &Snapshot::default(), &wildcard, &node.node_name(), None);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(svcproxy::render::table(&snapshot).as_bytes());

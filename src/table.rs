@@ -18,6 +18,7 @@ use crate::metrics::{EndpointStats, InUse, Metrics, PortStats};
 use crate::model::{Model, Policy, Protocol, Resolved, ServiceId, ServicePort, SourceRanges};
 
 mod build;
+mod family;
 
 /// An address svcproxy accepts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

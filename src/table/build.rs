@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::family;
 use super::{Cursor, Frontend, FrontendKind, HealthCheck, Mode, Route, RouteEndpoint, Snapshot};
 use crate::metrics::{InUse, Metrics, PortKey, PortStats};
-use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, usable};
+use crate::model::{Endpoint, Family, Model, Protocol, Resolved, ServicePort, usable};
 
 /// Where this node is: NodePort addresses and the name `Local` policies
 /// keep endpoints of.
@@ -74,7 +75,8 @@ fn health_checks(
         let Some(port) = service.service.health_check_node_port else { continue };
         let check =
             HealthCheck { service: service.service.id.clone(), local: local(service, node) };
-        for ip in node.ips {
+        let families = family::of_service(service.cluster_ips());
+        for ip in families.into_iter().flat_map(|f| family::addresses(node.ips, f)) {
             let frontend = Frontend { addr: SocketAddr::new(*ip, port), protocol: Protocol::Tcp };
             let holder = routes.get(&frontend).map(|r| &r.service);
             let holder = holder.or_else(|| checks.get(&frontend).map(|c: &HealthCheck| &c.service));
@@ -165,10 +167,17 @@ impl<'a> PortBuild<'a> {
             kinds.iter().flat_map(|(_, _, ips, n)| ips.iter().map(move |ip| frontend(ip, *n)));
         let cursor = self.carried(previous, all).unwrap_or_default();
         let mut out = Vec::with_capacity(kinds.iter().map(|(_, _, ips, _)| ips.len()).sum());
-        for (kind, local, ips, number) in kinds.into_iter().filter(|(_, _, ips, _)| !ips.is_empty())
-        {
-            let route = self.route(kind, local, node, &cursor);
-            out.extend(ips.iter().map(|ip| (frontend(ip, number), route.clone())));
+        // One Route per kind and family: addresses of a family the Service
+        // has no ClusterIP of are not served (kube-proxy ignores them).
+        let families = family::of_service(self.service.cluster_ips());
+        for (kind, local, ips, number) in kinds {
+            for &f in &families {
+                let mut ips = family::addresses(ips, f).peekable();
+                if ips.peek().is_some() {
+                    let route = self.route(kind, local, f, node, &cursor);
+                    out.extend(ips.map(|ip| (frontend(ip, number), route.clone())));
+                }
+            }
         }
         out
     }
@@ -191,11 +200,13 @@ impl<'a> PortBuild<'a> {
         &self,
         kind: FrontendKind,
         local: bool,
+        family: Family,
         node: &Node<'_>,
         cursor: &Arc<Cursor>,
     ) -> Arc<Route> {
         let spec = &self.service.service;
-        let endpoints = usable(self.endpoints, local.then_some(node.name));
+        let same_family = family::endpoints(self.endpoints, family);
+        let endpoints = usable(&same_family, local.then_some(node.name));
         let routed =
             |e: &Endpoint, stats| RouteEndpoint { addr: e.addr, terminating: !e.ready, stats };
         let endpoints = match self.metrics {
