@@ -10,7 +10,7 @@
 //! SIGINT exits at once.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,14 +339,19 @@ async fn changed(changes: Option<&mut Changes>) {
     }
 }
 
-/// The addresses NodePorts are bound on: `0.0.0.0` without CIDRs; else
-/// every local interface address inside them, plus any single-address CIDR
-/// (`/32`, `/128`), taken as given.
+/// The addresses NodePorts are bound on: without CIDRs, `0.0.0.0` and,
+/// when the node has an IPv6 address, `::` (binding it would fail on a
+/// node without IPv6); else every local interface address inside them,
+/// plus any single-address CIDR (`/32`, `/128`), taken as given.
 pub fn node_ips(cidrs: &[IpNet]) -> Result<Vec<IpAddr>, Error> {
-    if cidrs.is_empty() {
-        return Ok(vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
-    }
     let interfaces = if_addrs::get_if_addrs().map_err(Error::Interfaces)?;
+    if cidrs.is_empty() {
+        let mut ips = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+        if interfaces.iter().any(|i| i.ip().is_ipv6()) {
+            ips.push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        }
+        return Ok(ips);
+    }
     let mut ips: Vec<IpAddr> = interfaces
         .iter()
         .map(|i| i.ip())

@@ -2,7 +2,7 @@
 //! (0 ok, 1 invalid input from `check`, 2 usage or startup error).
 
 use std::io::{IsTerminal as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use svcproxy::context::{HttpLimits, Splice, UdpLimits};
 use svcproxy::daemon::{self, Config};
-use svcproxy::model::{Model, Options};
+use svcproxy::model::{Model, Options, ServiceCidrs};
 use svcproxy::source::Files;
 use svcproxy::source::api::Endpoint;
 use svcproxy::table::Snapshot;
@@ -129,9 +129,10 @@ struct RunArgs {
 /// Settings that change what the model computes.
 #[derive(Args)]
 struct NodeArgs {
-    /// Pool for Services without spec.clusterIP.
-    #[arg(long, value_name = "CIDR", default_value = "10.96.0.0/12")]
-    service_cidr: IpNet,
+    /// Pools for Services without spec.clusterIP, one CIDR per IP family
+    /// (the first is the default family).
+    #[arg(long, value_name = "CIDR[,CIDR]", default_value = "10.96.0.0/12")]
+    service_cidr: ServiceCidrs,
     /// This node's name, for trafficPolicy Local [default: the hostname].
     #[arg(long, value_name = "NAME")]
     node_name: Option<String>,
@@ -276,7 +277,7 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     let model = Model::build(files.objects(), &node.options());
     let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     errors.extend(model.errors.iter().map(ToString::to_string));
-    let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model, &Snapshot::default(), &wildcard, &node.node_name(), None);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(svcproxy::render::table(&snapshot).as_bytes());

@@ -22,6 +22,7 @@ use memo::Validated;
 mod allocate;
 mod annotations;
 mod endpoints;
+mod family;
 mod field;
 mod memo;
 mod names;
@@ -38,6 +39,7 @@ pub use annotations::{Annotations, LB_POLICY, Policy, REQUEST_TIMEOUT};
 pub use endpoints::{
     Address, EndpointPort, EndpointSet, PodInfo, SERVICE_NAME_LABEL, Slice, Subset,
 };
+pub use family::{Family, FamilyPolicy, IpFamilies, ServiceCidrs};
 pub use memo::Memo;
 pub use node::{Leaving, NodeInfo, SCALE_DOWN_TAINT, ZONE_LABEL};
 pub use ranges::SourceRanges;
@@ -73,8 +75,8 @@ pub enum Protocol {
 /// Settings of the node that shape the model.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Pool for Services without `spec.clusterIP`.
-    pub service_cidr: IpNet,
+    /// Pools for Services without `spec.clusterIP`, one per family.
+    pub service_cidr: ServiceCidrs,
     /// This node, for `trafficPolicy: Local`.
     pub node_name: String,
     /// `--service-proxy-name`.
@@ -179,7 +181,7 @@ impl Model {
         // Sorted by id, one Service per id (the API server holds only one).
         services.sort_by(|a, b| a.id.cmp(&b.id));
         services.dedup_by(|later, first| later.id == first.id);
-        let (services, allocation_errors) = allocate::allocate(services, options.service_cidr);
+        let (services, allocation_errors) = allocate::allocate(services, &options.service_cidr);
         errors.extend(allocation_errors);
         let services = services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
         Model { services, errors, http_by_port_name: options.http_by_port_name, node }
@@ -217,11 +219,12 @@ fn skip(service: &Service, options: &Options) -> Option<Skip> {
 
 impl Options {
     /// kube-apiserver's default `--service-cluster-ip-range`.
-    pub const DEFAULT_SERVICE_CIDR: IpNet =
-        IpNet::V4(match ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12) {
+    pub const DEFAULT_SERVICE_CIDR: ServiceCidrs = ServiceCidrs::single(IpNet::V4(
+        match ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12) {
             Ok(net) => net,
             Err(_) => panic!("a /12 is a valid prefix"),
-        });
+        },
+    ));
 }
 
 // === impl Error ===

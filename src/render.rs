@@ -13,6 +13,8 @@ use crate::balance::Balancer;
 use crate::model::{Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable};
 use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
+mod family;
+
 /// Items shown in a cut list before `+ N more...`, as kubectl's
 /// ENDPOINTS column shows them.
 const SHOWN: usize = 3;
@@ -93,6 +95,9 @@ fn service_json(resolved: &Resolved) -> Value {
     for (header, cell) in HEADER.iter().zip(row(resolved)) {
         object.insert(header.to_ascii_lowercase(), Value::String(cell));
     }
+    // Both of a dual-stack Service's, where the column shows the first.
+    let ips = resolved.cluster_ips().iter().map(|ip| Value::String(ip.to_string())).collect();
+    object.insert("clusterIPs".to_owned(), Value::Array(ips));
     Value::Object(object)
 }
 
@@ -156,6 +161,7 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
                  ready endpoints"
             ));
         }
+        out.extend(family::notes(resolved));
         let ranges = &resolved.service.source_ranges;
         if !ranges.is_empty() && !resolved.service.ingress_ips.is_empty() {
             out.push(format!(

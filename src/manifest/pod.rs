@@ -30,6 +30,8 @@ pub struct Pod {
 #[derive(Clone, Debug, Default)]
 pub struct Status {
     pub pod_ip: Option<String>,
+    /// `status.podIPs[].ip`: one per family on a dual-stack cluster.
+    pub pod_ips: Vec<String>,
     pub phase: Option<String>,
     /// Each condition's `type` and `status`.
     pub conditions: Vec<(String, String)>,
@@ -56,6 +58,7 @@ impl From<k8s::Pod> for Pod {
                 .collect(),
             status: pod.status.map(|s| Status {
                 pod_ip: s.pod_ip,
+                pod_ips: s.pod_ips.unwrap_or_default().into_iter().map(|p| p.ip).collect(),
                 phase: s.phase,
                 conditions: s
                     .conditions

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use rustc_hash::FxHashSet;
 
+use super::family::{Family, FamilyPolicy, ServiceCidrs, Unconfigured};
 use super::field::Fields;
 use super::service::{ClusterIp, NODE_PORTS, Service, ServiceType};
 use super::{Error, Protocol};
@@ -35,28 +36,26 @@ use crate::manifest::{FieldPath, Kind};
 /// be sorted by id.
 pub(crate) fn allocate(
     services: Vec<Arc<Service>>,
-    cidr: IpNet,
+    cidrs: &ServiceCidrs,
 ) -> (Vec<Arc<Service>>, Vec<Error>) {
     let mut errors = Vec::new();
     let (services, mut taken) = claim_cluster_ips(services, &mut errors);
     let services = claim_node_ports(services, &mut errors, &mut taken);
     let mut out = Vec::with_capacity(services.len());
     for mut service in services {
-        if service.cluster_ip == ClusterIp::Allocate {
-            match free_ip(cidr, &service, &mut taken) {
-                Some(ip) => Arc::make_mut(&mut service).cluster_ip = ClusterIp::Set(vec![ip]),
-                None => {
-                    let mut f = Fields::new(
-                        &service.origin,
-                        Kind::Service,
-                        &service.id.namespace,
-                        &service.id.name,
-                    );
-                    let why = format!("no free address left in --service-cidr {cidr}");
-                    f.invalid_str(FieldPath::of("spec.clusterIP"), "", &why);
-                    errors.extend(f.errors);
-                    continue;
-                }
+        match fill_cluster_ips(&service, cidrs, &mut taken) {
+            Ok(None) => {}
+            Ok(Some(ips)) => Arc::make_mut(&mut service).cluster_ip = ClusterIp::Set(ips),
+            Err(e) => {
+                let mut f = Fields::new(
+                    &service.origin,
+                    Kind::Service,
+                    &service.id.namespace,
+                    &service.id.name,
+                );
+                f.invalid(e.path, e.value, &e.why);
+                errors.extend(f.errors);
+                continue;
             }
         }
         out.push(service);
@@ -184,6 +183,48 @@ fn claim_node_ports(
             true
         })
         .collect()
+}
+
+/// The ClusterIPs of `service` once each family it gets has one, in the
+/// order of its families; `None` when it already has them all (or is
+/// headless).
+fn fill_cluster_ips(
+    service: &Service,
+    cidrs: &ServiceCidrs,
+    taken: &mut FxHashSet<IpAddr>,
+) -> Result<Option<Vec<IpAddr>>, Unconfigured> {
+    let explicit = match &service.cluster_ip {
+        ClusterIp::Set(ips) => ips.as_slice(),
+        ClusterIp::Allocate => &[],
+        ClusterIp::Headless => return Ok(None),
+    };
+    // Fast path: an address written on a single-stack Service is all it gets.
+    if !explicit.is_empty() && service.ip_families.policy == FamilyPolicy::SingleStack {
+        return Ok(None);
+    }
+    let families = service.ip_families.wanted(cidrs, explicit)?;
+    if families.len() <= explicit.len() {
+        return Ok(None);
+    }
+    let mut ips = Vec::with_capacity(families.len());
+    for family in families {
+        if let Some(ip) = explicit.iter().find(|ip| Family::of(**ip) == family) {
+            ips.push(*ip);
+            continue;
+        }
+        // `wanted` made sure the family has a pool.
+        let cidr = cidrs.get(family);
+        let ip = cidr.and_then(|cidr| free_ip(cidr, service, taken));
+        ips.push(ip.ok_or_else(|| Unconfigured {
+            path: FieldPath::of("spec.clusterIP"),
+            value: "\"\"".to_owned(),
+            why: match cidr {
+                Some(cidr) => format!("no free address left in --service-cidr {cidr}"),
+                None => format!("--service-cidr has no {family} CIDR"),
+            },
+        })?);
+    }
+    Ok(Some(ips))
 }
 
 fn free_ip(cidr: IpNet, service: &Service, taken: &mut FxHashSet<IpAddr>) -> Option<IpAddr> {

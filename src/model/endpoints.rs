@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use rustc_hash::FxHashSet;
 
+use super::family::Family;
 use super::field::{self, Fields};
 use super::names::Names;
 use super::service::port_number;
@@ -78,8 +79,9 @@ pub struct Slice {
 pub struct PodInfo {
     pub namespace: Arc<str>,
     pub labels: BTreeMap<String, String>,
-    /// `status.podIP`; a Pod without one is not an endpoint.
-    pub address: Option<Address>,
+    /// `status.podIP`, then the address of the other family in
+    /// `status.podIPs` (dual-stack); a Pod without one is not an endpoint.
+    pub addresses: Vec<Address>,
     pub ports: Vec<EndpointPort>,
 }
 
@@ -299,9 +301,11 @@ pub(crate) fn pod(
             }
         }
     }
-    let address = pod_address(&mut f, raw, names);
+    let addresses = pod_address(&mut f, raw, names)
+        .map(|first| pod_addresses(&mut f, raw, first))
+        .unwrap_or_default();
     let labels = raw.labels.clone();
-    f.finish(PodInfo { namespace: names.get(namespace), labels, address, ports })
+    f.finish(PodInfo { namespace: names.get(namespace), labels, addresses, ports })
 }
 
 fn pod_address(f: &mut Fields<'_>, raw: &manifest::Pod, names: &mut Names) -> Option<Address> {
@@ -330,4 +334,24 @@ fn pod_address(f: &mut Fields<'_>, raw: &manifest::Pod, names: &mut Names) -> Op
         node_name: raw.node_name.as_deref().map(|n| names.get(n)),
         hints: None,
     })
+}
+
+/// A Pod's addresses: `first` (its `status.podIP`, conditions read), then
+/// the one of the other family in `status.podIPs`, with the same
+/// conditions. The API server allows at most one per family, `podIPs[0]`
+/// being `podIP`.
+fn pod_addresses(f: &mut Fields<'_>, raw: &manifest::Pod, first: Address) -> Vec<Address> {
+    let listed = raw.status.as_ref().map(|s| s.pod_ips.as_slice()).unwrap_or_default();
+    let mut out = vec![first];
+    for (i, pod_ip) in listed.iter().enumerate() {
+        let Some(ip) = field::parse_ip(pod_ip) else {
+            let path = FieldPath::of("status.podIPs").index(i).field("ip");
+            f.invalid_str(path, pod_ip, field::IP_ADDRESS);
+            continue;
+        };
+        if out.iter().all(|a| Family::of(a.ip) != Family::of(ip)) {
+            out.push(Address { ip, ..out[0].clone() });
+        }
+    }
+    out
 }

@@ -116,8 +116,8 @@ impl<'a> Catalog<'a> {
         let pods = self.pods.get(&*service.id.namespace).map(Vec::as_slice).unwrap_or_default();
         pods.iter()
             .filter(|pod| selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
-            .filter_map(|pod| {
-                let address = pod.address.as_ref()?;
+            .flat_map(|pod| pod.addresses.iter().map(move |address| (pod, address)))
+            .filter_map(|(pod, address)| {
                 let number = match &port.target {
                     TargetPort::Number(n) => *n,
                     TargetPort::Name(name) => {

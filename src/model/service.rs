@@ -11,6 +11,7 @@ use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
 use super::annotations::{self, Annotations};
+use super::family::{self, IpFamilies};
 use super::field::{self, Fields};
 use super::names::Names;
 use super::ranges::{self, SourceRanges};
@@ -75,6 +76,8 @@ pub struct Service {
     pub origin: Origin,
     pub kind: ServiceType,
     pub cluster_ip: ClusterIp,
+    /// `spec.ipFamilies` and `spec.ipFamilyPolicy`, for allocation.
+    pub ip_families: IpFamilies,
     pub ports: Vec<ServicePort>,
     pub external_ips: Vec<IpAddr>,
     /// `status.loadBalancer.ingress[].ip`.
@@ -122,6 +125,7 @@ pub(crate) fn validate(
     let spec = service.spec.as_ref().unwrap_or(&default_spec);
     let kind = service_type(&mut f, spec);
     let cluster_ip = cluster_ip(&mut f, spec, kind);
+    let ip_families = family::read(&mut f, spec, kind);
     let ports = ports(&mut f, spec, kind, &cluster_ip, names);
     let external_ips = ips(&mut f, "spec.externalIPs", spec.external_ips.as_deref());
     let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
@@ -131,9 +135,6 @@ pub(crate) fn validate(
     let annotations = annotations::read(&mut f, meta);
     let policies = policies(&mut f, spec, kind, &external_ips);
     let external_name = external_name(&mut f, spec, kind);
-    let selector = spec.selector.as_ref().filter(|s| !s.is_empty()).map(|s| {
-        s.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Box<[(String, String)]>>()
-    });
     f.finish(Service {
         // Interned: a Service and its EndpointSlices then name it with one
         // shared string, which every lookup by id compares by address.
@@ -141,12 +142,13 @@ pub(crate) fn validate(
         origin: origin.clone(),
         kind,
         cluster_ip,
+        ip_families,
         ports,
         external_ips,
         ingress_ips,
         source_ranges,
         external_name,
-        selector,
+        selector: selector(spec),
         affinity,
         internal_local: policies.internal_local,
         external_local: policies.external_local,
@@ -206,6 +208,12 @@ fn external_name(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType)
     spec.external_name.clone()
 }
 
+/// `spec.selector`, sorted by key; `None` when empty.
+fn selector(spec: &k8s::ServiceSpec) -> Option<Box<[(String, String)]>> {
+    let pairs = spec.selector.as_ref().filter(|s| !s.is_empty())?;
+    Some(pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
 }
@@ -244,8 +252,8 @@ fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) ->
     if let (Some(one), Some(first)) = (single, listed.first())
         && one != first
     {
-        let why = "must match the first value of `spec.clusterIPs`";
-        f.invalid_str(FieldPath::of("spec.clusterIP"), one, why);
+        let why = "first value must match `clusterIP`";
+        f.invalid(FieldPath::of("spec.clusterIPs"), family::go_strings(listed), why);
     }
     match (single, listed) {
         (Some("None"), _) => {

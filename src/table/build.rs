@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::family;
 use super::{Cursor, Frontend, FrontendKind, HealthCheck, Mode, Route, RouteEndpoint, Snapshot};
 use crate::metrics::{InUse, Metrics, PortKey, PortStats};
-use crate::model::{Endpoint, Model, Protocol, Resolved, ServicePort, Topology, choose, usable};
+use crate::model::{
+    Endpoint, Family, Model, Protocol, Resolved, ServicePort, Topology, choose, usable,
+};
 
 /// Where this node is: NodePort addresses and the name `Local` policies
 /// keep endpoints of.
@@ -101,7 +104,8 @@ fn health_checks(
         let Some(port) = service.service.health_check_node_port else { continue };
         let check =
             HealthCheck { service: service.service.id.clone(), local: local(service, node) };
-        for ip in node.ips {
+        let families = family::of_service(service.cluster_ips());
+        for ip in families.into_iter().flat_map(|f| family::addresses(node.ips, f)) {
             let frontend = Frontend { addr: SocketAddr::new(*ip, port), protocol: Protocol::Tcp };
             let holder = routes.get(&frontend).map(|r| &r.service);
             let holder = holder.or_else(|| checks.get(&frontend).map(|c: &HealthCheck| &c.service));
@@ -139,8 +143,6 @@ struct PortBuild<'a> {
     port: &'a ServicePort,
     endpoints: &'a [Endpoint],
     mode: Mode,
-    /// Which endpoints take Cluster-policy traffic, from their hints.
-    topology: Topology,
     stats: Arc<PortStats>,
     metrics: Counting<'a>,
 }
@@ -167,8 +169,7 @@ impl<'a> PortBuild<'a> {
             Mode::Udp => stats.serve_udp(),
             Mode::Tcp => {}
         }
-        let topology = choose(endpoints, node.name, node.zone).topology;
-        Self { service, port, endpoints, mode, topology, stats, metrics }
+        Self { service, port, endpoints, mode, stats, metrics }
     }
 
     /// The port's Routes: ClusterIPs under `internalTrafficPolicy`; external
@@ -195,10 +196,17 @@ impl<'a> PortBuild<'a> {
             kinds.iter().flat_map(|(_, _, ips, n)| ips.iter().map(move |ip| frontend(ip, *n)));
         let cursor = self.carried(previous, all).unwrap_or_default();
         let mut out = Vec::with_capacity(kinds.iter().map(|(_, _, ips, _)| ips.len()).sum());
-        for (kind, local, ips, number) in kinds.into_iter().filter(|(_, _, ips, _)| !ips.is_empty())
-        {
-            let route = self.route(kind, local, node, &cursor);
-            out.extend(ips.iter().map(|ip| (frontend(ip, number), route.clone())));
+        // One Route per kind and family: addresses of a family the Service
+        // has no ClusterIP of are not served (kube-proxy ignores them).
+        let families = family::of_service(self.service.cluster_ips());
+        for (kind, local, ips, number) in kinds {
+            for &f in &families {
+                let mut ips = family::addresses(ips, f).peekable();
+                if ips.peek().is_some() {
+                    let route = self.route(kind, local, f, node, &cursor);
+                    out.extend(ips.map(|ip| (frontend(ip, number), route.clone())));
+                }
+            }
         }
         out
     }
@@ -221,13 +229,19 @@ impl<'a> PortBuild<'a> {
         &self,
         kind: FrontendKind,
         local: bool,
+        family: Family,
         node: &Node<'_>,
         cursor: &Arc<Cursor>,
     ) -> Arc<Route> {
         let spec = &self.service.service;
-        // `Local` wins over hints, as in kube-proxy.
-        let topology = if local { Topology::Any } else { self.topology.clone() };
-        let endpoints = usable(self.endpoints, local.then_some(node.name), &topology);
+        let same_family = family::endpoints(self.endpoints, family);
+        // Hints are judged per family, as kube-proxy runs a proxier per
+        // family; `Local` wins over them.
+        let topology = match local {
+            true => Topology::Any,
+            false => choose(&same_family, node.name, node.zone).topology,
+        };
+        let endpoints = usable(&same_family, local.then_some(node.name), &topology);
         let routed =
             |e: &Endpoint, stats| RouteEndpoint { addr: e.addr, terminating: !e.ready, stats };
         let endpoints = match self.metrics {

@@ -197,3 +197,39 @@ fn check_and_run_allocate_cluster_ips_from_service_cidr() {
     let (_proxy, name) = Proxy::serving(&yaml, &["--service-cidr", &cidr], || fetch(frontend));
     assert_eq!(name, "pooled-1");
 }
+
+/// `--service-cidr` with one CIDR per family: a dual-stack Service without
+/// clusterIP gets an address of each, the same on every run; the table
+/// shows the first (as kubectl does), a note both.
+#[test]
+fn a_dual_stack_service_cidr_allocates_an_address_of_each_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("dual.yaml");
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: dual}\nspec:\n  \
+                ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80}]\n---\n\
+                apiVersion: v1\nkind: Service\nmetadata: {name: six}\nspec:\n  \
+                ipFamilies: [IPv6]\n  ports: [{port: 80}]\n";
+    fs::write(&file, yaml).expect("write");
+    let cidrs = "10.96.0.0/12,fd00:10:96::/112";
+    let run = || check([OsStr::new("--service-cidr"), OsStr::new(cidrs), file.as_os_str()]);
+    let out = run();
+    assert_eq!(out.code(), Some(0), "{out}");
+    let table = out.table();
+    let dual: std::net::IpAddr = table.row("default", "dual").cluster_ip.parse().expect("an IP");
+    assert!("10.96.0.0/12".parse::<ipnet::IpNet>().unwrap().contains(&dual), "{out}");
+    let six: std::net::IpAddr = table.row("default", "six").cluster_ip.parse().expect("an IP");
+    assert!("fd00:10:96::/112".parse::<ipnet::IpNet>().unwrap().contains(&six), "{out}");
+    let note = out.stderr_lines().into_iter().find(|l| l.contains("default/dual: dual-stack"));
+    let note = note.unwrap_or_else(|| panic!("no dual-stack note\n{out}"));
+    assert!(note.contains(&format!("ClusterIPs {dual} (IPv4) and fd00:10:96::")), "{note}");
+    assert_eq!(run().stderr, out.stderr, "allocation must not change between runs");
+
+    // Two CIDRs of one family: a usage error naming the flag.
+    let bad = check([
+        OsStr::new("--service-cidr"),
+        OsStr::new("10.0.0.0/8,10.96.0.0/12"),
+        file.as_os_str(),
+    ]);
+    assert_eq!(bad.code(), Some(2), "{bad}");
+    assert!(bad.stderr.contains("--service-cidr") && bad.stderr.contains("both IPv4"), "{bad}");
+}

@@ -240,6 +240,50 @@ invalid_fixtures! {
         listed: &[],
         rejected: Some("bad-cluster-ip"),
     };
+    rejects_two_cluster_ips_on_a_single_stack_service => Case {
+        file: "ip-family-policy-single-stack-with-two-cluster-ips.yaml",
+        line: None,
+        error: &[
+            "default/two-ips: ",
+            "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' \
+             or 'PreferDualStack' when multiple cluster IPs are specified",
+        ],
+        listed: &[],
+        rejected: Some("two-ips"),
+    };
+    rejects_two_cluster_ips_of_one_family => Case {
+        file: "cluster-ips-same-family.yaml",
+        line: Some(7),
+        error: &[
+            "default/two-v4: ",
+            "spec.clusterIPs: Invalid value: []string{\"127.10.0.61\", \"127.10.0.62\"}: \
+             may specify no more than one IP for each IP family",
+        ],
+        listed: &[],
+        rejected: Some("two-v4"),
+    };
+    rejects_a_cluster_ip_of_another_family_than_ip_families_says => Case {
+        file: "cluster-ip-family-mismatch.yaml",
+        line: None,
+        error: &[
+            "default/wrong-family: ",
+            "spec.clusterIPs[0]: Invalid value: \"127.10.0.63\": expected an IPv6 value as \
+             indicated by `ipFamilies[0]`",
+        ],
+        listed: &[],
+        rejected: Some("wrong-family"),
+    };
+    rejects_a_family_the_service_cidr_has_no_pool_for => Case {
+        file: "ip-family-not-configured.yaml",
+        line: Some(7),
+        error: &[
+            "default/v6-only: ",
+            "spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster \
+             (--service-cidr has no IPv6 CIDR)",
+        ],
+        listed: &[],
+        rejected: Some("v6-only"),
+    };
     rejects_cookie_session_affinity_as_unsupported => Case {
         file: "session-affinity-unsupported.yaml",
         line: Some(8),

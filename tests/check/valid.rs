@@ -139,6 +139,16 @@ const VALID_TABLE: &[Expect] = &[
         endpoints: Some(&["127.0.9.10:8443"]),
     },
     Expect {
+        namespace: "infra",
+        name: "dns",
+        kind: "ClusterIP",
+        // Dual-stack: the first of spec.clusterIPs, as kubectl shows it.
+        cluster_ip: Ip::Exact("127.10.0.53"),
+        external: &[],
+        ports: "53/UDP",
+        endpoints: Some(&["127.0.9.1:5353", "[fd00:10:244::9]:5353"]),
+    },
+    Expect {
         namespace: "jobs",
         name: "batch",
         kind: "ClusterIP",

@@ -9,6 +9,7 @@
 //! - `faults`: no endpoints, refusing or silent endpoints, ports taken;
 //! - `limits`: out of file descriptors, `--max-connections`;
 //! - `close_wait`: `--conntrack-tcp-timeout-close-wait`;
+//! - `dual_stack`: IPv6 frontends, each family to its own endpoints;
 //! - `sockets`: SO_REUSEADDR, never SO_REUSEPORT;
 //! - `source_ranges`: `loadBalancerSourceRanges` on ingress IPs;
 //! - `stream`, `tcp`, `splice`: volume, and TCP's semantics in every
@@ -34,6 +35,7 @@ mod balance;
 mod basic;
 mod cli;
 mod close_wait;
+mod dual_stack;
 mod faults;
 mod http;
 mod limits;

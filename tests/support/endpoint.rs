@@ -58,8 +58,16 @@ impl Endpoint {
     where
         H: Fn(TcpStream) + Send + Sync + 'static,
     {
-        let listener =
-            listen(ip).unwrap_or_else(|e| panic!("endpoint cannot listen on {ip}:0: {e}"));
+        Endpoint::spawn_on(net::addr(ip, 0), handler)
+    }
+
+    /// [`Self::spawn`] on `at`, of either family (`[::1]:0`, or a port
+    /// another endpoint already has on another address).
+    pub fn spawn_on<H>(at: SocketAddr, handler: H) -> Endpoint
+    where
+        H: Fn(TcpStream) + Send + Sync + 'static,
+    {
+        let listener = listen(at).unwrap_or_else(|e| panic!("endpoint cannot listen on {at}: {e}"));
         let addr = listener.local_addr().expect("endpoint address");
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -98,8 +106,13 @@ impl Endpoint {
 
     /// Writes `name` and closes, without reading.
     pub fn name(ip: Ipv4Addr, name: &str) -> Endpoint {
+        Endpoint::name_on(net::addr(ip, 0), name)
+    }
+
+    /// [`Self::name`] on `at`, of either family.
+    pub fn name_on(at: SocketAddr, name: &str) -> Endpoint {
         let name = name.to_owned();
-        Endpoint::spawn(ip, move |mut stream| {
+        Endpoint::spawn_on(at, move |mut stream| {
             let _ = stream.write_all(name.as_bytes());
         })
     }
@@ -234,13 +247,13 @@ impl Drop for Endpoint {
     }
 }
 
-/// A listener on `ip:<any port>` with a deep accept queue: a test that
+/// A listener on `at` with a deep accept queue: a test that
 /// opens a thousand connections at once must not see SYNs dropped by its
 /// own endpoint (std's `bind` listens with a backlog of 128).
-fn listen(ip: Ipv4Addr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+fn listen(at: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(at), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket.bind(&SockAddr::from(net::addr(ip, 0)))?;
+    socket.bind(&SockAddr::from(at))?;
     socket.listen(4096)?;
     Ok(socket.into())
 }
