@@ -46,12 +46,14 @@ mod answer;
 mod entry;
 mod headers;
 mod quiet;
+mod returning;
 mod sniff;
 mod timed;
 
 use answer::{Why, answer};
 use entry::Entry;
 use quiet::{Activity, Due, Watched};
+use returning::Returning;
 use sniff::Speaks;
 use timed::{Held, Owner, Timed};
 
@@ -179,7 +181,7 @@ impl Client {
             if let Some(entry) = &mut entry {
                 entry.error = Some(Why::Gone.reason().label());
             }
-            let held = Held { busy, entry, outstanding: None };
+            let held = Held { busy, entry, outstanding: None, returning: None };
             return Timed::count(response, self.port(), started, held);
         };
         let exchange = self.exchange(&route, upstream, request, entry.as_deref(), started);
@@ -195,11 +197,13 @@ impl Client {
                 Err(why) => entry.error = Some(why.reason().label()),
             }
         }
-        let (response, outstanding) = match exchanged {
-            Ok(Exchanged { response, outstanding, .. }) => (response, outstanding),
-            Err(why) => (answer(why, Some(&route), &route.stats, grpc), None),
+        let (response, outstanding, returning) = match exchanged {
+            Ok(Exchanged { response, outstanding, returning, .. }) => {
+                (response, outstanding, returning)
+            }
+            Err(why) => (answer(why, Some(&route), &route.stats, grpc), None, None),
         };
-        let held = Held { busy, entry, outstanding };
+        let held = Held { busy, entry, outstanding, returning };
         Timed::count(response, Owner::Route(route), started, held)
     }
 
@@ -236,12 +240,13 @@ impl Client {
                 (None, None) => break,
             };
             match self.attempt(route, endpoint, upstream, this).await {
-                Ok((response, outstanding)) => {
+                Ok((response, outstanding, returning)) => {
                     let live = &self.ctx.tracker;
                     let (client, stats) = (on_upgrade, route.stats.clone());
                     let tunnel = Tunnel { client, outstanding, live, stats };
                     let (response, outstanding) = respond(response, tunnel);
-                    return Ok(Exchanged { response, endpoint: endpoint.addr, outstanding });
+                    let endpoint = endpoint.addr;
+                    return Ok(Exchanged { response, endpoint, outstanding, returning });
                 }
                 // This proxy's own shortage: the next endpoint would fail alike.
                 Err(Attempt::Unsent(_, Why::LocalResources)) => return Err(Why::LocalResources),
@@ -284,7 +289,7 @@ impl Client {
         endpoint: &RouteEndpoint,
         upstream: Upstream,
         mut request: Request<Body>,
-    ) -> Result<(Response<Incoming>, Option<Outstanding>), Attempt> {
+    ) -> Result<(Response<Incoming>, Option<Outstanding>, Option<Returning>), Attempt> {
         for fresh in [false, true] {
             let (sender, pooled) = match self.sender(route, endpoint, upstream, fresh).await {
                 Ok(sender) => sender,
@@ -296,8 +301,8 @@ impl Client {
                 Sent::Response(response, sender) => {
                     let failed = response.status().is_server_error();
                     self.outcome(endpoint, failed);
-                    self.sent(route, endpoint, sender, failed);
-                    return Ok((response, outstanding));
+                    let returning = self.sent(route, endpoint, sender, failed);
+                    return Ok((response, outstanding, returning));
                 }
                 Sent::Unsent(unsent, e) => {
                     debug!(endpoint = %endpoint.addr, error = %e, pooled, "request not sent");
@@ -386,27 +391,20 @@ impl Client {
         Ok((sender, false))
     }
 
-    /// A response came from `endpoint`: its HTTP/1.1 connection goes back
-    /// to the pool once the exchange is over (its response body read).
+    /// A response came from `endpoint`: its HTTP/1.1 connection, to give
+    /// back to the pool once the response has ended.
     fn sent(
         &self,
         route: &Route,
         endpoint: &RouteEndpoint,
         sender: Option<http1::SendRequest<Body>>,
         failed: bool,
-    ) {
+    ) -> Option<Returning> {
         // A 5xx neither clears an ejection nor pins the client.
         if !failed {
             self.ctx.balancer.connected(route, self.peer.ip(), endpoint.addr, Instant::now());
         }
-        if let Some(mut sender) = sender {
-            let (ctx, addr) = (self.ctx.clone(), endpoint.addr);
-            tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    ctx.upstreams.keep_http1(addr, sender);
-                }
-            });
-        }
+        sender.map(|sender| Returning::new(self.ctx.clone(), endpoint.addr, sender))
     }
 }
 
@@ -432,6 +430,8 @@ struct Exchanged {
     endpoint: SocketAddr,
     /// Its count of requests in flight, until the response ends.
     outstanding: Option<Outstanding>,
+    /// Its HTTP/1.1 connection, for the pool once the response ends.
+    returning: Option<Returning>,
 }
 
 /// Why an attempt on one endpoint gave no response.

@@ -151,6 +151,28 @@ fn thirty_requests_on_one_keep_alive_connection_spread_10_10_10() {
 }
 
 #[test]
+fn sequential_requests_reuse_one_pod_connection() {
+    let pods = endpoints(&["a"]);
+    let (frontend, manifest) = service("http", &addrs(&pods));
+    let mut proxy = serving(&manifest, frontend);
+    let series = format!(
+        "svcproxy_endpoint_connections_total{{namespace=\"default\",service=\"web\",port=\"web\",\
+         endpoint=\"{}\"}}",
+        pods[0].addr
+    );
+    let before = proxy.metric(&series);
+    let mut connection = keep_alive(frontend);
+    for i in 0..100 {
+        let (status, _, body) = exchange(&mut connection, GET).unwrap();
+        assert_eq!((status, name_of(&body)), (200, "a"), "request {i}");
+    }
+    // Each response ended before the next request: the pod connection went
+    // back to the pool every time (one more for a race at most).
+    let opened = proxy.metric(&series) - before;
+    assert!(opened <= 2.0, "{opened} pod connections for 100 sequential requests");
+}
+
+#[test]
 fn thirty_h2c_streams_on_one_connection_spread_10_10_10_to_http1_pods() {
     let pods = endpoints(&["a", "b", "c"]);
     let (frontend, manifest) = service("http", &addrs(&pods));

@@ -16,6 +16,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::Body;
 use super::entry::Entry;
 use super::quiet::Busy;
+use super::returning::Returning;
 use crate::balance::Outstanding;
 use crate::metrics::{HttpStats, PortStats};
 use crate::table::Route;
@@ -51,6 +52,9 @@ pub struct Held {
     /// The endpoint's request in flight (least-request policy).
     #[expect(dead_code, reason = "held for its Drop")]
     pub outstanding: Option<Outstanding>,
+    /// The pod connection that carried it (HTTP/1.1), given back to the
+    /// pool when the response ends: no task per response to wait for it.
+    pub returning: Option<Returning>,
 }
 
 // === impl Owner ===
@@ -94,6 +98,9 @@ impl Timed {
         let took = self.started.elapsed();
         if let Some(http) = self.owner.http() {
             http.duration.observe(took.as_secs_f64());
+        }
+        if let Some(returning) = self.held.returning.take() {
+            returning.give_back();
         }
         if let Some(entry) = self.held.entry.take() {
             entry.write(self.owner.stats(), self.status, took);
