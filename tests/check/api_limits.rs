@@ -3,12 +3,12 @@
 //! per endpoint; an Endpoints subset with some address and named ports
 //! when it has several; no object over 1.5 MiB (etcd's request limit).
 //! A bound's own value is accepted; one past it is an error; a slice far
-//! past it is rejected within the time budget.
+//! past it is rejected.
 
 use std::fmt::Write as _;
 use std::fs;
 
-use crate::support::{CHECK_BUDGET, Output, check};
+use crate::support::{Output, check};
 
 const SERVICE: &str = "apiVersion: v1
 kind: Service
@@ -48,9 +48,11 @@ fn check_text(yaml: &str) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("limits.yaml");
     fs::write(&file, yaml).expect("write");
+    // Bounded by `check`'s deadline only: how its time grows with the
+    // input is measured by `cargo bench --bench input`, not asserted on a
+    // shared machine.
     let out = check([&file]);
     out.assert_no_panic();
-    out.assert_within(CHECK_BUDGET);
     out
 }
 
@@ -152,7 +154,7 @@ fn an_endpoints_subset_needs_an_address_and_names_for_several_ports() {
 }
 
 #[test]
-fn a_slice_far_past_the_bounds_is_rejected_within_the_budget() {
+fn a_slice_far_past_the_bounds_is_rejected() {
     let slice = |count: u32| {
         let mut yaml = format!("{SERVICE}{}", slice(0, 0, 1));
         for i in 0..count {
