@@ -183,7 +183,8 @@ fn main() -> ExitCode {
             exit(serve(args.config(), false))
         }
         Command::Demo => {
-            init_logging(LogFormat::Text, "warn");
+            // Quiet but for the ready and stopped lines.
+            init_logging(LogFormat::Text, "warn,svcproxy::daemon::status=info");
             exit(demo())
         }
     }
