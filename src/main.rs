@@ -286,7 +286,7 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     let (files, errors) = Files::new(paths.to_vec()).read();
     // Nothing could be read: the errors say it all, an empty table adds nothing.
     let listed = paths.iter().any(|p| !errors.iter().any(|e| e.missing() == Some(p.as_path())));
-    let model = Model::build(files.objects(), &node.options());
+    let model = Model::check(files.objects(), &node.options());
     let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     errors.extend(model.errors.iter().map(ToString::to_string));
     let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)];
