@@ -31,6 +31,9 @@ use crate::model::{Leaving, Options};
 use crate::source::api::{self, Changes, Counters, Endpoint};
 use crate::source::files::{Watch, watch};
 use crate::source::{Api, Files, Pace};
+use status::Ending;
+
+mod status;
 
 /// How long the connections reset at the drain timeout get to end.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
@@ -123,16 +126,18 @@ pub async fn run(config: Config, ready: Option<oneshot::Sender<()>>) -> Result<(
     let pace = Pace::new(config.min_sync_period);
     let files_too = !config.manifests.is_empty();
     let changes = api.as_ref().map(Api::changes);
+    let admin = (healthz, metrics);
     let mut daemon =
-        Daemon { control, ctx: ctx.clone(), watch, api, changes, files_too, pace, signals };
+        Daemon { control, ctx: ctx.clone(), watch, api, changes, files_too, pace, signals, admin };
     if daemon.serve(ready).await? == Stop::Int {
         info!("SIGINT: exiting");
+        status::stopped(Ending { cut: ctx.tracker.live(), ..Ending::default() });
         return Ok(());
     }
     // Health first: by the time a frontend refuses, /healthz says so too.
     ctx.health.drain();
     daemon.control.close();
-    daemon.drain(config.drain_timeout).await;
+    status::stopped(daemon.drain(config.drain_timeout).await);
     Ok(())
 }
 
@@ -207,6 +212,8 @@ struct Daemon {
     /// `--min-sync-period`.
     pace: Pace,
     signals: Signals,
+    /// Where /healthz and /metrics were bound, for the ready line.
+    admin: (SocketAddr, SocketAddr),
 }
 
 /// The signals the daemon answers.
@@ -228,6 +235,7 @@ impl Daemon {
         if let Some(stop) = self.publish().await? {
             return Ok(stop);
         }
+        status::ready(&self.ctx.table.load(), self.admin.0, self.admin.1);
         if let Some(ready) = ready {
             let _ = ready.send(());
         }
@@ -299,10 +307,12 @@ impl Daemon {
     }
 
     /// Lets live connections finish for up to `timeout`, then resets the
-    /// rest; a second SIGTERM, or SIGINT, ends it at once.
-    async fn drain(&mut self, timeout: Duration) {
+    /// rest; a second SIGTERM, or SIGINT, ends it at once. Says what became
+    /// of the connections live at its start.
+    async fn drain(&mut self, timeout: Duration) -> Ending {
         let (tracker, signals) = (&self.ctx.tracker, &mut self.signals);
-        info!(live = tracker.live(), ?timeout, "SIGTERM: draining");
+        let live = tracker.live();
+        info!(live, ?timeout, "SIGTERM: draining");
         tokio::select! {
             left = tracker.drain(timeout) => {
                 if left > 0 {
@@ -311,9 +321,16 @@ impl Daemon {
                     // Each resets its sockets as it ends; bounded, like all of this.
                     tracker.drain(ABORT_GRACE).await;
                 }
+                Ending { drained: live.saturating_sub(left), reset: left, cut: 0 }
             }
-            _ = signals.term.recv() => info!("second SIGTERM: exiting"),
-            _ = signals.int.recv() => info!("SIGINT: exiting"),
+            _ = signals.term.recv() => {
+                info!("second SIGTERM: exiting");
+                Ending::cut(live, tracker.live())
+            }
+            _ = signals.int.recv() => {
+                info!("SIGINT: exiting");
+                Ending::cut(live, tracker.live())
+            }
         }
     }
 }

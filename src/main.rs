@@ -37,9 +37,13 @@ enum Command {
     /// Serve every Service: listen on each ClusterIP:port, NodePort and
     /// external IP, forward each connection to a ready endpoint. Services
     /// and endpoints come from --manifests, from the API server
-    /// (--kubeconfig, --master), or both (the API server's object wins);
-    /// with none of these flags, from the API server of the in-cluster
-    /// configuration (the pod's service account).
+    /// (--kubeconfig, --master), or both (the API server's object wins). No
+    /// source flag is required: with none of them, the API server of the
+    /// in-cluster configuration is followed (the pod's service account;
+    /// outside a pod that is a startup error).
+    #[command(
+        override_usage = "svcproxy run [--manifests PATH]... [--kubeconfig PATH] [--master URL] [OPTIONS]"
+    )]
     Run(Box<RunArgs>),
     /// Validate manifests and print the Services table (exit 1 if any object is invalid).
     Check {
@@ -53,16 +57,21 @@ enum Command {
     Demo,
 }
 
+/// The help heading of the source flags: which one is needed, and what
+/// serves when none is given.
+const SOURCES: &str =
+    "Sources (any, combined; with none: the API server of the in-cluster configuration)";
+
 #[derive(Args)]
 struct RunArgs {
     /// A manifest file or directory (repeatable; walked for *.yaml, *.yml, *.json).
-    #[arg(long = "manifests", value_name = "PATH")]
+    #[arg(long = "manifests", value_name = "PATH", help_heading = SOURCES)]
     manifests: Vec<PathBuf>,
     /// Follow the API server of this kubeconfig (its current context).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = SOURCES)]
     kubeconfig: Option<PathBuf>,
     /// Follow the API server at this URL (overrides the kubeconfig's server).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help_heading = SOURCES)]
     master: Option<String>,
     /// At most one rebuild per period (kube-proxy's flag); a change after a
     /// quiet period is applied at once.
@@ -174,7 +183,8 @@ fn main() -> ExitCode {
             exit(serve(args.config(), false))
         }
         Command::Demo => {
-            init_logging(LogFormat::Text, "warn");
+            // Quiet but for the ready and stopped lines.
+            init_logging(LogFormat::Text, "warn,svcproxy::daemon::status=info");
             exit(demo())
         }
     }
@@ -274,13 +284,17 @@ fn demo() -> anyhow::Result<()> {
 fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     // Read as `run` reads them.
     let (files, errors) = Files::new(paths.to_vec()).read();
-    let model = Model::build(files.objects(), &node.options());
+    // Nothing could be read: the errors say it all, an empty table adds nothing.
+    let listed = paths.iter().any(|p| !errors.iter().any(|e| e.missing() == Some(p.as_path())));
+    let model = Model::check(files.objects(), &node.options());
     let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     errors.extend(model.errors.iter().map(ToString::to_string));
     let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model, &Snapshot::default(), &wildcard, &node.node_name(), None);
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(svcproxy::render::table(&snapshot).as_bytes());
+    if listed {
+        let _ = stdout.write_all(svcproxy::render::table(&snapshot).as_bytes());
+    }
     let mut stderr = std::io::stderr().lock();
     for error in &errors {
         let _ = writeln!(stderr, "{error}");

@@ -43,7 +43,7 @@ pub use family::{Family, FamilyPolicy, IpFamilies, ServiceCidrs};
 pub use memo::Memo;
 pub use node::{Leaving, NodeInfo, SCALE_DOWN_TAINT, ZONE_LABEL};
 pub use ranges::SourceRanges;
-pub use resolve::{Catalog, Endpoint, usable};
+pub use resolve::{Catalog, Endpoint, Listed, Selected, Sources, usable};
 pub use service::{
     ClusterIp, DEFAULT_AFFINITY_SECONDS, MAX_AFFINITY_SECONDS, NODE_PORTS, Service, ServicePort,
     ServiceType, TargetPort,
@@ -108,6 +108,20 @@ pub struct Resolved {
     pub skip: Option<Skip>,
     /// All endpoints of each of `service.ports`, in the same order.
     pub endpoints: Vec<Vec<Endpoint>>,
+    /// When no port has an endpoint, what its sources hold; only from
+    /// [`Model::check`] (the control loop never asks).
+    pub sources: Option<Box<Sources>>,
+}
+
+/// What a build is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// One build, nothing kept.
+    Once,
+    /// One build for `check`, which explains Services without endpoints.
+    Check,
+    /// One of many (the control loop): validations kept in the memo.
+    Rebuild,
 }
 
 /// The validated state of every object.
@@ -140,7 +154,17 @@ impl Model {
         objects: impl IntoIterator<Item = &'a manifest::Object>,
         options: &Options,
     ) -> Self {
-        Self::assemble(objects, options, &mut Memo::default(), false)
+        Self::assemble(objects, options, &mut Memo::default(), Purpose::Once)
+    }
+
+    /// [`Self::build`] for `svcproxy check`: also says, of every Service
+    /// with no endpoint at all, what its sources hold
+    /// ([`Resolved::sources`]).
+    pub fn check<'a>(
+        objects: impl IntoIterator<Item = &'a manifest::Object>,
+        options: &Options,
+    ) -> Self {
+        Self::assemble(objects, options, &mut Memo::default(), Purpose::Check)
     }
 
     /// [`Self::build`] for a caller that builds again and again (the control
@@ -151,16 +175,16 @@ impl Model {
         options: &Options,
         memo: &mut Memo,
     ) -> Self {
-        Self::assemble(objects, options, memo, true)
+        Self::assemble(objects, options, memo, Purpose::Rebuild)
     }
 
     fn assemble<'a>(
         objects: impl IntoIterator<Item = &'a manifest::Object>,
         options: &Options,
         memo: &mut Memo,
-        keep: bool,
+        purpose: Purpose,
     ) -> Self {
-        let entries = memo.validate(objects.into_iter(), keep);
+        let entries = memo.validate(objects.into_iter(), purpose == Purpose::Rebuild);
         let mut catalog = Catalog::with_capacity(entries.len() / 2);
         let mut errors = Vec::new();
         let mut services = Vec::with_capacity(entries.len());
@@ -183,7 +207,13 @@ impl Model {
         services.dedup_by(|later, first| later.id == first.id);
         let (services, allocation_errors) = allocate::allocate(services, &options.service_cidr);
         errors.extend(allocation_errors);
-        let services = services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
+        let mut services: Vec<Resolved> =
+            services.into_iter().map(|s| resolve(s, &catalog, options)).collect();
+        if purpose == Purpose::Check {
+            for resolved in services.iter_mut().filter(|r| r.endpoints.iter().all(Vec::is_empty)) {
+                resolved.sources = Some(Box::new(catalog.sources(&resolved.service)));
+            }
+        }
         Model { services, errors, http_by_port_name: options.http_by_port_name, node }
     }
 
@@ -199,7 +229,7 @@ impl Model {
 fn resolve(service: Arc<Service>, catalog: &Catalog<'_>, options: &Options) -> Resolved {
     let skip = skip(&service, options);
     let endpoints = service.ports.iter().map(|p| catalog.resolve(&service, p)).collect();
-    Resolved { service, skip, endpoints }
+    Resolved { service, skip, endpoints, sources: None }
 }
 
 fn skip(service: &Service, options: &Options) -> Option<Skip> {

@@ -14,6 +14,7 @@ use crate::model::{Ignored, Protocol, Resolved, ServiceType, Skip, Topology, cho
 use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
 mod family;
+mod why;
 
 /// Items shown in a cut list before `+ N more...`, as kubectl's
 /// ENDPOINTS column shows them.
@@ -155,6 +156,7 @@ pub fn notes(snapshot: &Snapshot) -> Vec<String> {
             out.push(format!("{id}: not proxied: {}", skip_reason(skip)));
             continue;
         }
+        out.extend(why::notes(resolved, &snapshot.node_name));
         if let Some(port) = resolved.service.health_check_node_port {
             out.push(format!(
                 "{id}: healthCheckNodePort {port}/TCP answers load balancers with this node's \

@@ -86,7 +86,8 @@ impl Family {
         }
     }
 
-    fn other(self) -> Self {
+    /// The other family.
+    pub fn other(self) -> Self {
         match self {
             Family::V4 => Family::V6,
             Family::V6 => Family::V4,

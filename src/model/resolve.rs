@@ -13,6 +13,10 @@ use super::endpoints::{EndpointSet, PodInfo, Slice, Subset};
 use super::service::{Service, ServicePort, TargetPort};
 use super::topology::{Hints, Topology};
 
+mod sources;
+
+pub use sources::{Listed, Selected, Sources};
+
 /// One pod ip:port a ServicePort may forward to, with its conditions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -115,7 +119,7 @@ impl<'a> Catalog<'a> {
         };
         let pods = self.pods.get(&*service.id.namespace).map(Vec::as_slice).unwrap_or_default();
         pods.iter()
-            .filter(|pod| selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+            .filter(|pod| selects(selector, pod))
             .flat_map(|pod| pod.addresses.iter().map(move |address| (pod, address)))
             .filter_map(|(pod, address)| {
                 let number = match &port.target {
@@ -139,6 +143,11 @@ impl<'a> Catalog<'a> {
             })
             .collect()
     }
+}
+
+/// Whether `selector` (label key, value) picks `pod`.
+fn selects(selector: &[(String, String)], pod: &PodInfo) -> bool {
+    selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
 }
 
 /// Endpoints of subsets whose port name and protocol match the ServicePort.

@@ -88,6 +88,14 @@ impl Error {
         }
     }
 
+    /// The path given that does not exist, when that is the error.
+    pub fn missing(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Missing { file } => Some(file),
+            _ => None,
+        }
+    }
+
     /// Every single error, a broken List's items each on its own.
     fn flatten(self) -> Vec<Error> {
         match self {

@@ -10,6 +10,7 @@
 //! - `api_limits`: the API server's bounds on lists and object size;
 //! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
 //! - `cli`: usage errors;
+//! - `notes`: why a Service takes no traffic;
 //! - `mutation`: thousands of mutated fixtures through `check` and `run`.
 //!
 //! One test binary (`cargo test --test check`): each `tests/*.rs` or
@@ -27,5 +28,6 @@ mod invalid;
 mod limits;
 mod long_cells;
 mod mutation;
+mod notes;
 mod partial;
 mod valid;

@@ -88,3 +88,20 @@ fn a_missing_path_is_reported_by_name_and_the_others_still_load() {
     assert!(errors[0].starts_with("tests/fixtures/no-such-file.yaml: "), "{out}");
     assert_eq!(out.table().keys(), ["default/frontend"], "{out}");
 }
+
+/// Nothing could be read: the error alone, no empty table before it.
+#[test]
+fn a_path_that_does_not_exist_prints_its_error_alone() {
+    let out = check(["tests/fixtures/no-such-file.yaml", "tests/fixtures/no-such-dir"]);
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert_eq!(out.stdout, "", "no table header on stdout\n{out}");
+    assert_eq!(
+        out.stderr_lines(),
+        [
+            "tests/fixtures/no-such-file.yaml: no such file or directory",
+            "tests/fixtures/no-such-dir: no such file or directory"
+        ],
+        "{out}"
+    );
+}

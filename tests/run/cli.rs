@@ -139,6 +139,33 @@ fn run_help_states_the_design_defaults() {
     }
 }
 
+/// `run --help` says which source is used and that none is required:
+/// the usage line names the source flags, their heading says what serves
+/// without them (the in-cluster configuration).
+#[test]
+fn run_help_says_which_source_is_used_by_default() {
+    let out = support::run(["run", "--help"]);
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(
+        out.stdout.contains(
+            "Usage: svcproxy run [--manifests PATH]... [--kubeconfig PATH] [--master URL] [OPTIONS]"
+        ),
+        "{out}"
+    );
+    let heading = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Sources"))
+        .unwrap_or_else(|| panic!("no Sources heading\n{out}"));
+    assert!(heading.contains("with none: the API server of the in-cluster configuration"), "{out}");
+    let after: Vec<&str> = out.stdout.split(heading).nth(1).unwrap_or_default().lines().collect();
+    for flag in ["--manifests <PATH>", "--kubeconfig <PATH>", "--master <URL>"] {
+        assert!(after.iter().take(4).any(|l| l.trim_start().starts_with(flag)), "{flag}\n{out}");
+    }
+    assert!(out.stdout.contains("No source flag is required"), "{out}");
+}
+
 /// DESIGN §2: "Durations accept `250ms`, `1s`, `5m`", on every duration
 /// flag of `run`.
 #[test]

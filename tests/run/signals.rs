@@ -377,3 +377,53 @@ fn healthz_reports_its_times_once_serving() {
         humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("{field} {time:?}: {e}"));
     }
 }
+
+/// The one log line that holds `part`, from a proxy's whole log.
+fn log_line(proxy: &Proxy, part: &str) -> String {
+    let log = proxy.log();
+    let mut lines = log.lines().filter(|l| l.contains(part));
+    let line = lines.next().unwrap_or_else(|| panic!("no line with {part:?}\n{log}"));
+    assert!(lines.next().is_none(), "more than one line with {part:?}\n{log}");
+    line.to_owned()
+}
+
+/// The daemon says when it is ready (what it serves, where its admin
+/// endpoints are) and when it has stopped: a live connection that never
+/// ends is reset at a 250ms drain timeout, and the stopped line counts it.
+#[test]
+fn the_log_says_when_it_is_ready_and_that_the_drain_timeout_reset_a_connection() {
+    let (mut proxy, _frontend, _a, _live) =
+        serving_a_live_connection(&["--drain-timeout", "250ms"]);
+    let admin = proxy.admin();
+    proxy.signal("TERM");
+    assert_exits_zero(&mut proxy, Instant::now(), Duration::from_secs(5));
+    let ready = log_line(&proxy, "ready: serving");
+    assert!(
+        ready.contains("ready: serving 1 Service on 1 frontend (1 TCP, 0 UDP, 0 HTTP)"),
+        "{ready}"
+    );
+    assert!(ready.contains(&format!("healthz=http://{}/healthz", admin.healthz)), "{ready}");
+    assert!(ready.contains(&format!("metrics=http://{}/metrics", admin.metrics)), "{ready}");
+    let stopped = log_line(&proxy, "stopped:");
+    assert!(
+        stopped.contains("stopped: 0 connections drained, 1 reset at the drain timeout"),
+        "{stopped}"
+    );
+    assert!(stopped.contains("drained=0 reset=1 cut=0"), "{stopped}");
+}
+
+/// A live connection that ends during the drain is counted as drained.
+#[test]
+fn the_stopped_line_counts_a_connection_that_ended_during_the_drain() {
+    let (mut proxy, frontend, _a, live) = serving_a_live_connection(&["--drain-timeout", "30s"]);
+    proxy.signal("TERM");
+    wait_refused(frontend, STOP_ACCEPTING);
+    live.finish().expect("the live connection ends cleanly");
+    assert_exits_zero(&mut proxy, Instant::now(), WAIT);
+    let stopped = log_line(&proxy, "stopped:");
+    assert!(
+        stopped.contains("stopped: 1 connection drained, 0 reset at the drain timeout"),
+        "{stopped}"
+    );
+    assert!(stopped.contains("drained=1 reset=0 cut=0"), "{stopped}");
+}

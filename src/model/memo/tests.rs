@@ -71,6 +71,6 @@ fn errors_are_reported_on_every_build_and_objects_gone_are_forgotten() {
 fn a_build_without_a_memo_keeps_nothing() {
     let objects = objects(&service_yaml("web", false));
     let mut memo = Memo::default();
-    let _ = Model::assemble(&objects, &options(), &mut memo, false);
+    let _ = Model::assemble(&objects, &options(), &mut memo, crate::model::Purpose::Once);
     assert!(memo.kept.is_empty());
 }
