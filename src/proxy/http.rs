@@ -240,14 +240,7 @@ impl Client {
                 (None, None) => break,
             };
             match self.attempt(route, endpoint, upstream, this).await {
-                Ok((response, outstanding, returning)) => {
-                    let live = &self.ctx.tracker;
-                    let (client, stats) = (on_upgrade, route.stats.clone());
-                    let tunnel = Tunnel { client, outstanding, live, stats };
-                    let (response, outstanding) = respond(response, tunnel);
-                    let endpoint = endpoint.addr;
-                    return Ok(Exchanged { response, endpoint, outstanding, returning });
-                }
+                Ok(took) => return Ok(self.exchanged(took, endpoint.addr, route, on_upgrade)),
                 // This proxy's own shortage: the next endpoint would fail alike.
                 Err(Attempt::Unsent(_, Why::LocalResources)) => return Err(Why::LocalResources),
                 // Nothing of the request reached the endpoint: it goes on whole.
@@ -289,7 +282,7 @@ impl Client {
         endpoint: &RouteEndpoint,
         upstream: Upstream,
         mut request: Request<Body>,
-    ) -> Result<(Response<Incoming>, Option<Outstanding>, Option<Returning>), Attempt> {
+    ) -> Result<Took, Attempt> {
         for fresh in [false, true] {
             let (sender, pooled) = match self.sender(route, endpoint, upstream, fresh).await {
                 Ok(sender) => sender,
@@ -338,6 +331,21 @@ impl Client {
                 warn!(endpoint = %endpoint.addr, "{FAILURES_IN_A_ROW} HTTP requests in a row failed: ejected");
             }
         }
+    }
+
+    /// What an attempt on `endpoint` brought back, as the client gets it
+    /// (an upgrade tunnelled).
+    fn exchanged(
+        &self,
+        (response, outstanding, returning): Took,
+        endpoint: SocketAddr,
+        route: &Route,
+        client: Option<OnUpgrade>,
+    ) -> Exchanged {
+        let (stats, live) = (route.stats.clone(), &self.ctx.tracker);
+        let (response, outstanding) =
+            respond(response, Tunnel { client, outstanding, live, stats });
+        Exchanged { response, endpoint, outstanding, returning }
     }
 
     /// A connection to `endpoint` ready for a request: a pooled one, or a
@@ -423,6 +431,10 @@ enum Sent {
     /// The connection failed with the request (part of it) sent.
     Failed(hyper::Error),
 }
+
+/// An endpoint's response, its count of requests in flight and its
+/// HTTP/1.1 connection.
+type Took = (Response<Incoming>, Option<Outstanding>, Option<Returning>);
 
 /// The response of the endpoint that took a request.
 struct Exchanged {
