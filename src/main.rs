@@ -142,7 +142,7 @@ struct NodeArgs {
     /// (the first is the default family).
     #[arg(long, value_name = "CIDR[,CIDR]", default_value = "10.96.0.0/12")]
     service_cidr: ServiceCidrs,
-    /// This node's name, for trafficPolicy Local [default: the hostname].
+    /// This node's name: trafficPolicy Local, topology hints (its Node's zone), /healthz while the Node leaves [default: the hostname].
     #[arg(long, value_name = "NAME")]
     node_name: Option<String>,
     /// Serve only Services labelled service.kubernetes.io/service-proxy-name=NAME.
