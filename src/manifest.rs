@@ -13,6 +13,8 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
+mod kinds;
+mod near;
 mod node;
 mod object;
 mod path;

@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 
 use k8s_openapi::api::core::v1 as k8s;
 
+use super::kinds;
 use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
 use super::pod::Pod;
@@ -49,10 +50,8 @@ fn decode_as(
         return decode_list(doc, node, (&api_version, item_kind), out);
     }
     let Some(read) = kind_read(&api_version, &kind) else {
-        if matches!(kind.as_str(), "Service" | "Endpoints" | "Pod" | "EndpointSlice" | "Node") {
-            return Err(not_object(format!(
-                "no matches for kind \"{kind}\" in version \"{api_version}\""
-            )));
+        if let Some(message) = kinds::no_match(&api_version, &kind) {
+            return Err(not_object(message));
         }
         tracing::debug!(file = %doc.file.display(), document = doc.index, %api_version, %kind, "skipping kind");
         return Ok(());

@@ -305,6 +305,16 @@ invalid_fixtures! {
         listed: &["before-the-list"],
         rejected: Some("in-a-sequence"),
     };
+    rejects_a_kind_that_does_not_exist_in_its_group => Case {
+        file: "kind-misspelt.yaml",
+        line: Some(10),
+        error: &[
+            "document 2: no matches for kind \"Servce\" in version \"v1\"",
+            "(did you mean Service?)",
+        ],
+        listed: &["spelt-right"],
+        rejected: Some("typo"),
+    };
     rejects_a_document_without_kind => Case {
         file: "missing-kind.yaml",
         line: Some(1),
