@@ -315,6 +315,26 @@ invalid_fixtures! {
         listed: &["spelt-right"],
         rejected: Some("typo"),
     };
+    rejects_session_affinity_config_without_client_ip => Case {
+        file: "session-affinity-config-without-client-ip.yaml",
+        line: Some(11),
+        error: &[
+            "default/sticky-by-mistake: ",
+            "spec.sessionAffinityConfig: Forbidden: must not be set when `sessionAffinity` is None",
+        ],
+        listed: &["sticky"],
+        rejected: Some("sticky-by-mistake"),
+    };
+    rejects_a_cluster_ip_on_an_external_name_service => Case {
+        file: "external-name-with-cluster-ip.yaml",
+        line: None,
+        error: &[
+            "default/alias-with-ip: ",
+            "spec.clusterIPs: Forbidden: may not be set for ExternalName services",
+        ],
+        listed: &["with-ip"],
+        rejected: Some("alias-with-ip"),
+    };
     rejects_a_document_without_kind => Case {
         file: "missing-kind.yaml",
         line: Some(1),
