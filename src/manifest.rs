@@ -13,12 +13,14 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
+mod go;
 mod kinds;
 mod near;
 mod node;
 mod object;
 mod path;
 mod pod;
+mod probe;
 mod yaml;
 
 pub use node::Lines;

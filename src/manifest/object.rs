@@ -8,13 +8,13 @@ use serde_json::Value as Json;
 
 use k8s_openapi::api::core::v1 as k8s;
 
-use super::kinds;
 use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
 use super::pod::Pod;
 use super::{
     DEFAULT_NAMESPACE, Error, Kind, MAX_OBJECT_BYTES, Object, ObjectKey, Origin, Resource,
 };
+use super::{go, kinds};
 
 /// Where one document sits, to name it in errors.
 pub(crate) struct Document<'a> {
@@ -114,7 +114,7 @@ fn type_of<'n>(
     implied: Option<(&'n str, &'n str)>,
 ) -> Result<(&'n str, &'n str), String> {
     if !matches!(node.value, Value::Map(_)) {
-        return Err(format!("not a Kubernetes object: {}, expected a mapping", node.shape()));
+        return Err(format!("not a Kubernetes object: {}, expected an object", node.shape()));
     }
     match (
         node.get_str("apiVersion").or(implied.map(|i| i.0)),
@@ -167,7 +167,7 @@ fn decode_list(
                 file: doc.file.to_path_buf(),
                 line,
                 document: doc.index,
-                detail: "items: must be a sequence of objects".to_owned(),
+                detail: "items: must be an array of objects".to_owned(),
             });
         }
     };
@@ -199,7 +199,7 @@ fn typed<T: DeserializeOwned>(
                 path = path.field(field.to_owned());
                 "Required value".to_owned()
             }
-            None => message,
+            None => go::reword::<T>(&path, &message),
         };
         Error::Decode { file: file.to_path_buf(), line: lines.of(&path), key, path, detail }
     })

@@ -70,7 +70,8 @@ invalid_fixtures! {
         line: Some(9),
         error: &[
             "default/port-words: ",
-            "spec.ports[0].port: invalid type: string \"eighty\", expected i32",
+            "spec.ports[0].port: json: cannot unmarshal string into Go struct field \
+             ServicePort.spec.ports.port of type int32",
         ],
         listed: &["port-words-ok"],
         rejected: Some("port-words"),
