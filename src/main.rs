@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use svcproxy::context::{HttpLimits, Splice, UdpLimits};
 use svcproxy::daemon::{self, Config};
+use svcproxy::manifest::Judged;
 use svcproxy::model::{Model, Options, ServiceCidrs};
 use svcproxy::source::Files;
 use svcproxy::source::api::Endpoint;
@@ -46,6 +47,10 @@ enum Command {
         /// Manifest files or directories (walked for *.yaml, *.yml, *.json).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Every unknown field is an error (kubectl's --validate=strict);
+        /// without it only a near miss of a known field is.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -160,9 +165,9 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { paths, node } => {
+        Command::Check { paths, strict, node } => {
             init_logging(LogFormat::Text, "warn");
-            check(&paths, &node)
+            check(&paths, strict, &node)
         }
         Command::Run(args) => {
             // kube-rs logs each failed request of a watcher that is
@@ -271,11 +276,13 @@ fn demo() -> anyhow::Result<()> {
 
 /// Exit 0 when every object is valid, 1 when any is not (valid ones are
 /// still listed).
-fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
+fn check(paths: &[PathBuf], strict: bool, node: &NodeArgs) -> ExitCode {
     // Read as `run` reads them.
     let (files, errors) = Files::new(paths.to_vec()).read();
-    let model = Model::build(files.objects(), &node.options());
+    let unknown = Judged::of(files.objects(), strict);
+    let model = Model::build(files.objects().filter(|o| unknown.accepts(o)), &node.options());
     let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    errors.extend(unknown.errors);
     errors.extend(model.errors.iter().map(ToString::to_string));
     let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model, &Snapshot::default(), &wildcard, &node.node_name(), None);
@@ -284,6 +291,9 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     for error in &errors {
         let _ = writeln!(stderr, "{error}");
+    }
+    for warning in &unknown.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
     }
     for note in svcproxy::render::notes(&snapshot) {
         let _ = writeln!(stderr, "note: {note}");

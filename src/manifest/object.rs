@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1 as k8s;
 use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
 use super::pod::Pod;
+use super::unknown::{self, UnknownField};
 use super::{
     DEFAULT_NAMESPACE, Error, Kind, MAX_OBJECT_BYTES, Object, ObjectKey, Origin, Resource,
 };
@@ -63,8 +64,9 @@ fn decode_as(
         map.entry("kind").or_insert_with(|| kind.into());
     }
     let lines = Arc::new(lines);
-    let resource = resource(read, json, doc.file, &lines)?;
-    out.push(Object::new(Origin::File { file: doc.file.clone(), lines }, resource));
+    let (resource, unknown) = resource(read, json, doc.file, &lines)?;
+    let origin = Origin::File { file: doc.file.clone(), lines };
+    out.push(Object::new(origin, resource).with_unknown(unknown::shared(unknown)));
     Ok(())
 }
 
@@ -131,15 +133,26 @@ fn type_of<'n>(
     }
 }
 
-/// The typed object of a kind svcproxy reads.
-fn resource(kind: Kind, json: Json, file: &Path, lines: &Lines) -> Result<Resource, Error> {
+/// The typed object of a kind svcproxy reads, and the fields of `json`
+/// its type does not have.
+fn resource(
+    kind: Kind,
+    json: Json,
+    file: &Path,
+    lines: &Lines,
+) -> Result<(Resource, Vec<UnknownField>), Error> {
     let at = (file, lines);
     Ok(match kind {
-        Kind::Service => Resource::Service(Arc::new(typed(json, at, kind)?)),
-        Kind::Endpoints => Resource::Endpoints(Arc::new(typed(json, at, kind)?)),
-        Kind::Pod => Resource::Pod(Arc::new(Pod::from(typed::<k8s::Pod>(json, at, kind)?))),
-        Kind::EndpointSlice => Resource::EndpointSlice(Arc::new(typed(json, at, kind)?)),
-        Kind::Node => Resource::Node(Arc::new(typed(json, at, kind)?)),
+        Kind::Service => typed(json, at, kind).map(|(o, u)| (Resource::Service(Arc::new(o)), u))?,
+        Kind::Endpoints => {
+            typed(json, at, kind).map(|(o, u)| (Resource::Endpoints(Arc::new(o)), u))?
+        }
+        Kind::Pod => typed::<k8s::Pod>(json, at, kind)
+            .map(|(o, u)| (Resource::Pod(Arc::new(Pod::from(o))), u))?,
+        Kind::EndpointSlice => {
+            typed(json, at, kind).map(|(o, u)| (Resource::EndpointSlice(Arc::new(o)), u))?
+        }
+        Kind::Node => typed(json, at, kind).map(|(o, u)| (Resource::Node(Arc::new(o)), u))?,
     })
 }
 
@@ -185,13 +198,20 @@ fn decode_list(
     }
 }
 
+/// `json` as a `T`, and the fields of `json` that `T` does not have.
 fn typed<T: DeserializeOwned>(
     json: Json,
     (file, lines): (&Path, &Lines),
     kind: Kind,
-) -> Result<T, Error> {
+) -> Result<(T, Vec<UnknownField>), Error> {
     let key = Box::new(object_key(&json, kind));
-    serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
+    let mut unknown = unknown::Collect::default();
+    let mut ignored = |path: serde_ignored::Path<'_>| unknown.ignored(path);
+    let decoded = serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
+        json,
+        &mut ignored,
+    ));
+    let decoded = decoded.map_err(|e| {
         let mut path = FieldPath::from(e.path());
         let message = e.inner().to_string();
         let detail = match missing_field(&message) {
@@ -202,7 +222,8 @@ fn typed<T: DeserializeOwned>(
             None => go::reword::<T>(&path, &message),
         };
         Error::Decode { file: file.to_path_buf(), line: lines.of(&path), key, path, detail }
-    })
+    })?;
+    Ok((decoded, unknown.finish::<T>(lines)))
 }
 
 /// The key read from raw metadata, for errors before typed decoding.

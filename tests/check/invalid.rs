@@ -336,6 +336,16 @@ invalid_fixtures! {
         listed: &["with-ip"],
         rejected: Some("alias-with-ip"),
     };
+    rejects_an_unknown_field_one_edit_from_a_known_one => Case {
+        file: "unknown-field-near-miss.yaml",
+        line: Some(12),
+        error: &[
+            "default/typo-target: strict decoding error: ",
+            "unknown field \"spec.ports[0].targetPrt\" (did you mean targetPort?)",
+        ],
+        listed: &["spelt-right-target"],
+        rejected: Some("typo-target"),
+    };
     rejects_a_document_without_kind => Case {
         file: "missing-kind.yaml",
         line: Some(1),

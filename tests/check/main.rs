@@ -9,6 +9,7 @@
 //! - `long_cells`: table cells of thousands of externalIPs or ports;
 //! - `api_limits`: the API server's bounds on lists and object size;
 //! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
+//! - `strict`: unknown fields, warned of or (`--strict`) rejected;
 //! - `cli`: usage errors;
 //! - `mutation`: thousands of mutated fixtures through `check` and `run`.
 //!
@@ -28,4 +29,5 @@ mod limits;
 mod long_cells;
 mod mutation;
 mod partial;
+mod strict;
 mod valid;
