@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::context::Context;
 use crate::listener::supervisor::Supervisor;
-use crate::manifest::{Object, ObjectKey};
+use crate::manifest::{FieldPath, Object, ObjectKey};
 use crate::metrics::{InUse, Metrics, Published};
 use crate::model::{Memo, Options};
 use crate::source::files::UpdateRule;
@@ -65,6 +65,8 @@ struct State {
     last_good: LastGood,
     /// nodePorts dropped from Services changed to a type without them.
     update_rule: UpdateRule,
+    /// The unknown fields of the file objects, each logged once.
+    unknown: Unknown,
     /// Validations kept from build to build. A cache of results of
     /// objects it keeps alive, right whatever a build cut short left in
     /// it: not part of the transaction.
@@ -87,6 +89,7 @@ struct Built {
     triggers: Vec<SystemTime>,
     last_good: LastGood,
     update_rule: UpdateRule,
+    unknown: Unknown,
     snapshot: Arc<Snapshot>,
     /// The metric series the Snapshot counts into.
     in_use: InUse,
@@ -96,6 +99,9 @@ struct Built {
     invalid: usize,
     started: Instant,
 }
+
+/// Every unknown field of the file objects, by object and path.
+type Unknown = FxHashSet<(ObjectKey, FieldPath)>;
 
 /// What one committed rebuild published.
 #[derive(Debug)]
@@ -131,6 +137,7 @@ impl Control {
             conflicts: FxHashSet::default(),
             last_good: LastGood::default(),
             update_rule: UpdateRule::default(),
+            unknown: Unknown::default(),
             memo: Memo::default(),
             #[cfg(test)]
             fault: false,
@@ -197,6 +204,7 @@ impl Control {
             triggers,
             last_good,
             update_rule,
+            unknown,
             snapshot,
             in_use,
             errors,
@@ -207,6 +215,7 @@ impl Control {
         state.conflicts = conflicts;
         state.last_good = last_good;
         state.update_rule = update_rule;
+        state.unknown = unknown;
         self.state = Some(state);
         let previous = ctx.table.swap(snapshot.clone());
         ctx.metrics.publish(in_use, &published(&snapshot, invalid, started));

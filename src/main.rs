@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use svcproxy::context::{HttpLimits, Splice, UdpLimits};
 use svcproxy::daemon::{self, Config};
+use svcproxy::manifest::Judged;
 use svcproxy::model::{Model, Options, ServiceCidrs};
 use svcproxy::source::Files;
 use svcproxy::source::api::Endpoint;
@@ -50,6 +51,10 @@ enum Command {
         /// Manifest files or directories (walked for *.yaml, *.yml, *.json).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Every unknown field is an error (kubectl's --validate=strict);
+        /// without it only a near miss of a known field is.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -169,9 +174,9 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { paths, node } => {
+        Command::Check { paths, strict, node } => {
             init_logging(LogFormat::Text, "warn");
-            check(&paths, &node)
+            check(&paths, strict, &node)
         }
         Command::Run(args) => {
             // kube-rs logs each failed request of a watcher that is
@@ -281,13 +286,15 @@ fn demo() -> anyhow::Result<()> {
 
 /// Exit 0 when every object is valid, 1 when any is not (valid ones are
 /// still listed).
-fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
+fn check(paths: &[PathBuf], strict: bool, node: &NodeArgs) -> ExitCode {
     // Read as `run` reads them.
     let (files, errors) = Files::new(paths.to_vec()).read();
     // Nothing could be read: the errors say it all, an empty table adds nothing.
     let listed = paths.iter().any(|p| !errors.iter().any(|e| e.missing() == Some(p.as_path())));
-    let model = Model::check(files.objects(), &node.options());
+    let unknown = Judged::of(files.objects(), strict);
+    let model = Model::check(files.objects().filter(|o| unknown.accepts(o)), &node.options());
     let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    errors.extend(unknown.errors);
     errors.extend(model.errors.iter().map(ToString::to_string));
     let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)];
     let snapshot = Snapshot::build(model, &Snapshot::default(), &wildcard, &node.node_name(), None);
@@ -298,6 +305,9 @@ fn check(paths: &[PathBuf], node: &NodeArgs) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     for error in &errors {
         let _ = writeln!(stderr, "{error}");
+    }
+    for warning in &unknown.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
     }
     for note in svcproxy::render::notes(&snapshot) {
         let _ = writeln!(stderr, "note: {note}");

@@ -13,15 +13,21 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashSet;
 
+mod go;
+mod kinds;
+mod near;
 mod node;
 mod object;
 mod path;
 mod pod;
+mod probe;
+mod unknown;
 mod yaml;
 
 pub use node::Lines;
 pub use path::{FieldPath, Segment};
 pub use pod::{Pod, Status as PodStatus};
+pub use unknown::{Finding, Judged, KUBERNETES_VERSION, UnknownField};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
 
 /// The largest object the API server stores: etcd's default request limit
@@ -39,6 +45,9 @@ pub struct Object {
     pub resource: Resource,
     /// Read once from the metadata: every rebuild asks for it.
     key: ObjectKey,
+    /// Fields of the manifest the object's type does not have (`None`:
+    /// none, or an object of the API server, which checked them).
+    unknown: Option<Arc<[UnknownField]>>,
 }
 
 /// The kinds svcproxy reads.
@@ -150,7 +159,18 @@ impl Object {
             namespace: namespace.into(),
             name: name.as_deref().unwrap_or_default().into(),
         };
-        Self { origin, resource, key }
+        Self { origin, resource, key, unknown: None }
+    }
+
+    /// This object, with the fields of its manifest its type does not have.
+    pub(crate) fn with_unknown(mut self, unknown: Option<Arc<[UnknownField]>>) -> Self {
+        self.unknown = unknown;
+        self
+    }
+
+    /// The fields of its manifest the object's type does not have.
+    pub fn unknown_fields(&self) -> &[UnknownField] {
+        self.unknown.as_deref().unwrap_or_default()
     }
 
     /// The object's kind, namespace (defaulted) and name.

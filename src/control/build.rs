@@ -10,12 +10,12 @@ use rustc_hash::FxHashSet;
 use tracing::warn;
 
 use super::inputs::Inputs;
-use super::{Built, State};
+use super::{Built, State, Unknown};
 use crate::context::Context;
-use crate::manifest::{Object, ObjectKey};
+use crate::manifest::{Finding, Object, ObjectKey};
 use crate::model::Model;
 use crate::source::LastGood;
-use crate::source::files;
+use crate::source::{Files, files};
 use crate::table::Snapshot;
 
 // === impl State ===
@@ -39,6 +39,7 @@ impl State {
         // would store.
         let (patched, update_rule) = self.update_rule.apply(inputs.files(), &self.last_good);
         warn_patched(&patched);
+        let unknown = warn_unknown(&files, &self.unknown);
         let (model, last_good) = self.model(inputs, &patched, &errors);
         let invalid = errors.len() + model.invalid_objects();
         let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -59,6 +60,7 @@ impl State {
             triggers,
             last_good,
             update_rule,
+            unknown,
             snapshot,
             in_use,
             errors: messages,
@@ -132,6 +134,24 @@ fn served(patched: &[Object], rejected: &FxHashSet<ObjectKey>) -> Vec<Object> {
 /// The objects `model` rejected.
 fn keys(model: &Model) -> FxHashSet<ObjectKey> {
     model.errors.iter().map(|e| e.key().clone()).collect()
+}
+
+/// Logs each unknown field of the files' objects that the last commit did
+/// not know of (once per object, not on every rebuild; the object is
+/// served all the same), and returns them all. The API server's objects
+/// are left out: it checked them.
+fn warn_unknown(files: &Files, logged: &Unknown) -> Unknown {
+    let mut unknown = Unknown::default();
+    for object in files.objects().filter(|o| !o.unknown_fields().is_empty()) {
+        for finding in Finding::warnings(object) {
+            let seen = (object.key().clone(), finding.path().clone());
+            if !logged.contains(&seen) {
+                warn!("{finding}: served as if it were not there");
+            }
+            unknown.insert(seen);
+        }
+    }
+    unknown
 }
 
 fn warn_patched(patched: &[Object]) {

@@ -75,15 +75,16 @@ impl Node {
         }
     }
 
-    /// A word for the kind of value, for error messages.
+    /// A word for the kind of value, for error messages: JSON's, as
+    /// kubectl speaks of manifests.
     pub(crate) fn shape(&self) -> &'static str {
         match self.value {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
             Value::Int(_) | Value::UInt(_) | Value::Float(_) => "a number",
             Value::Str(_) => "a string",
-            Value::Seq(_) => "a sequence",
-            Value::Map(_) => "a mapping",
+            Value::Seq(_) => "an array",
+            Value::Map(_) => "an object",
         }
     }
 

@@ -11,9 +11,11 @@ use k8s_openapi::api::core::v1 as k8s;
 use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
 use super::pod::Pod;
+use super::unknown::{self, UnknownField};
 use super::{
     DEFAULT_NAMESPACE, Error, Kind, MAX_OBJECT_BYTES, Object, ObjectKey, Origin, Resource,
 };
+use super::{go, kinds};
 
 /// Where one document sits, to name it in errors.
 pub(crate) struct Document<'a> {
@@ -49,10 +51,8 @@ fn decode_as(
         return decode_list(doc, node, (&api_version, item_kind), out);
     }
     let Some(read) = kind_read(&api_version, &kind) else {
-        if matches!(kind.as_str(), "Service" | "Endpoints" | "Pod" | "EndpointSlice" | "Node") {
-            return Err(not_object(format!(
-                "no matches for kind \"{kind}\" in version \"{api_version}\""
-            )));
+        if let Some(message) = kinds::no_match(&api_version, &kind) {
+            return Err(not_object(message));
         }
         tracing::debug!(file = %doc.file.display(), document = doc.index, %api_version, %kind, "skipping kind");
         return Ok(());
@@ -64,8 +64,9 @@ fn decode_as(
         map.entry("kind").or_insert_with(|| kind.into());
     }
     let lines = Arc::new(lines);
-    let resource = resource(read, json, doc.file, &lines)?;
-    out.push(Object::new(Origin::File { file: doc.file.clone(), lines }, resource));
+    let (resource, unknown) = resource(read, json, doc.file, &lines)?;
+    let origin = Origin::File { file: doc.file.clone(), lines };
+    out.push(Object::new(origin, resource).with_unknown(unknown::shared(unknown)));
     Ok(())
 }
 
@@ -115,7 +116,7 @@ fn type_of<'n>(
     implied: Option<(&'n str, &'n str)>,
 ) -> Result<(&'n str, &'n str), String> {
     if !matches!(node.value, Value::Map(_)) {
-        return Err(format!("not a Kubernetes object: {}, expected a mapping", node.shape()));
+        return Err(format!("not a Kubernetes object: {}, expected an object", node.shape()));
     }
     match (
         node.get_str("apiVersion").or(implied.map(|i| i.0)),
@@ -132,15 +133,26 @@ fn type_of<'n>(
     }
 }
 
-/// The typed object of a kind svcproxy reads.
-fn resource(kind: Kind, json: Json, file: &Path, lines: &Lines) -> Result<Resource, Error> {
+/// The typed object of a kind svcproxy reads, and the fields of `json`
+/// its type does not have.
+fn resource(
+    kind: Kind,
+    json: Json,
+    file: &Path,
+    lines: &Lines,
+) -> Result<(Resource, Vec<UnknownField>), Error> {
     let at = (file, lines);
     Ok(match kind {
-        Kind::Service => Resource::Service(Arc::new(typed(json, at, kind)?)),
-        Kind::Endpoints => Resource::Endpoints(Arc::new(typed(json, at, kind)?)),
-        Kind::Pod => Resource::Pod(Arc::new(Pod::from(typed::<k8s::Pod>(json, at, kind)?))),
-        Kind::EndpointSlice => Resource::EndpointSlice(Arc::new(typed(json, at, kind)?)),
-        Kind::Node => Resource::Node(Arc::new(typed(json, at, kind)?)),
+        Kind::Service => typed(json, at, kind).map(|(o, u)| (Resource::Service(Arc::new(o)), u))?,
+        Kind::Endpoints => {
+            typed(json, at, kind).map(|(o, u)| (Resource::Endpoints(Arc::new(o)), u))?
+        }
+        Kind::Pod => typed::<k8s::Pod>(json, at, kind)
+            .map(|(o, u)| (Resource::Pod(Arc::new(Pod::from(o))), u))?,
+        Kind::EndpointSlice => {
+            typed(json, at, kind).map(|(o, u)| (Resource::EndpointSlice(Arc::new(o)), u))?
+        }
+        Kind::Node => typed(json, at, kind).map(|(o, u)| (Resource::Node(Arc::new(o)), u))?,
     })
 }
 
@@ -168,7 +180,7 @@ fn decode_list(
                 file: doc.file.to_path_buf(),
                 line,
                 document: doc.index,
-                detail: "items: must be a sequence of objects".to_owned(),
+                detail: "items: must be an array of objects".to_owned(),
             });
         }
     };
@@ -186,13 +198,20 @@ fn decode_list(
     }
 }
 
+/// `json` as a `T`, and the fields of `json` that `T` does not have.
 fn typed<T: DeserializeOwned>(
     json: Json,
     (file, lines): (&Path, &Lines),
     kind: Kind,
-) -> Result<T, Error> {
+) -> Result<(T, Vec<UnknownField>), Error> {
     let key = Box::new(object_key(&json, kind));
-    serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
+    let mut unknown = unknown::Collect::default();
+    let mut ignored = |path: serde_ignored::Path<'_>| unknown.ignored(path);
+    let decoded = serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
+        json,
+        &mut ignored,
+    ));
+    let decoded = decoded.map_err(|e| {
         let mut path = FieldPath::from(e.path());
         let message = e.inner().to_string();
         let detail = match missing_field(&message) {
@@ -200,10 +219,11 @@ fn typed<T: DeserializeOwned>(
                 path = path.field(field.to_owned());
                 "Required value".to_owned()
             }
-            None => message,
+            None => go::reword::<T>(&path, &message),
         };
         Error::Decode { file: file.to_path_buf(), line: lines.of(&path), key, path, detail }
-    })
+    })?;
+    Ok((decoded, unknown.finish::<T>(lines)))
 }
 
 /// The key read from raw metadata, for errors before typed decoding.

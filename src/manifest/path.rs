@@ -50,6 +50,11 @@ impl FieldPath {
         Self(segments)
     }
 
+    /// The steps of this path, from the root.
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
     /// The enclosing path, `None` at the root.
     pub fn parent(&self) -> Option<Self> {
         let (_, rest) = self.0.split_last()?;

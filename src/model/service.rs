@@ -245,6 +245,7 @@ fn service_type(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) -> ServiceType {
 
 fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) -> ClusterIp {
     if kind == ServiceType::ExternalName {
+        external_name_forbidden(f, spec);
         return ClusterIp::Headless;
     }
     let single = spec.cluster_ip.as_deref().filter(|s| !s.is_empty());
@@ -273,6 +274,23 @@ fn cluster_ip(f: &mut Fields<'_>, spec: &k8s::ServiceSpec, kind: ServiceType) ->
             let ips = ips(f, "spec.clusterIPs", Some(listed));
             if ips.is_empty() { ClusterIp::Allocate } else { ClusterIp::Set(ips) }
         }
+    }
+}
+
+/// What an ExternalName Service (a DNS alias) must not carry. The API
+/// server copies `clusterIP` into `clusterIPs` before validating, so a
+/// `clusterIP` alone is reported as `clusterIPs`.
+fn external_name_forbidden(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) {
+    let why = "may not be set for ExternalName services";
+    let cluster_ip = spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty());
+    if cluster_ip || spec.cluster_ips.as_ref().is_some_and(|ips| !ips.is_empty()) {
+        f.forbidden(FieldPath::of("spec.clusterIPs"), why);
+    }
+    if spec.ip_families.as_ref().is_some_and(|families| !families.is_empty()) {
+        f.forbidden(FieldPath::of("spec.ipFamilies"), why);
+    }
+    if spec.ip_family_policy.is_some() {
+        f.forbidden(FieldPath::of("spec.ipFamilyPolicy"), why);
     }
 }
 
@@ -487,7 +505,13 @@ fn ingress_ips(f: &mut Fields<'_>, status: Option<&k8s::LoadBalancerStatus>) -> 
 
 fn affinity(f: &mut Fields<'_>, spec: &k8s::ServiceSpec) -> Option<Duration> {
     match spec.session_affinity.as_deref().unwrap_or("None") {
-        "None" | "" => None,
+        "None" | "" => {
+            if spec.session_affinity_config.is_some() {
+                let why = "must not be set when `sessionAffinity` is None";
+                f.forbidden(FieldPath::of("spec.sessionAffinityConfig"), why);
+            }
+            None
+        }
         "ClientIP" => {
             let path = FieldPath::of("spec.sessionAffinityConfig.clientIP.timeoutSeconds");
             let config = spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref());

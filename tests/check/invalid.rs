@@ -70,7 +70,8 @@ invalid_fixtures! {
         line: Some(9),
         error: &[
             "default/port-words: ",
-            "spec.ports[0].port: invalid type: string \"eighty\", expected i32",
+            "spec.ports[0].port: json: cannot unmarshal string into Go struct field \
+             ServicePort.spec.ports.port of type int32",
         ],
         listed: &["port-words-ok"],
         rejected: Some("port-words"),
@@ -304,6 +305,46 @@ invalid_fixtures! {
         error: &["not a Kubernetes object"],
         listed: &["before-the-list"],
         rejected: Some("in-a-sequence"),
+    };
+    rejects_a_kind_that_does_not_exist_in_its_group => Case {
+        file: "kind-misspelt.yaml",
+        line: Some(10),
+        error: &[
+            "document 2: no matches for kind \"Servce\" in version \"v1\"",
+            "(did you mean Service?)",
+        ],
+        listed: &["spelt-right"],
+        rejected: Some("typo"),
+    };
+    rejects_session_affinity_config_without_client_ip => Case {
+        file: "session-affinity-config-without-client-ip.yaml",
+        line: Some(11),
+        error: &[
+            "default/sticky-by-mistake: ",
+            "spec.sessionAffinityConfig: Forbidden: must not be set when `sessionAffinity` is None",
+        ],
+        listed: &["sticky"],
+        rejected: Some("sticky-by-mistake"),
+    };
+    rejects_a_cluster_ip_on_an_external_name_service => Case {
+        file: "external-name-with-cluster-ip.yaml",
+        line: None,
+        error: &[
+            "default/alias-with-ip: ",
+            "spec.clusterIPs: Forbidden: may not be set for ExternalName services",
+        ],
+        listed: &["with-ip"],
+        rejected: Some("alias-with-ip"),
+    };
+    rejects_an_unknown_field_one_edit_from_a_known_one => Case {
+        file: "unknown-field-near-miss.yaml",
+        line: Some(12),
+        error: &[
+            "default/typo-target: strict decoding error: ",
+            "unknown field \"spec.ports[0].targetPrt\" (did you mean targetPort?)",
+        ],
+        listed: &["spelt-right-target"],
+        rejected: Some("typo-target"),
     };
     rejects_a_document_without_kind => Case {
         file: "missing-kind.yaml",

@@ -9,6 +9,7 @@
 //! - `long_cells`: table cells of thousands of externalIPs or ports;
 //! - `api_limits`: the API server's bounds on lists and object size;
 //! - `allocation`: ClusterIPs and nodePorts allocated whatever the order;
+//! - `strict`: unknown fields, warned of or (`--strict`) rejected;
 //! - `cli`: usage errors;
 //! - `notes`: why a Service takes no traffic;
 //! - `mutation`: thousands of mutated fixtures through `check` and `run`.
@@ -30,4 +31,5 @@ mod long_cells;
 mod mutation;
 mod notes;
 mod partial;
+mod strict;
 mod valid;

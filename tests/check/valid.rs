@@ -130,6 +130,15 @@ const VALID_TABLE: &[Expect] = &[
         endpoints: Some(&["127.0.5.1:8080", "127.0.5.2:8081"]),
     },
     Expect {
+        namespace: "default",
+        name: "newer-field",
+        kind: "ClusterIP",
+        cluster_ip: Ip::Exact("127.10.0.30"),
+        external: &[],
+        ports: "80/TCP",
+        endpoints: Some(&[]),
+    },
+    Expect {
         namespace: "edge",
         name: "gateway",
         kind: "LoadBalancer",

@@ -235,6 +235,34 @@ fn an_object_turned_invalid_keeps_its_last_good_version_while_its_neighbour_upda
     proxy.assert_warned(&[&file, "default/web", "spec.ports[0].port"]);
 }
 
+#[test]
+fn an_unknown_field_is_logged_once_and_its_object_served() {
+    const FIELD: &str = "unknown field \"spec.trafficShaping\"";
+    let (web_ip, api_ip) = (fresh_ip(), fresh_ip());
+    let (web, api) = (addr(web_ip, PORT), addr(api_ip, PORT));
+    let (a, c) = (Named::echo("a"), Named::echo("c"));
+    // A field newer than the Kubernetes version svcproxy knows.
+    let newer = service_of("web", web_ip, &[&a]).replacen(
+        "spec:\n",
+        "spec:\n  trafficShaping:\n    burst: 10\n",
+        1,
+    );
+    let (mut proxy, ()) = Proxy::serving(&newer, BACK_TO_BACK, || visit_expecting(web, "a"));
+    let file = proxy.manifest().display().to_string();
+    proxy.assert_warned(&[&file, "default/web", FIELD, "svcproxy knows Kubernetes 1.33's Service"]);
+
+    // The file parsed again (a neighbour added), then a re-read: the same
+    // field of the same object is not logged again.
+    write_by_rename(&proxy.manifest(), &(newer + &service_of("api", api_ip, &[&c])));
+    proxy.wait_ready(|| visit_expecting(api, "c"));
+    let generation = proxy.metric(GENERATION);
+    proxy.hup_to_generation(generation as u64 + 1);
+    assert_all_reach(web, &["a"], 10);
+    let log = proxy.log();
+    let logged = log.lines().filter(|l| l.contains("WARN") && l.contains(FIELD)).count();
+    assert_eq!(logged, 1, "logged once per object\n{log}");
+}
+
 /// The documents of `yaml` as the items of one `kind: List`.
 fn as_list(yaml: &str) -> String {
     let mut list = String::from("apiVersion: v1\nkind: List\nitems:\n");

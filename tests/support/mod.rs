@@ -72,9 +72,15 @@ impl Output {
         self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
     }
 
-    /// The stderr lines that report errors (everything but `note:` lines).
+    /// The stderr lines that report errors (everything but `note:` and
+    /// `warning:` lines).
     pub fn error_lines(&self) -> Vec<&str> {
-        self.stderr_lines().into_iter().filter(|l| !is_note(l)).collect()
+        self.stderr_lines().into_iter().filter(|l| !is_note(l) && !is_warning(l)).collect()
+    }
+
+    /// The stderr lines that report warnings.
+    pub fn warning_lines(&self) -> Vec<&str> {
+        self.stderr_lines().into_iter().filter(|l| is_warning(l)).collect()
     }
 
     /// The stdout table; panics (showing the whole run) when it is not one.
@@ -105,6 +111,11 @@ impl fmt::Display for Output {
 /// A `note:` line on stderr is information, not an error.
 pub fn is_note(line: &str) -> bool {
     line.trim_start().starts_with("note:")
+}
+
+/// A `warning:` line of `check`: the input is accepted.
+pub fn is_warning(line: &str) -> bool {
+    line.trim_start().starts_with("warning:")
 }
 
 fn clip(text: &str) -> &str {
