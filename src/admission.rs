@@ -91,7 +91,7 @@ impl Admission {
     }
 
     fn at_bound(&self) {
-        self.paused.start();
+        self.follow_count();
         if !self.reached.swap(true, Ordering::Relaxed) {
             let max = self.max;
             warn!(
@@ -102,11 +102,19 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// The pause clock set from the count itself, not from which of an
+    /// accept and an end came last: the two race.
+    fn follow_count(&self) {
+        self.paused.follow(|| self.open.load(Ordering::Acquire) >= self.max);
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let admission = &self.0;
         if admission.open.fetch_sub(1, Ordering::AcqRel) == admission.max {
-            admission.paused.stop();
+            admission.follow_count();
             admission.freed.notify_waiters();
         }
     }

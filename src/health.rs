@@ -66,7 +66,15 @@ impl Health {
     /// it is being taken out of service, if it is. Logged when that
     /// changes.
     pub fn node(&self, node: Option<Option<&'static str>>) {
-        let before = std::mem::replace(&mut *self.node.lock(), node);
+        let mut state = self.node.lock();
+        // A Node that was leaving and is now gone has left: it stays
+        // ineligible, as kube-proxy keeps the deleted object's state.
+        let node = match (node, *state) {
+            (None, Some(Some(why))) => Some(Some(why)),
+            _ => node,
+        };
+        let before = std::mem::replace(&mut *state, node);
+        drop(state);
         match (before.flatten(), node.flatten()) {
             (was, Some(why)) if was != Some(why) => {
                 tracing::warn!("/healthz answers 503: {why}");

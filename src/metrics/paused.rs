@@ -45,6 +45,21 @@ impl Pause {
         self.0.lock().since.get_or_insert_with(Instant::now);
     }
 
+    /// An open-ended pause runs from now while `at_bound()` holds, and ends
+    /// now when it does not: asked under the clock's lock, so a pause
+    /// begun and a pause ended at the same time settle on the truth.
+    pub fn follow(&self, at_bound: impl FnOnce() -> bool) {
+        let mut clock = self.0.lock();
+        match (at_bound(), clock.since) {
+            (true, None) => clock.since = Some(Instant::now()),
+            (false, Some(since)) => {
+                clock.since = None;
+                clock.total += since.elapsed();
+            }
+            _ => {}
+        }
+    }
+
     /// The open-ended pause ends now.
     pub fn stop(&self) {
         let mut clock = self.0.lock();

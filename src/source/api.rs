@@ -32,7 +32,7 @@ mod store;
 
 pub use connect::Endpoint;
 pub use store::Listed;
-use store::{Change, KINDS, Store};
+use store::{Change, KINDS, REQUIRED, Store};
 
 /// The label kube-proxy's selector excludes (or requires, with
 /// `--service-proxy-name`): Services another proxy serves.
@@ -210,11 +210,22 @@ impl Shared {
             }
             // A list in progress says nothing yet: it may still fail.
             Change::Listing | Change::Buffered => return,
+            Change::Unchanged => {
+                self.counters.events.with_label_values(&[label, "MODIFIED"]).inc();
+                self.connected(kind);
+                return;
+            }
             Change::Listed { objects, relist } => {
                 if relist {
                     self.counters.relists.with_label_values(&[label]).inc();
                 }
                 info!(kind = label, objects, relist, "API server: listed");
+                if kind == Kind::Node && objects == 0 && !relist {
+                    warn!(
+                        "API server: no Node named as --node-name: topology hints are ignored and \
+                         /healthz cannot tell when this node leaves"
+                    );
+                }
             }
         }
         self.connected(kind);
@@ -256,7 +267,10 @@ impl Shared {
         let mut links = self.links.lock();
         let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
         let before = std::mem::replace(&mut links[index], now);
-        let up = links.iter().all(|l| *l == Link::Up);
+        // Up with the kinds the routing table needs: a role that may not
+        // read Nodes costs topology hints, not the table.
+        let needed = KINDS.iter().zip(links.iter()).filter(|(k, _)| REQUIRED.contains(k));
+        let up = needed.into_iter().all(|(_, l)| *l == Link::Up);
         self.counters.up.set(i64::from(up));
         before
     }

@@ -405,11 +405,11 @@ fn the_log_says_when_it_is_ready_and_that_the_drain_timeout_reset_a_connection()
     assert!(ready.contains(&format!("healthz=http://{}/healthz", admin.healthz)), "{ready}");
     assert!(ready.contains(&format!("metrics=http://{}/metrics", admin.metrics)), "{ready}");
     let stopped = log_line(&proxy, "stopped:");
-    assert!(
-        stopped.contains("stopped: 0 connections drained, 1 reset at the drain timeout"),
-        "{stopped}"
-    );
-    assert!(stopped.contains("drained=0 reset=1 cut=0"), "{stopped}");
+    // The readiness probe's connection may still be ending when SIGTERM
+    // comes: it is drained, not reset.
+    let one_of = |n: u32| stopped.contains(&format!("drained={n} reset=1 cut=0"));
+    assert!(one_of(0) || one_of(1), "{stopped}");
+    assert!(stopped.contains("1 reset at the drain timeout"), "{stopped}");
 }
 
 /// A live connection that ends during the drain is counted as drained.
@@ -421,9 +421,12 @@ fn the_stopped_line_counts_a_connection_that_ended_during_the_drain() {
     live.finish().expect("the live connection ends cleanly");
     assert_exits_zero(&mut proxy, Instant::now(), WAIT);
     let stopped = log_line(&proxy, "stopped:");
-    assert!(
-        stopped.contains("stopped: 1 connection drained, 0 reset at the drain timeout"),
-        "{stopped}"
-    );
-    assert!(stopped.contains("drained=1 reset=0 cut=0"), "{stopped}");
+    // The readiness probe's connection may still be ending when SIGTERM
+    // comes: it is drained too.
+    let drained = stopped
+        .split_once("drained=")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u32>().ok());
+    assert!(matches!(drained, Some(1 | 2)), "{stopped}");
+    assert!(stopped.contains("reset=0 cut=0"), "{stopped}");
+    assert!(stopped.contains("0 reset at the drain timeout"), "{stopped}");
 }

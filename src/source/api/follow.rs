@@ -165,7 +165,15 @@ fn object<K: Watched>(mut resource: K) -> Object {
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove(LAST_APPLIED);
     }
-    Object::new(Origin::Api, resource.resource())
+    let mut resource = resource.resource();
+    if let Resource::Node(node) = &mut resource {
+        // Of a Node the proxy reads its labels, deletion and taints; its
+        // status (images, volumes, conditions) is most of it.
+        if let Some(node) = Arc::get_mut(node) {
+            node.status = None;
+        }
+    }
+    Object::new(Origin::Api, resource)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub const KINDS: [Kind; 3] = [Kind::Service, Kind::EndpointSlice, Kind::Node];
 /// endpoint serves (topology hints ignored) and `/healthz` cannot tell that
 /// the Node is leaving, which is safe; and a role that may not read Nodes
 /// must not keep the Services from being served.
-const REQUIRED: [Kind; 2] = [Kind::Service, Kind::EndpointSlice];
+pub const REQUIRED: [Kind; 2] = [Kind::Service, Kind::EndpointSlice];
 
 /// kube-proxy's annotation: when the EndpointSlice controller saw the
 /// change this version of the slice carries.
@@ -79,6 +79,8 @@ pub enum Change {
     Listing,
     /// A list is in progress.
     Buffered,
+    /// A watch event that changed nothing the proxy reads.
+    Unchanged,
     /// A list completed, with this many objects; `relist` when it is not
     /// the first.
     Listed {
@@ -96,6 +98,9 @@ impl Store {
 
     /// Applies one watcher event of `kind`.
     pub fn apply(&mut self, kind: Kind, event: Event<Object>) -> Change {
+        if self.unchanged_node(kind, &event) {
+            return Change::Unchanged;
+        }
         let started = self.started;
         let cache = &mut self.caches[index(kind)];
         let change = match event {
@@ -140,6 +145,14 @@ impl Store {
         change
     }
 
+    /// True for a Node event that changes nothing the proxy reads of it:
+    /// kubelet's status reports rewrite the Node every few seconds.
+    fn unchanged_node(&self, kind: Kind, event: &Event<Object>) -> bool {
+        let Event::Apply(object) = event else { return false };
+        let known = || self.caches[index(kind)].objects.get(object.key());
+        kind == Kind::Node && known().is_some_and(|o| same_node(o, object))
+    }
+
     /// True once every kind the first Snapshot needs was listed in full.
     pub fn synced(&self) -> bool {
         REQUIRED.iter().all(|k| self.caches[index(*k)].lists > 0)
@@ -163,6 +176,19 @@ impl Store {
     /// The trigger times of the changes seen since the last call.
     pub fn take_triggers(&mut self) -> Vec<SystemTime> {
         std::mem::take(&mut self.triggers)
+    }
+}
+
+/// True when two versions of a Node are the same to the proxy: its labels
+/// (the zone), its deletion and its taints.
+fn same_node(a: &Object, b: &Object) -> bool {
+    match (&a.resource, &b.resource) {
+        (Resource::Node(a), Resource::Node(b)) => {
+            a.metadata.labels == b.metadata.labels
+                && a.metadata.deletion_timestamp == b.metadata.deletion_timestamp
+                && a.spec.as_ref().map(|s| &s.taints) == b.spec.as_ref().map(|s| &s.taints)
+        }
+        _ => false,
     }
 }
 
