@@ -29,7 +29,7 @@ use super::family::{Family, FamilyPolicy, ServiceCidrs, Unconfigured};
 use super::field::Fields;
 use super::service::{ClusterIp, NODE_PORTS, Service, ServiceType};
 use super::{Error, Protocol};
-use crate::manifest::{FieldPath, Kind};
+use crate::manifest::{FieldPath, Kind, Origin};
 
 /// Fills in missing ClusterIPs, NodePorts and healthCheckNodePorts; returns the Services that keep
 /// a consistent allocation and the errors of those rejected. `services` must
@@ -193,6 +193,12 @@ fn fill_cluster_ips(
     cidrs: &ServiceCidrs,
     taken: &mut FxHashSet<IpAddr>,
 ) -> Result<Option<Vec<IpAddr>>, Unconfigured> {
+    // The API server allocated what an object of its holds; a second
+    // family it did not give (a Service made before the cluster was
+    // dual-stack) is not this proxy's to invent.
+    if matches!(service.origin, Origin::Api) {
+        return Ok(None);
+    }
     let explicit = match &service.cluster_ip {
         ClusterIp::Set(ips) => ips.as_slice(),
         ClusterIp::Allocate => &[],

@@ -242,3 +242,42 @@ fn a_node_port_outside_the_default_range_is_taken_from_the_api_server_only() {
     assert_eq!(model.errors.len(), 1, "{:?}", model.errors);
     assert!(model.errors[0].to_string().contains("spec.ports[0].nodePort"), "{:?}", model.errors);
 }
+
+/// The API server allocated the ClusterIPs of its objects: a
+/// `PreferDualStack` Service it gave one family (made before the cluster
+/// was dual-stack) keeps one, whatever pools `--service-cidr` has; the
+/// same Service from a file gets the second family from its pool.
+#[test]
+fn no_cluster_ip_is_allocated_for_an_object_of_the_api_server() {
+    use k8s_openapi::api::core::v1 as k8s;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use crate::manifest::{Object, Origin, Resource};
+
+    let options =
+        Options { service_cidr: "10.96.0.0/12,fd00:10:96::/112".parse().unwrap(), ..options() };
+    let service = k8s::Service {
+        metadata: ObjectMeta { name: Some("web".into()), ..Default::default() },
+        spec: Some(k8s::ServiceSpec {
+            cluster_ip: Some("10.96.0.10".into()),
+            cluster_ips: Some(vec!["10.96.0.10".into()]),
+            ip_families: Some(vec!["IPv4".into()]),
+            ip_family_policy: Some("PreferDualStack".into()),
+            ports: Some(vec![k8s::ServicePort { port: 80, ..Default::default() }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let from_api = Object::new(Origin::Api, Resource::Service(std::sync::Arc::new(service)));
+    let model = Model::build([&from_api], &options);
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+    assert_eq!(model.services[0].cluster_ips(), ["10.96.0.10".parse::<IpAddr>().unwrap()]);
+
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  \
+                clusterIP: 10.96.0.10\n  ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80}]\n";
+    let mut loaded = crate::manifest::Loaded::default();
+    loaded.add_text(std::path::Path::new("web.yaml"), text);
+    let model = Model::build(&loaded.objects, &options);
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+    assert_eq!(model.services[0].cluster_ips().len(), 2);
+}

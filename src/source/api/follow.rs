@@ -89,8 +89,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(800);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 const BACKOFF_RESET: Duration = Duration::from_secs(120);
 
-/// Lists and watches every `K` that `config` selects, in all namespaces,
-/// into `shared`, for as long as the daemon runs.
+/// Lists and watches every `K` that `config` selects (in all namespaces,
+/// for namespaced kinds) into `shared`, for as long as the daemon runs.
 ///
 /// Not kube-rs's `default_backoff`: it starts again from its shortest
 /// delay on every event, and the watcher yields one (`Init`) before each
