@@ -40,11 +40,6 @@ struct Clock {
 // === impl Pause ===
 
 impl Pause {
-    /// An open-ended pause begins now (unless one runs already).
-    pub fn start(&self) {
-        self.0.lock().since.get_or_insert_with(Instant::now);
-    }
-
     /// An open-ended pause runs from now while `at_bound()` holds, and ends
     /// now when it does not: asked under the clock's lock, so a pause
     /// begun and a pause ended at the same time settle on the truth.
@@ -57,14 +52,6 @@ impl Pause {
                 clock.total += since.elapsed();
             }
             _ => {}
-        }
-    }
-
-    /// The open-ended pause ends now.
-    pub fn stop(&self) {
-        let mut clock = self.0.lock();
-        if let Some(since) = clock.since.take() {
-            clock.total += since.elapsed();
         }
     }
 
@@ -129,10 +116,10 @@ mod tests {
     fn an_open_ended_pause_counts_until_stopped() {
         let pause = Pause::default();
         assert_eq!(pause.seconds(), 0.0);
-        pause.start();
+        pause.follow(|| true);
         std::thread::sleep(Duration::from_millis(20));
-        pause.start();
-        pause.stop();
+        pause.follow(|| true);
+        pause.follow(|| false);
         let seconds = pause.seconds();
         assert!(seconds >= 0.02, "{seconds}");
         std::thread::sleep(Duration::from_millis(20));
