@@ -1,8 +1,9 @@
 //! Input cost over sizes: time and peak memory of `svcproxy check` on one
 //! large object or list, at sizes N, 2N and 4N, to show both grow with
 //! the input and no faster (goals: 2× the input in at most 2.5× the time;
-//! peak RSS under 25× the file), and what `svcproxy run` holds once it
-//! has loaded the largest valid inputs.
+//! peak RSS under 25× the file, also shown net of the RSS of `check` on an
+//! empty file), and what `svcproxy run` holds once it has loaded the
+//! largest valid inputs.
 //!
 //! Shapes: ports of one Service; endpoints of one EndpointSlice (past
 //! 1,000 the API server's bound rejects it, and that error path must be
@@ -234,8 +235,17 @@ fn is_smoke() -> bool {
 fn main() {
     let smoke = is_smoke();
     let dir = tempfile::tempdir().expect("temp dir");
-    println!("| input | N | file MB | exit | time s | ×time for 2×N | peak RSS MiB | RSS / file |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    // The process's own RSS (code, runtime, allocator) is no part of the
+    // load: the last column is what the load adds, per byte of file.
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").expect("write");
+    let base = check(&empty).peak_kib as f64 * 1024.0;
+    println!("`check` on an empty file: {:.1} MiB peak RSS\n", base / f64::from(1 << 20));
+    println!(
+        "| input | N | file MB | exit | time s | ×time for 2×N | peak RSS MiB | RSS / file | \
+         (RSS − empty) / file |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for shape in &SHAPES {
         let sizes: &[usize] = if smoke { &shape.sizes[..1] } else { &shape.sizes };
         let mut last: Option<Duration> = None;
@@ -252,14 +262,15 @@ fn main() {
             last = Some(m.took);
             let peak = m.peak_kib as f64 * 1024.0;
             println!(
-                "| {} | {n} {} | {:.2} | {} | {:.3} | {growth} | {:.1} | {:.1} |",
+                "| {} | {n} {} | {:.2} | {} | {:.3} | {growth} | {:.1} | {:.1} | {:.1} |",
                 shape.name,
                 shape.unit,
                 bytes / 1e6,
                 m.code.unwrap_or(-1),
                 m.took.as_secs_f64(),
                 peak / f64::from(1 << 20),
-                peak / bytes
+                peak / bytes,
+                (peak - base) / bytes
             );
         }
     }

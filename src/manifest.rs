@@ -9,8 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, Service};
 use rustc_hash::FxHashSet;
 
 mod go;
@@ -21,12 +20,18 @@ mod object;
 mod path;
 mod pod;
 mod probe;
+mod slice;
+mod stream;
+mod typed;
 mod unknown;
 mod yaml;
 
 pub use node::Lines;
 pub use path::{FieldPath, Segment};
 pub use pod::{Pod, Status as PodStatus};
+pub use slice::{
+    Endpoint, EndpointAddress, EndpointSlice, EndpointSubset, Endpoints, Meta as SliceMeta,
+};
 pub use unknown::{Finding, Judged, KUBERNETES_VERSION, UnknownField};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENTS};
 
@@ -253,23 +258,17 @@ impl Loaded {
     /// Adds the objects of one file's text (already read). False when the
     /// file as a whole is not YAML (no object of it could be read).
     pub fn add_text(&mut self, file: &Path, text: &str) -> bool {
-        let documents = match yaml::documents(text) {
-            Ok(documents) => documents,
+        let (mut objects, errors) = match stream::decode(file, text) {
+            Ok(decoded) => decoded,
             Err(e) => {
                 let message = hint(&e.message);
                 self.errors.push(Error::Yaml { file: file.to_owned(), line: e.line, message });
                 return false;
             }
         };
-        let file: Arc<Path> = Arc::from(file);
-        let first = self.objects.len();
-        for (i, node) in documents.into_iter().enumerate() {
-            let doc = object::Document { file: &file, index: i + 1 };
-            if let Err(e) = object::decode(&doc, node, &mut self.objects) {
-                self.errors.push(e);
-            }
-        }
-        share_namespaces(&mut self.objects[first..]);
+        share_namespaces(&mut objects);
+        self.objects.append(&mut objects);
+        self.errors.extend(errors);
         true
     }
 }

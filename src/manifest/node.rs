@@ -1,17 +1,15 @@
 //! YAML documents as trees that remember the line of every field.
 //!
 //! Kubernetes types (k8s-openapi) know nothing of source positions, so a
-//! document is first read into a [`Node`] tree with line numbers, then split
-//! into plain JSON (for typed decoding) and a [`Lines`] map (for error
-//! messages that point at `file:line`). The split consumes the tree: its
-//! strings move into the JSON, and what an object keeps of its lines is
-//! 16 bytes a field.
+//! document is first read into a [`Node`] tree with line numbers; its
+//! [`Lines`] (for error messages that point at `file:line`) are kept as
+//! 16 bytes a field, and the tree itself is consumed as the typed object
+//! is read from it (`typed.rs`).
 
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Value as Json;
 use serde_saphyr::Spanned;
 
 use super::path::{FieldPath, ROOT_DIGEST, field_digest, index_digest};
@@ -75,6 +73,18 @@ impl Node {
         }
     }
 
+    /// Sets `key` to the string `value` when this node is a mapping
+    /// without it (the `kind` a typed list implies for its items).
+    pub(crate) fn insert(&mut self, key: &str, value: &str) {
+        let line = self.line;
+        if let Value::Map(entries) = &mut self.value
+            && !entries.iter().any(|e| e.key == key)
+        {
+            let node = Node { line, value: Value::Str(value.to_owned()) };
+            entries.push(Entry { key: key.to_owned(), line, node });
+        }
+    }
+
     /// A word for the kind of value, for error messages: JSON's, as
     /// kubectl speaks of manifests.
     pub(crate) fn shape(&self) -> &'static str {
@@ -88,45 +98,45 @@ impl Node {
         }
     }
 
-    /// Splits the tree into JSON and the line of every field path.
-    pub(crate) fn into_json(self) -> (Json, Lines) {
-        let root = self.line;
-        let mut fields = Vec::new();
-        let json = self.walk(ROOT_DIGEST, &mut fields);
+    /// The line of every field path of the tree.
+    pub(crate) fn lines(&self) -> Lines {
+        // Counted first: the object keeps this for its lifetime, and a
+        // doubling vector would briefly hold twice as much.
+        let mut fields = Vec::with_capacity(self.count());
+        self.walk(ROOT_DIGEST, &mut fields);
         fields.sort_unstable_by_key(|&(digest, _)| digest);
-        (json, Lines { root, fields: fields.into_boxed_slice(), known: true })
+        Lines { root: self.line, fields: fields.into_boxed_slice(), known: true }
+    }
+
+    /// How many fields and items the tree holds below this node.
+    fn count(&self) -> usize {
+        match &self.value {
+            Value::Seq(items) => items.len() + items.iter().map(Node::count).sum::<usize>(),
+            Value::Map(entries) => {
+                entries.len() + entries.iter().map(|e| e.node.count()).sum::<usize>()
+            }
+            _ => 0,
+        }
     }
 
     /// `at` is the digest of this node's path.
-    fn walk(self, at: u64, fields: &mut Vec<(u64, u32)>) -> Json {
-        match self.value {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(b),
-            Value::Int(i) => Json::from(i),
-            Value::UInt(u) => Json::from(u),
-            Value::Float(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
-            Value::Str(s) => Json::String(s),
-            Value::Seq(items) => Json::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        let digest = index_digest(at, i);
-                        fields.push((digest, item.line));
-                        item.walk(digest, fields)
-                    })
-                    .collect(),
-            ),
-            Value::Map(entries) => Json::Object(
-                entries
-                    .into_iter()
-                    .map(|e| {
-                        let digest = field_digest(at, &e.key);
-                        fields.push((digest, e.line));
-                        (e.key, e.node.walk(digest, fields))
-                    })
-                    .collect(),
-            ),
+    fn walk(&self, at: u64, fields: &mut Vec<(u64, u32)>) {
+        match &self.value {
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let digest = index_digest(at, i);
+                    fields.push((digest, item.line));
+                    item.walk(digest, fields);
+                }
+            }
+            Value::Map(entries) => {
+                for e in entries {
+                    let digest = field_digest(at, &e.key);
+                    fields.push((digest, e.line));
+                    e.node.walk(digest, fields);
+                }
+            }
+            _ => {}
         }
     }
 

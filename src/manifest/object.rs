@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde_json::Value as Json;
 
 use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::api::discovery::v1 as discovery;
 
 use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
@@ -58,13 +58,13 @@ fn decode_as(
         return Ok(());
     };
     check_size(doc, &node, read, implied)?;
-    let (mut json, lines) = node.into_json();
-    if let (Some((api, kind)), Json::Object(map)) = (implied, &mut json) {
-        map.entry("apiVersion").or_insert_with(|| api.into());
-        map.entry("kind").or_insert_with(|| kind.into());
+    let mut node = node;
+    if let Some((api, kind)) = implied {
+        node.insert("apiVersion", api);
+        node.insert("kind", kind);
     }
-    let lines = Arc::new(lines);
-    let (resource, unknown) = resource(read, json, doc.file, &lines)?;
+    let lines = Arc::new(node.lines());
+    let (resource, unknown) = resource(read, node, doc.file, &lines)?;
     let origin = Origin::File { file: doc.file.clone(), lines };
     out.push(Object::new(origin, resource).with_unknown(unknown::shared(unknown)));
     Ok(())
@@ -99,14 +99,8 @@ fn check_size(
     if size <= MAX_OBJECT_BYTES {
         return Ok(());
     }
-    let meta = node.get("metadata");
-    let field = |name| meta.and_then(|m| m.get_str(name)).filter(|s| !s.is_empty());
-    let key = ObjectKey {
-        kind,
-        namespace: field("namespace").unwrap_or(DEFAULT_NAMESPACE).into(),
-        name: field("name").unwrap_or_default().into(),
-    };
-    Err(Error::TooLarge { file: doc.file.to_path_buf(), line: node.line, key: Box::new(key), size })
+    let key = Box::new(object_key(node, kind));
+    Err(Error::TooLarge { file: doc.file.to_path_buf(), line: node.line, key, size })
 }
 
 /// The `apiVersion` and `kind` of a mapping (`implied` for what it does
@@ -137,22 +131,20 @@ fn type_of<'n>(
 /// its type does not have.
 fn resource(
     kind: Kind,
-    json: Json,
+    node: Node,
     file: &Path,
     lines: &Lines,
 ) -> Result<(Resource, Vec<UnknownField>), Error> {
     let at = (file, lines);
     Ok(match kind {
-        Kind::Service => typed(json, at, kind).map(|(o, u)| (Resource::Service(Arc::new(o)), u))?,
-        Kind::Endpoints => {
-            typed(json, at, kind).map(|(o, u)| (Resource::Endpoints(Arc::new(o)), u))?
-        }
-        Kind::Pod => typed::<k8s::Pod>(json, at, kind)
+        Kind::Service => typed(node, at, kind).map(|(o, u)| (Resource::Service(Arc::new(o)), u))?,
+        Kind::Endpoints => typed::<k8s::Endpoints>(node, at, kind)
+            .map(|(o, u)| (Resource::Endpoints(Arc::new(o.into())), u))?,
+        Kind::Pod => typed::<k8s::Pod>(node, at, kind)
             .map(|(o, u)| (Resource::Pod(Arc::new(Pod::from(o))), u))?,
-        Kind::EndpointSlice => {
-            typed(json, at, kind).map(|(o, u)| (Resource::EndpointSlice(Arc::new(o)), u))?
-        }
-        Kind::Node => typed(json, at, kind).map(|(o, u)| (Resource::Node(Arc::new(o)), u))?,
+        Kind::EndpointSlice => typed::<discovery::EndpointSlice>(node, at, kind)
+            .map(|(o, u)| (Resource::EndpointSlice(Arc::new(o.into())), u))?,
+        Kind::Node => typed(node, at, kind).map(|(o, u)| (Resource::Node(Arc::new(o)), u))?,
     })
 }
 
@@ -198,17 +190,17 @@ fn decode_list(
     }
 }
 
-/// `json` as a `T`, and the fields of `json` that `T` does not have.
+/// `node` as a `T`, and the fields of `node` that `T` does not have.
 fn typed<T: DeserializeOwned>(
-    json: Json,
+    node: Node,
     (file, lines): (&Path, &Lines),
     kind: Kind,
 ) -> Result<(T, Vec<UnknownField>), Error> {
-    let key = Box::new(object_key(&json, kind));
+    let key = Box::new(object_key(&node, kind));
     let mut unknown = unknown::Collect::default();
     let mut ignored = |path: serde_ignored::Path<'_>| unknown.ignored(path);
     let decoded = serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
-        json,
+        node,
         &mut ignored,
     ));
     let decoded = decoded.map_err(|e| {
@@ -226,15 +218,15 @@ fn typed<T: DeserializeOwned>(
     Ok((decoded, unknown.finish::<T>(lines)))
 }
 
-/// The key read from raw metadata, for errors before typed decoding.
-fn object_key(json: &Json, kind: Kind) -> ObjectKey {
-    let meta = &json["metadata"];
+/// The key read from the tree's metadata, for errors before typed decoding.
+fn object_key(node: &Node, kind: Kind) -> ObjectKey {
+    let meta = node.get("metadata");
+    let field = |name| meta.and_then(|m| m.get_str(name)).filter(|s| !s.is_empty());
     let namespace = match kind {
         Kind::Node => "",
-        _ => meta["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_NAMESPACE),
+        _ => field("namespace").unwrap_or(DEFAULT_NAMESPACE),
     };
-    let name = meta["name"].as_str().unwrap_or_default();
-    ObjectKey { kind, namespace: namespace.into(), name: name.into() }
+    ObjectKey { kind, namespace: namespace.into(), name: field("name").unwrap_or_default().into() }
 }
 
 fn missing_field(message: &str) -> Option<&str> {

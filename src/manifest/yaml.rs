@@ -22,9 +22,10 @@ pub(crate) struct Invalid {
     pub(crate) message: String,
 }
 
-/// Parses every document of `text`; empty documents are dropped.
-pub(crate) fn documents(text: &str) -> Result<Vec<Node>, Invalid> {
-    serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(text, options()).map_err(|e| {
+/// Parses every document of `text` into `C`, each as soon as it is read;
+/// empty documents are dropped.
+pub(crate) fn documents<C: Default + Extend<Node>>(text: &str) -> Result<C, Invalid> {
+    serde_saphyr::from_str_multiple_with_options::<Node, C>(text, options()).map_err(|e| {
         let line = e.location().and_then(|l| u32::try_from(l.line()).ok()).filter(|l| *l > 0);
         Invalid { line, message: explain(&e) }
     })

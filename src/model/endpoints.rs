@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use rustc_hash::FxHashSet;
 
@@ -88,7 +87,7 @@ pub struct PodInfo {
 /// Validates an EndpointSlice; `None` when it belongs to no Service or
 /// carries FQDN addresses (not proxied).
 pub(crate) fn slice(
-    raw: &discovery::EndpointSlice,
+    raw: &manifest::EndpointSlice,
     key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
@@ -159,7 +158,7 @@ fn slice_ports(
 /// nothing else is checked), each of 1 to [`MAX_ENDPOINT_ADDRESSES`]
 /// addresses.
 fn slice_addresses(
-    raw: &discovery::EndpointSlice,
+    raw: &manifest::EndpointSlice,
     family: Option<bool>,
     f: &mut Fields<'_>,
     names: &mut Names,
@@ -193,7 +192,7 @@ fn slice_addresses(
     addresses
 }
 
-fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) -> Address {
+fn slice_address(ip: IpAddr, endpoint: &manifest::Endpoint, names: &mut Names) -> Address {
     let conditions = endpoint.conditions.as_ref();
     // Unset conditions are read as kube-proxy reads them: `ready` and
     // `serving` true, `terminating` false (so a terminating endpoint with
@@ -202,13 +201,13 @@ fn slice_address(ip: IpAddr, endpoint: &discovery::Endpoint, names: &mut Names) 
     let serving = conditions.and_then(|c| c.serving).unwrap_or(true);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
     let node_name = endpoint.node_name.as_deref().map(|n| names.get(n));
-    let hints = topology::hints(endpoint.hints.as_ref(), names);
+    let hints = topology::hints(endpoint.hints.as_deref(), names);
     Address { ip, ready, serving, terminating, node_name, hints }
 }
 
 /// Validates a `v1 Endpoints` object.
 pub(crate) fn endpoints(
-    raw: &core::Endpoints,
+    raw: &manifest::Endpoints,
     key: &ObjectKey,
     origin: &Origin,
     names: &mut Names,
@@ -224,7 +223,12 @@ pub(crate) fn endpoints(
 
 /// `subsets[i]` of an Endpoints object, as the API server checks it: some
 /// address, ready or not; every port named when there are several.
-fn subset(raw: &core::EndpointSubset, i: usize, f: &mut Fields<'_>, names: &mut Names) -> Subset {
+fn subset(
+    raw: &manifest::EndpointSubset,
+    i: usize,
+    f: &mut Fields<'_>,
+    names: &mut Names,
+) -> Subset {
     let at = || FieldPath::of("subsets").index(i);
     let mut out = Subset::default();
     let ready = raw.addresses.as_deref().unwrap_or_default();

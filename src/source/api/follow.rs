@@ -45,7 +45,7 @@ impl Watched for EndpointSlice {
     const KIND: Kind = Kind::EndpointSlice;
 
     fn resource(self) -> Resource {
-        Resource::EndpointSlice(Arc::new(self))
+        Resource::EndpointSlice(Arc::new(self.into()))
     }
 }
 

@@ -219,8 +219,8 @@ fn trigger_time(object: &Object) -> Option<SystemTime> {
 mod tests {
     use std::time::Duration;
 
+    use crate::manifest::{EndpointSlice, SliceMeta};
     use k8s_openapi::api::core::v1::Service;
-    use k8s_openapi::api::discovery::v1::EndpointSlice;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
@@ -236,7 +236,7 @@ mod tests {
 
     fn slice(name: &str, trigger: &str) -> Object {
         let annotations = [(TRIGGER_TIME.to_owned(), trigger.to_owned())].into();
-        let meta = ObjectMeta {
+        let meta = SliceMeta {
             name: Some(name.into()),
             annotations: Some(annotations),
             ..Default::default()
