@@ -258,17 +258,15 @@ impl Loaded {
     /// Adds the objects of one file's text (already read). False when the
     /// file as a whole is not YAML (no object of it could be read).
     pub fn add_text(&mut self, file: &Path, text: &str) -> bool {
-        let (mut objects, errors) = match stream::decode(file, text) {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                let message = hint(&e.message);
-                self.errors.push(Error::Yaml { file: file.to_owned(), line: e.line, message });
-                return false;
-            }
-        };
-        share_namespaces(&mut objects);
-        self.objects.append(&mut objects);
-        self.errors.extend(errors);
+        let (first, errors) = (self.objects.len(), self.errors.len());
+        if let Err(e) = stream::decode(file, text, &mut self.objects, &mut self.errors) {
+            // Nothing of a file that is not YAML: not even its first documents.
+            self.errors.truncate(errors);
+            let message = hint(&e.message);
+            self.errors.push(Error::Yaml { file: file.to_owned(), line: e.line, message });
+            return false;
+        }
+        share_namespaces(&mut self.objects[first..]);
         true
     }
 }

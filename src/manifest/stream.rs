@@ -48,14 +48,32 @@ impl Extend<Node> for Decoding {
     }
 }
 
-/// The objects of every document of `text` (read from `file`) and the
-/// documents that could not be read; nothing when the text is not YAML.
-pub(crate) fn decode(file: &Path, text: &str) -> Result<(Vec<Object>, Vec<Error>), Invalid> {
-    let state = State { file: Arc::from(file), index: 0, objects: Vec::new(), errors: Vec::new() };
+/// Adds the objects of every document of `text` (read from `file`) to
+/// `objects`, and the documents that could not be read to `errors`;
+/// nothing when the text is not YAML.
+pub(crate) fn decode(
+    file: &Path,
+    text: &str,
+    objects: &mut Vec<Object>,
+    errors: &mut Vec<Error>,
+) -> Result<(), Invalid> {
+    // The vectors themselves move in and out (a copy of 200,000 objects
+    // would briefly hold them twice).
+    let first = objects.len();
+    let state = State {
+        file: Arc::from(file),
+        index: 0,
+        objects: std::mem::take(objects),
+        errors: std::mem::take(errors),
+    };
     STATE.set(Some(state));
     let parsed = yaml::documents::<Decoding>(text);
     // Taken whatever happened: a later file must not see this one's objects.
-    let state = STATE.take();
-    parsed?;
-    Ok(state.map(|s| (s.objects, s.errors)).unwrap_or_default())
+    if let Some(state) = STATE.take() {
+        (*objects, *errors) = (state.objects, state.errors);
+    }
+    if parsed.is_err() {
+        objects.truncate(first);
+    }
+    parsed.map(drop)
 }
