@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use k8s_openapi::api::core::v1 as k8s;
-use k8s_openapi::api::discovery::v1 as discovery;
 
 use super::node::{Lines, Node, Value, json_str_len};
 use super::path::FieldPath;
@@ -138,12 +137,14 @@ fn resource(
     let at = (file, lines);
     Ok(match kind {
         Kind::Service => typed(node, at, kind).map(|(o, u)| (Resource::Service(Arc::new(o)), u))?,
-        Kind::Endpoints => typed::<k8s::Endpoints>(node, at, kind)
-            .map(|(o, u)| (Resource::Endpoints(Arc::new(o.into())), u))?,
+        Kind::Endpoints => {
+            typed(node, at, kind).map(|(o, u)| (Resource::Endpoints(Arc::new(o)), u))?
+        }
         Kind::Pod => typed::<k8s::Pod>(node, at, kind)
             .map(|(o, u)| (Resource::Pod(Arc::new(Pod::from(o))), u))?,
-        Kind::EndpointSlice => typed::<discovery::EndpointSlice>(node, at, kind)
-            .map(|(o, u)| (Resource::EndpointSlice(Arc::new(o.into())), u))?,
+        Kind::EndpointSlice => {
+            typed(node, at, kind).map(|(o, u)| (Resource::EndpointSlice(Arc::new(o)), u))?
+        }
         Kind::Node => typed(node, at, kind).map(|(o, u)| (Resource::Node(Arc::new(o)), u))?,
     })
 }

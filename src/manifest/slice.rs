@@ -3,15 +3,17 @@
 //! for Pods). k8s-openapi's endpoint is 352 bytes whatever it holds (its
 //! `targetRef`, `deprecatedTopology` and `zone` are inline), an Endpoints
 //! address 240, for some 25 bytes of YAML; a cluster's endpoints are the
-//! bulk of what a proxy keeps. Both kinds are still decoded whole, from a
-//! file or from the API server, so every field is type-checked; only this
-//! is kept of them.
+//! bulk of what a proxy keeps. From a file, each endpoint or address is
+//! decoded as k8s-openapi's type and slimmed at once (`read.rs`); the API
+//! server's objects are decoded whole by the watcher and slimmed after.
+//! Either way every field is type-checked; only this is kept.
 
 use std::collections::BTreeMap;
 
+mod read;
+
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// An EndpointSlice as svcproxy reads it.
 #[derive(Clone, Debug, Default)]
@@ -65,61 +67,45 @@ pub struct Meta {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-// === impl EndpointSlice ===
+// === impl Endpoint ===
 
-impl From<discovery::EndpointSlice> for EndpointSlice {
-    fn from(slice: discovery::EndpointSlice) -> Self {
-        let endpoint = |e: discovery::Endpoint| Endpoint {
+impl From<discovery::Endpoint> for Endpoint {
+    fn from(e: discovery::Endpoint) -> Self {
+        Endpoint {
             addresses: e.addresses,
             conditions: e.conditions,
             node_name: e.node_name,
             hints: e.hints.map(Box::new),
-        };
+        }
+    }
+}
+
+// === impl EndpointSlice ===
+
+/// An object of the API server, decoded whole by the watcher.
+impl From<discovery::EndpointSlice> for EndpointSlice {
+    fn from(slice: discovery::EndpointSlice) -> Self {
         EndpointSlice {
             metadata: slice.metadata.into(),
             address_type: slice.address_type,
             ports: slice.ports,
-            endpoints: fresh(slice.endpoints, endpoint),
+            endpoints: fresh(slice.endpoints, Endpoint::from),
         }
     }
 }
 
-// === impl Endpoints ===
+// === impl EndpointAddress ===
 
-impl From<core::Endpoints> for Endpoints {
-    fn from(endpoints: core::Endpoints) -> Self {
-        let address =
-            |a: core::EndpointAddress| EndpointAddress { ip: a.ip, node_name: a.node_name };
-        let addresses = |list: Option<Vec<core::EndpointAddress>>| list.map(|l| fresh(l, address));
-        let subset = |s: core::EndpointSubset| EndpointSubset {
-            addresses: addresses(s.addresses),
-            not_ready_addresses: addresses(s.not_ready_addresses),
-            ports: s.ports,
-        };
-        Endpoints {
-            metadata: endpoints.metadata.into(),
-            subsets: endpoints.subsets.map(|s| s.into_iter().map(subset).collect()),
-        }
+impl From<core::EndpointAddress> for EndpointAddress {
+    fn from(a: core::EndpointAddress) -> Self {
+        EndpointAddress { ip: a.ip, node_name: a.node_name }
     }
 }
 
 /// `items` mapped into a new vector of their number. `collect` would
-/// reuse the decoded vector in place, keeping its 352 or 240 bytes an item.
+/// reuse the decoded vector in place, keeping its 352 bytes an item.
 fn fresh<T, U>(items: Vec<T>, f: impl FnMut(T) -> U) -> Vec<U> {
     let mut out = Vec::with_capacity(items.len());
     out.extend(items.into_iter().map(f));
     out
-}
-
-// === impl Meta ===
-
-impl From<ObjectMeta> for Meta {
-    fn from(meta: ObjectMeta) -> Self {
-        Meta {
-            name: meta.name,
-            namespace: meta.namespace,
-            labels: meta.labels,
-            annotations: meta.annotations,
-        }
-    }
 }
