@@ -273,6 +273,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(item) = seq.next_element::<Node>()? {
             items.push(item);
         }
+        // A vector's first allocation holds 4: a one-item list (`addresses:
+        // [ip]`, one per endpoint) would keep 4 nodes' room until decoded.
+        items.shrink_to_fit();
         Ok(Value::Seq(items))
     }
 
@@ -283,6 +286,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
             let node = map.next_value::<Node>()?;
             entries.push(Entry { key: key.value.0, line, node });
         }
+        // As for lists: a one-field mapping (`- ip: ...`) would hold 4
+        // entries' room, 288 bytes.
+        entries.shrink_to_fit();
         Ok(Value::Map(entries))
     }
 }
