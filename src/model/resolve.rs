@@ -151,14 +151,19 @@ fn selects(selector: &[(String, String)], pod: &PodInfo) -> bool {
 }
 
 /// Endpoints of subsets whose port name and protocol match the ServicePort.
-fn subsets<'s>(subsets: impl Iterator<Item = &'s Subset>, port: &ServicePort) -> Vec<Endpoint> {
-    let mut out = Vec::new();
-    for subset in subsets {
-        let Some(matched) =
-            subset.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol)
-        else {
-            continue;
-        };
+fn subsets<'s>(
+    subsets: impl Iterator<Item = &'s Subset> + Clone,
+    port: &ServicePort,
+) -> Vec<Endpoint> {
+    let matched = |subset: &'s Subset| {
+        let port = subset.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol);
+        port.map(|port| (subset, port))
+    };
+    // Sized first: a Service's endpoints may be 100,000, and a doubling
+    // vector would keep up to twice their room.
+    let count = subsets.clone().filter_map(matched).map(|(s, _)| s.addresses.len()).sum();
+    let mut out = Vec::with_capacity(count);
+    for (subset, matched) in subsets.filter_map(matched) {
         out.extend(subset.addresses.iter().map(|a| Endpoint {
             addr: SocketAddr::new(a.ip, matched.port),
             ready: a.ready,

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::family;
 use super::{Cursor, Frontend, FrontendKind, HealthCheck, Mode, Route, RouteEndpoint, Snapshot};
-use crate::metrics::{InUse, Metrics, PortKey, PortStats};
+use crate::metrics::{EndpointStats, InUse, Metrics, PortKey, PortStats};
 use crate::model::{
     Endpoint, Family, Model, Protocol, Resolved, ServicePort, Topology, choose, usable,
 };
@@ -248,7 +248,12 @@ impl<'a> PortBuild<'a> {
             Some((metrics, in_use)) => metrics.endpoints(&self.stats, in_use, |stats| {
                 endpoints.map(|e| routed(e, stats(e.addr))).collect()
             }),
-            None => endpoints.map(|e| routed(e, Arc::default())).collect(),
+            // Nothing counts (`check`): one set of counters for all, not
+            // 100-odd bytes an endpoint.
+            None => {
+                let idle = Arc::new(EndpointStats::default());
+                endpoints.map(|e| routed(e, idle.clone())).collect()
+            }
         };
         Arc::new(Route {
             service: spec.id.clone(),
