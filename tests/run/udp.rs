@@ -67,10 +67,13 @@ fn dig_through_the_cluster_ip_and_the_node_port_spreads_new_flows_evenly() {
     let (mut proxy, _) = Proxy::serving(&yaml, &[], || dig(frontend, "a.svc.test", &[]));
     for to in [frontend, addr(node_ip, node_port)] {
         let mut counts = std::collections::BTreeMap::new();
-        // Each dig is a new source port: a new flow, the next endpoint.
+        // Each dig from an address of its own: a new flow, the next
+        // endpoint. (From one address, the kernel may hand a dig the port
+        // of one whose flow is still alive: the same flow, as conntrack.)
         for _ in 0..30 {
-            let answer =
-                dig(to, "a.svc.test", &[]).unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
+            let from = fresh_ip().to_string();
+            let answer = dig(to, "a.svc.test", &["-b", &from])
+                .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
             *counts.entry(answer).or_insert(0) += 1;
         }
         let expected: Vec<(String, i32)> = (1..=3).map(|i| (format!("127.1.2.{i}"), 10)).collect();
