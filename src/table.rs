@@ -143,8 +143,9 @@ impl Snapshot {
     /// carried on). NodePorts are bound on `node_ips` (`0.0.0.0` for every
     /// local address). The Routes count their traffic into `metrics`,
     /// stamped as used by `in_use` (whose [`Metrics::retain`] drops the rest
-    /// once this Snapshot is published); without it (`svcproxy check`),
-    /// into counters nobody exports.
+    /// once this Snapshot is published); without it the Snapshot is one to
+    /// list (`svcproxy check`), not to serve: all its ports count into one
+    /// set of counters nobody exports.
     pub fn build(
         model: Model,
         previous: &Snapshot,

@@ -11,7 +11,7 @@ use super::family;
 use super::{Cursor, Frontend, FrontendKind, HealthCheck, Mode, Route, RouteEndpoint, Snapshot};
 use crate::metrics::{EndpointStats, InUse, Metrics, PortKey, PortStats};
 use crate::model::{
-    Endpoint, Family, Model, Protocol, Resolved, ServicePort, Topology, choose, usable,
+    Endpoint, Family, Model, Protocol, Resolved, ServiceId, ServicePort, Topology, choose, usable,
 };
 
 /// Where this node is: NodePort addresses and the name `Local` policies
@@ -66,13 +66,23 @@ fn routes(
 ) -> (FxHashMap<Frontend, Arc<Route>>, Vec<String>) {
     let mut routes = FxHashMap::with_capacity_and_hasher(services.len() * 2, Default::default());
     let mut conflicts = Vec::new();
+    // A table that counts nowhere is only listed (`check`), never served:
+    // its ports share one set of counters, not 344 bytes each.
+    let listed = Arc::new(PortStats::new(PortKey {
+        service: ServiceId { namespace: Arc::from(""), name: Arc::from("") },
+        port: Arc::from(""),
+    }));
     for service in services.iter().filter(|s| s.skip.is_none()) {
         for (port, endpoints) in service.ports() {
             // SCTP is listed by `check`, not proxied.
             if port.protocol == Protocol::Sctp {
                 continue;
             }
-            let stats = PortBuild::new(service, port, endpoints, node, metrics);
+            let counted = match metrics {
+                Some((metrics, in_use)) => metrics.port(&service.service.id, &port.label, in_use),
+                None => listed.clone(),
+            };
+            let stats = PortBuild::new(service, port, endpoints, node, metrics, counted);
             for (frontend, route) in stats.routes(node, previous) {
                 match routes.entry(frontend) {
                     Entry::Vacant(v) => {
@@ -154,12 +164,8 @@ impl<'a> PortBuild<'a> {
         endpoints: &'a [Endpoint],
         node: &Node<'_>,
         metrics: Counting<'a>,
+        stats: Arc<PortStats>,
     ) -> Self {
-        let (id, label) = (&service.service.id, &port.label);
-        let stats = match metrics {
-            Some((metrics, in_use)) => metrics.port(id, label, in_use),
-            None => Arc::new(PortStats::new(PortKey { service: id.clone(), port: label.clone() })),
-        };
         let mode = match port.protocol {
             Protocol::Udp => Mode::Udp,
             _ => Mode::of(port, node.http_by_port_name),
