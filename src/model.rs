@@ -106,7 +106,8 @@ pub struct Resolved {
     /// allocation filled something in.
     pub service: Arc<Service>,
     pub skip: Option<Skip>,
-    /// All endpoints of each of `service.ports`, in the same order.
+    /// All endpoints of each of `service.ports`, in the same order; each
+    /// port's sorted by address, each address once.
     pub endpoints: Vec<Vec<Endpoint>>,
     /// When no port has an endpoint, what its sources hold; only from
     /// [`Model::check`] (the control loop never asks).

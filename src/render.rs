@@ -2,11 +2,12 @@
 //! plus an ENDPOINTS column) with notes on what is listed but not proxied,
 //! and the `/debug/routes` JSON, built from the same rows.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use rustc_hash::FxHashSet;
 use serde_json::{Value, json};
 
 use crate::balance::Balancer;
@@ -321,23 +322,47 @@ fn ports(resolved: &Resolved) -> String {
 
 /// The usable endpoints of every port, as `kubectl get endpoints` lists them.
 fn endpoints(resolved: &Resolved) -> String {
-    // Each address once, in the order first seen; a set, not a scan of
-    // the list so far: a Service may have many thousands.
-    let mut seen: FxHashSet<SocketAddr> = FxHashSet::default();
-    let mut all: Vec<SocketAddr> = Vec::new();
-    for endpoints in &resolved.endpoints {
-        // As the cluster sees them: the node filter of a `Local` traffic
-        // policy applies per node, at routing time.
-        for endpoint in usable(endpoints, None, &Topology::Any) {
-            if seen.insert(endpoint.addr) {
-                all.push(endpoint.addr);
-            }
-        }
-    }
-    if all.is_empty() {
+    // As the cluster sees them: the node filter of a `Local` traffic
+    // policy applies per node, at routing time.
+    let usable =
+        || resolved.endpoints.iter().map(|e| usable(e, None, &Topology::Any).map(|e| e.addr));
+    let count = distinct(usable());
+    if count == 0 {
         return "<none>".to_owned();
     }
-    list(all.len(), all.iter().map(ToString::to_string), SHOWN)
+    // The first addresses in the order first seen.
+    let mut shown: Vec<SocketAddr> = Vec::with_capacity(SHOWN);
+    for addr in usable().flatten() {
+        if shown.len() == SHOWN.min(count) {
+            break;
+        }
+        if !shown.contains(&addr) {
+            shown.push(addr);
+        }
+    }
+    list(count, shown.iter().map(ToString::to_string), SHOWN)
+}
+
+/// How many distinct addresses `lists` hold together, each list sorted
+/// and without repeats (as a Service port's endpoints are): counted by
+/// merging them, not by gathering a set of up to 100,000 addresses.
+fn distinct<L: Iterator<Item = SocketAddr>>(lists: impl Iterator<Item = L>) -> usize {
+    let mut lists: Vec<L> = lists.collect();
+    let mut heads: BinaryHeap<Reverse<(SocketAddr, usize)>> = lists
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, list)| Some(Reverse((list.next()?, i))))
+        .collect();
+    let (mut count, mut last) = (0, None);
+    while let Some(Reverse((addr, i))) = heads.pop() {
+        if last != Some(addr) {
+            (count, last) = (count + 1, Some(addr));
+        }
+        if let Some(next) = lists[i].next() {
+            heads.push(Reverse((next, i)));
+        }
+    }
+    count
 }
 
 /// `count` items joined with commas when there are at most `whole`, else
@@ -351,3 +376,6 @@ fn list(count: usize, items: impl Iterator<Item = String>, whole: usize) -> Stri
     }
     text
 }
+
+#[cfg(test)]
+mod tests;
