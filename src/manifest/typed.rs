@@ -11,7 +11,7 @@
 use std::fmt;
 use std::vec;
 
-use serde::de::value::StringDeserializer;
+use serde::de::value::StrDeserializer;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::node::{Entry, Node, Value};
@@ -59,10 +59,10 @@ impl<'de> de::Deserializer<'de> for Node {
             Value::UInt(u) => visitor.visit_u64(u),
             Value::Float(f) if f.is_finite() => visitor.visit_f64(f),
             Value::Float(_) => visitor.visit_unit(),
-            Value::Str(s) => visitor.visit_string(s),
-            Value::Seq(items) => seq(items, visitor),
+            Value::Str(s) => visitor.visit_string(s.into_string()),
+            Value::Seq(items) => seq(items.into_vec(), visitor),
             Value::Map(entries) => {
-                visitor.visit_map(Entries { rest: entries.into_iter(), next: None })
+                visitor.visit_map(Entries { rest: entries.into_vec().into_iter(), next: None })
             }
         }
     }
@@ -194,7 +194,7 @@ impl<'de> MapAccess<'de> for Entries {
     ) -> Result<Option<K::Value>, Error> {
         let Some(entry) = self.rest.next() else { return Ok(None) };
         self.next = Some(entry.node);
-        seed.deserialize(StringDeserializer::<Error>::new(entry.key)).map(Some)
+        seed.deserialize(StrDeserializer::<Error>::new(&entry.key)).map(Some)
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
@@ -222,7 +222,7 @@ mod tests {
     }
 
     fn entry(key: &str, value: Value) -> Entry {
-        Entry { key: key.to_owned(), line: 1, node: node(value) }
+        Entry { key: key.into(), line: 1, node: node(value) }
     }
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -235,11 +235,11 @@ mod tests {
 
     #[test]
     fn reads_a_struct_from_a_tree() {
-        let tree = node(Value::Map(vec![
+        let tree = node(Value::Map(Box::new([
             entry("port", Value::Int(80)),
             entry("name", Value::Null),
-            entry("labels", Value::Map(vec![entry("a", Value::Str("b".to_owned()))])),
-        ]));
+            entry("labels", Value::Map(Box::new([entry("a", Value::Str("b".into()))]))),
+        ])));
         let port = Port::deserialize(tree).unwrap();
         assert_eq!(port, Port { port: 80, name: None, labels: [("a".into(), "b".into())].into() });
     }
@@ -251,25 +251,25 @@ mod tests {
             serde_json::from_value::<Port>(value).unwrap_err().to_string()
         };
         let cases = [
-            (Value::Str("eighty".to_owned()), r#"{"port":"eighty"}"#),
+            (Value::Str("eighty".into()), r#"{"port":"eighty"}"#),
             (Value::Int(99_999_999_999), r#"{"port":99999999999}"#),
             (Value::Int(-99_999_999_999), r#"{"port":-99999999999}"#),
             (Value::Float(80.5), r#"{"port":80.5}"#),
             (Value::Null, r#"{"port":null}"#),
-            (Value::Seq(vec![]), r#"{"port":[]}"#),
-            (Value::Map(vec![]), r#"{"port":{}}"#),
+            (Value::Seq(Box::new([])), r#"{"port":[]}"#),
+            (Value::Map(Box::new([])), r#"{"port":{}}"#),
             (Value::Bool(true), r#"{"port":true}"#),
             (Value::Float(f64::NAN), r#"{"port":null}"#),
         ];
         for (value, json) in cases {
-            let tree = node(Value::Map(vec![entry("port", value)]));
+            let tree = node(Value::Map(Box::new([entry("port", value)])));
             assert_eq!(Port::deserialize(tree).unwrap_err().to_string(), as_json(json));
         }
     }
 
     #[test]
     fn too_many_items_for_a_tuple_is_an_error() {
-        let tree = node(Value::Seq(vec![node(Value::Int(1)), node(Value::Int(2))]));
+        let tree = node(Value::Seq(Box::new([node(Value::Int(1)), node(Value::Int(2))])));
         let err = <(i32,)>::deserialize(tree).unwrap_err().to_string();
         assert_eq!(err, "invalid length 2, expected fewer elements in array");
     }
