@@ -336,3 +336,31 @@ fn the_process_families_describe_the_proxy_process() {
     let complaints = promtool_complaints(&metrics.text);
     assert!(complaints.is_empty(), "promtool: {complaints}\n{}", metrics.text);
 }
+
+/// Scrapes take turns on a thread of their own (a page is rendered off
+/// the runtime); many at once each still get the whole page, and
+/// `/debug/routes` alike.
+#[test]
+fn concurrent_scrapes_each_get_the_whole_page() {
+    let mut proxy = Proxy::start("", &[]);
+    proxy.wait_metric("svcproxy_routing_generation", WAIT, |g| g >= 1.0);
+    let admin = proxy.admin();
+    let pages: Vec<_> = (0..16)
+        .map(|i| {
+            let path = if i % 4 == 0 { "/debug/routes" } else { "/metrics" };
+            std::thread::spawn(move || (path, get_with_headers(admin.metrics, path)))
+        })
+        .collect();
+    for page in pages {
+        let (path, (status, _, body)) = page.join().expect("a scraper");
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        match path {
+            "/metrics" => {
+                assert!(body.contains("# TYPE svcproxy_routing_generation gauge\n"), "{body}");
+                assert!(body.contains("# TYPE process_open_fds gauge\n"), "{body}");
+            }
+            _ => assert!(body.trim_start().starts_with('{') && body.ends_with("}\n"), "{body}"),
+        }
+    }
+    proxy.assert_running();
+}
