@@ -112,10 +112,16 @@ fn health_checks(
     let mut checks = FxHashMap::default();
     for service in services.iter().filter(|s| s.skip.is_none()) {
         let Some(port) = service.service.health_check_node_port else { continue };
-        let check =
-            HealthCheck { service: service.service.id.clone(), local: local(service, node) };
+        // Each family answers for its own endpoints, as kube-proxy's
+        // proxier of that family does: a dual-stack pod is one endpoint of
+        // each.
         let families = family::of_service(service.cluster_ips());
-        for ip in families.into_iter().flat_map(|f| family::addresses(node.ips, f)) {
+        let each = families.into_iter().flat_map(|f| {
+            let check =
+                HealthCheck { service: service.service.id.clone(), local: local(service, node, f) };
+            family::addresses(node.ips, f).map(move |ip| (ip, check.clone()))
+        });
+        for (ip, check) in each {
             let frontend = Frontend { addr: SocketAddr::new(*ip, port), protocol: Protocol::Tcp };
             let holder = routes.get(&frontend).map(|r| &r.service);
             let holder = holder.or_else(|| checks.get(&frontend).map(|c: &HealthCheck| &c.service));
@@ -133,13 +139,15 @@ fn health_checks(
     checks
 }
 
-/// Ready endpoints of `service` on this node, counted once each whatever
-/// ports they serve: what kube-proxy reports as `localEndpoints`.
-fn local(service: &Resolved, node: &Node<'_>) -> usize {
+/// Ready endpoints of `service` in `family` on this node, counted once
+/// each whatever ports they serve: what kube-proxy reports as
+/// `localEndpoints`.
+fn local(service: &Resolved, node: &Node<'_>, family: Family) -> usize {
     let mut ips: Vec<IpAddr> = service
         .ports()
         .flat_map(|(_, endpoints)| endpoints)
         .filter(|e| e.ready && e.node_name.as_deref() == Some(node.name))
+        .filter(|e| Family::of(e.addr.ip()) == family)
         .map(|e| e.addr.ip())
         .collect();
     ips.sort_unstable();

@@ -90,6 +90,32 @@ fn a_health_check_counts_this_nodes_ready_endpoints_once_each() {
 }
 
 #[test]
+fn a_health_check_counts_the_endpoints_of_its_own_family() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\n\
+        spec: {type: LoadBalancer, ipFamilyPolicy: RequireDualStack, \
+        clusterIPs: [127.0.0.21, '::1'], externalTrafficPolicy: Local, \
+        healthCheckNodePort: 30301, ports: [{name: a, port: 80, nodePort: 30082}]}\n\
+        ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+        metadata: {name: lb-4, labels: {kubernetes.io/service-name: lb}}\n\
+        addressType: IPv4\nports: [{name: a, port: 8080}]\nendpoints:\n\
+        - {addresses: [127.0.2.1], nodeName: node-a}\n\
+        - {addresses: [127.0.2.2], nodeName: node-a}\n\
+        ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+        metadata: {name: lb-6, labels: {kubernetes.io/service-name: lb}}\n\
+        addressType: IPv6\nports: [{name: a, port: 8080}]\nendpoints:\n\
+        - {addresses: ['::1'], nodeName: node-a}\n";
+    let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)];
+    let snapshot = Snapshot::build(model(text), &Snapshot::default(), &node, "node-a", None);
+    let local = |ip: IpAddr| {
+        let frontend = Frontend { addr: SocketAddr::new(ip, 30301), protocol: Protocol::Tcp };
+        snapshot.health_check(&frontend).expect("the health check port").local
+    };
+    // Two pods, one of them dual-stack: two IPv4 endpoints, one IPv6.
+    assert_eq!(local(node[0]), 2);
+    assert_eq!(local(node[1]), 1);
+}
+
+#[test]
 fn a_build_without_metrics_routes_as_one_that_counts() {
     let text = manifest(&["127.0.1.1", "127.0.1.2"]);
     let node = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
