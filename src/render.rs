@@ -11,7 +11,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::balance::Balancer;
-use crate::model::{Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable};
+use crate::model::{
+    Family, Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable,
+};
 use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
 mod family;
@@ -193,9 +195,19 @@ fn topology(snapshot: &Snapshot) -> Vec<String> {
     let zone = snapshot.node.as_ref().and_then(|n| n.zone.as_deref());
     let mut out = Vec::new();
     for resolved in snapshot.services.iter().filter(|s| s.skip.is_none()) {
-        for (port, endpoints) in resolved.ports() {
-            let choice = choose(endpoints, node, zone);
-            let at = format!("{}: port {}", resolved.service.id, port.label);
+        let mut families: Vec<Family> =
+            resolved.cluster_ips().iter().map(|ip| Family::of(*ip)).collect();
+        families.dedup();
+        // Judged per family, as routing judges them; named when two are.
+        let each = resolved.ports().flat_map(|(port, endpoints)| {
+            families.iter().map(move |&f| (port, f, crate::table::family::endpoints(endpoints, f)))
+        });
+        for (port, family, endpoints) in each {
+            let choice = choose(&endpoints, node, zone);
+            let at = match families.len() {
+                1 => format!("{}: port {}", resolved.service.id, port.label),
+                _ => format!("{}: port {} ({family})", resolved.service.id, port.label),
+            };
             let ready = endpoints.iter().filter(|e| e.ready);
             let kept = ready.clone().filter(|e| choice.topology.allows(e)).count();
             let of = ready.count();

@@ -20,7 +20,7 @@ use crate::model::{
 };
 
 mod build;
-mod family;
+pub(crate) mod family;
 
 /// An address svcproxy accepts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

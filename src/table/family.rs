@@ -21,7 +21,7 @@ pub(super) fn addresses(ips: &[IpAddr], family: Family) -> impl Iterator<Item = 
 
 /// The endpoints of `family`; borrowed when all are (the common case: a
 /// single-stack cluster).
-pub(super) fn endpoints(all: &[Endpoint], family: Family) -> Cow<'_, [Endpoint]> {
+pub(crate) fn endpoints(all: &[Endpoint], family: Family) -> Cow<'_, [Endpoint]> {
     let of = |e: &Endpoint| Family::of(e.addr.ip()) == family;
     if all.iter().all(of) {
         Cow::Borrowed(all)

@@ -402,3 +402,33 @@ fn topology_hints_are_noted_with_the_endpoints_they_leave_or_why_they_are_ignore
         "{notes:#?}"
     );
 }
+
+/// Each family of a dual-stack Service is judged apart, as it is routed:
+/// two IPv4 endpoints of three are hinted for this zone and keep it, the
+/// IPv6 one is hinted for another and its family ignores hints.
+#[test]
+fn topology_hints_are_judged_per_family() {
+    let yaml = hinted(Some("a")).replace(
+        "  clusterIP: 10.96.0.30\n",
+        "  ipFamilyPolicy: RequireDualStack\n  clusterIPs: [10.96.0.30, \"fd00:10:96::30\"]\n",
+    ) + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-6\n  \
+         labels: {kubernetes.io/service-name: web}\naddressType: IPv6\n\
+         ports: [{name: http, port: 8080}]\nendpoints:\n- addresses: [\"fd00::1\"]\n  \
+         hints: {forZones: [{name: b}]}\n";
+    let notes = topology_notes(&yaml);
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(
+        notes[0].contains(
+            "default/web: port http (IPv4): topology: 2 of 3 ready endpoints, those hinted for \
+             zone a"
+        ),
+        "{notes:#?}"
+    );
+    assert!(
+        notes[1].contains(
+            "default/web: port http (IPv6): topology hints ignored, every endpoint used: no \
+             ready endpoint is hinted for zone a"
+        ),
+        "{notes:#?}"
+    );
+}
