@@ -113,11 +113,18 @@ async fn respond(req: Request<Incoming>, role: Role, ctx: Arc<Context>) -> Respo
 /// Services `/metrics` is 20 MB of text and some 140 ms of CPU: on a
 /// runtime worker that would stall every connection the worker serves for
 /// as long, at each scrape. One at a time, a flood of scrapers waits for
-/// its turn without taking a thread each. `None` if rendering panicked.
+/// its turn without taking a thread each. The turn is held by the
+/// rendering itself, which goes on when its scraper hangs up: a scraper
+/// that connects, asks and leaves cannot start a second one. `None` if
+/// rendering panicked.
 async fn rendered(ctx: Arc<Context>, page: fn(&Context) -> String) -> Option<String> {
     static TURN: Semaphore = Semaphore::const_new(1);
-    let _turn = TURN.acquire().await.ok()?;
-    tokio::task::spawn_blocking(move || page(&ctx)).await.ok()
+    let turn = TURN.acquire().await.ok()?;
+    let render = move || {
+        let _turn = turn;
+        page(&ctx)
+    };
+    tokio::task::spawn_blocking(render).await.ok()
 }
 
 fn failed() -> (StatusCode, &'static str, String) {
