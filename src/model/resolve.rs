@@ -99,10 +99,18 @@ impl<'a> Catalog<'a> {
                 endpoint.serving = true;
             }
         }
-        // Unstable: a stable sort takes a scratch copy as large as the
-        // endpoints (3.2 MB for 50,000), and equal addresses are merged
-        // below whatever their order.
-        found.sort_unstable_by_key(|e| e.addr);
+        // Unstable (a stable sort takes a scratch copy as large as the
+        // endpoints, 3.2 MB for 50,000), so the order of one address's
+        // listings is set here: the first is the one whose node and hints
+        // are kept, a ready one before one that is not, then by node name
+        // and hints, whatever order the slices came in.
+        found.sort_unstable_by(|a, b| {
+            a.addr
+                .cmp(&b.addr)
+                .then(b.ready.cmp(&a.ready))
+                .then_with(|| a.node_name.cmp(&b.node_name))
+                .then_with(|| hints(a).cmp(&hints(b)))
+        });
         found.dedup_by(|later, first| {
             // Several slices may list one endpoint: it is ready if any says so.
             let same = later.addr == first.addr;
@@ -146,6 +154,11 @@ impl<'a> Catalog<'a> {
             })
             .collect()
     }
+}
+
+/// An endpoint's hints as something ordered.
+fn hints(e: &Endpoint) -> Option<(&[Arc<str>], &[Arc<str>])> {
+    e.hints.as_deref().map(|h| (&*h.zones, &*h.nodes))
 }
 
 /// Whether `selector` (label key, value) picks `pod`.

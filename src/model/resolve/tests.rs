@@ -111,3 +111,23 @@ fn local_traffic_policy_keeps_this_nodes_endpoints() {
     assert_eq!(super::usable(endpoints, Some("node-b"), &Topology::Any).count(), 0);
     let _: SocketAddr = endpoints[0].addr;
 }
+
+#[test]
+fn an_endpoint_listed_twice_keeps_the_ready_listings_node_whatever_the_order() {
+    let slice = |name: &str, node: &str, ready: bool| {
+        format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: {name}, labels: {{kubernetes.io/service-name: web}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n\
+             - addresses: [127.0.1.1]\n  nodeName: {node}\n  conditions: {{ready: {ready}}}\n"
+        )
+    };
+    let (stale, ready) = (slice("web-1", "node-a", false), slice("web-2", "node-b", true));
+    for text in [format!("{SERVICE}{stale}{ready}"), format!("{SERVICE}{ready}{stale}")] {
+        let m = model(&text);
+        let endpoints = &m.services[0].endpoints[0];
+        assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+        assert!(endpoints[0].ready, "{endpoints:?}");
+        assert_eq!(endpoints[0].node_name.as_deref(), Some("node-b"), "{endpoints:?}");
+    }
+}
