@@ -24,6 +24,31 @@ impl de::Error for Error {
     fn custom<T: fmt::Display>(message: T) -> Self {
         Error(message.to_string())
     }
+
+    fn invalid_type(found: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Error(format!("invalid type: {}, expected {expected}", AsJson(found)))
+    }
+
+    fn invalid_value(found: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Error(format!("invalid value: {}, expected {expected}", AsJson(found)))
+    }
+}
+
+/// What was found, as serde_json words it: null, not "unit value", and a
+/// float as JSON writes it (`1e20`, not `100000000000000000000`).
+struct AsJson<'a>(de::Unexpected<'a>);
+
+impl fmt::Display for AsJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            de::Unexpected::Unit => f.write_str("null"),
+            de::Unexpected::Float(v) => match serde_json::Number::from_f64(v) {
+                Some(number) => write!(f, "floating point `{number}`"),
+                None => write!(f, "floating point `{v}`"),
+            },
+            found => fmt::Display::fmt(&found, f),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -255,6 +280,8 @@ mod tests {
             (Value::Int(99_999_999_999), r#"{"port":99999999999}"#),
             (Value::Int(-99_999_999_999), r#"{"port":-99999999999}"#),
             (Value::Float(80.5), r#"{"port":80.5}"#),
+            (Value::Float(1e20), r#"{"port":1e20}"#),
+            (Value::Float(-0.5), r#"{"port":-0.5}"#),
             (Value::Null, r#"{"port":null}"#),
             (Value::Seq(Box::new([])), r#"{"port":[]}"#),
             (Value::Map(Box::new([])), r#"{"port":{}}"#),
