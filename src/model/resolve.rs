@@ -109,7 +109,7 @@ impl<'a> Catalog<'a> {
                 .cmp(&b.addr)
                 .then(b.ready.cmp(&a.ready))
                 .then_with(|| a.node_name.cmp(&b.node_name))
-                .then_with(|| hints(a).cmp(&hints(b)))
+                .then_with(|| a.hints.cmp(&b.hints))
         });
         found.dedup_by(|later, first| {
             // Several slices may list one endpoint: it is ready if any says so.
@@ -154,11 +154,6 @@ impl<'a> Catalog<'a> {
             })
             .collect()
     }
-}
-
-/// An endpoint's hints as something ordered.
-fn hints(e: &Endpoint) -> Option<(&[Arc<str>], &[Arc<str>])> {
-    e.hints.as_deref().map(|h| (&*h.zones, &*h.nodes))
 }
 
 /// Whether `selector` (label key, value) picks `pod`.

@@ -11,8 +11,9 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use super::names::Names;
 use super::resolve::Endpoint;
 
-/// An endpoint's `hints`: the zones and nodes it should serve.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// An endpoint's `hints`: the zones and nodes it should serve (ordered,
+/// so one address's listings are ordered whole).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Hints {
     pub zones: Box<[Arc<str>]>,
     /// `forNodes` (trafficDistribution `PreferSameNode`).
