@@ -11,9 +11,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::balance::Balancer;
-use crate::model::{
-    Family, Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable,
-};
+use crate::model::{Ignored, Protocol, Resolved, ServiceType, Skip, Topology, choose, usable};
 use crate::table::{Frontend, FrontendKind, Mode, Route, Snapshot, Upstream};
 
 mod family;
@@ -195,9 +193,7 @@ fn topology(snapshot: &Snapshot) -> Vec<String> {
     let zone = snapshot.node.as_ref().and_then(|n| n.zone.as_deref());
     let mut out = Vec::new();
     for resolved in snapshot.services.iter().filter(|s| s.skip.is_none()) {
-        let mut families: Vec<Family> =
-            resolved.cluster_ips().iter().map(|ip| Family::of(*ip)).collect();
-        families.dedup();
+        let families = crate::table::family::of_service(resolved.cluster_ips());
         // Judged per family, as routing judges them; named when two are.
         let each = resolved.ports().flat_map(|(port, endpoints)| {
             families.iter().map(move |&f| (port, f, crate::table::family::endpoints(endpoints, f)))

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::model::{Endpoint, Family};
 
 /// The families of a Service: those of its ClusterIPs, in their order.
-pub(super) fn of_service(cluster_ips: &[IpAddr]) -> Vec<Family> {
+pub(crate) fn of_service(cluster_ips: &[IpAddr]) -> Vec<Family> {
     let mut families: Vec<Family> = cluster_ips.iter().map(|ip| Family::of(*ip)).collect();
     families.dedup();
     families
